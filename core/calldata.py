@@ -1,0 +1,137 @@
+"""The data a scored call is made of: utterances, voice activity, findings, results.
+
+These plain dataclasses are the contract between the stages of the pipeline
+(segmentation -> ASR -> metrics -> rubric engine -> storage) and the JSON output
+described in RUBRIC.md ("Findings"). Times are seconds from the start of the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Speaker = Literal["agent", "customer"]
+SPEAKERS: tuple[Speaker, Speaker] = ("agent", "customer")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of time on one leg, e.g. a run of voiced frames."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Utterance:
+    """One utterance of one speaker, with its text and acoustic measurements.
+
+    `level_db` is the active-speech RMS level of the utterance in dBFS (voiced frames only);
+    `voiced_s` the voiced time inside the utterance, used for speech rate;
+    `pitch_hz` the median F0 of voiced frames (0 when none was found).
+    """
+
+    speaker: Speaker
+    start: float
+    end: float
+    text: str = ""
+    level_db: float | None = None
+    voiced_s: float | None = None
+    pitch_hz: float | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "speaker": self.speaker,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+        }
+
+
+@dataclass
+class LegActivity:
+    """Voice activity of one leg: voiced segments, and the per-frame levels they came from."""
+
+    speaker: Speaker
+    voiced: list[Segment]
+    duration_s: float
+
+
+@dataclass
+class CallEvidence:
+    """Everything the rubric engine looks at for one call."""
+
+    duration_s: float
+    language: str
+    utterances: list[Utterance]
+    activity: dict[str, LegActivity]
+
+    def of(self, speaker: str) -> list[Utterance]:
+        """Utterances of `speaker` ("agent", "customer" or "any"), in start order."""
+        if speaker == "any":
+            return list(self.utterances)
+        return [u for u in self.utterances if u.speaker == speaker]
+
+
+@dataclass
+class Finding:
+    """One problem found in a call by one rubric item (see RUBRIC.md, "Findings")."""
+
+    item_id: str
+    kind: str
+    speaker: str
+    start: float
+    end: float
+    evidence: str
+    severity: str
+    deduct: float
+    name: str = ""
+    category: str | None = None
+    alert: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["start"] = round(self.start, 3)
+        out["end"] = round(self.end, 3)
+        if not self.detail:
+            out.pop("detail")
+        return out
+
+
+@dataclass
+class CallResult:
+    """The outcome of scoring one call against one rubric."""
+
+    rubric_id: str
+    rubric_version: int | None
+    score: float
+    passed: bool
+    fatal: bool
+    findings: list[Finding]
+    transcript: list[Utterance]
+    metrics: dict[str, Any]
+    category_scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rubric_id": self.rubric_id,
+            "rubric_version": self.rubric_version,
+            "score": self.score,
+            "passed": self.passed,
+            "fatal": self.fatal,
+            "category_scores": self.category_scores,
+            "findings": [f.to_json() for f in self.findings],
+            "transcript": [u.to_json() for u in self.transcript],
+            "metrics": self.metrics,
+        }

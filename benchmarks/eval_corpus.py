@@ -1,0 +1,186 @@
+"""Accuracy on a labelled corpus: finding precision/recall per item, CER per leg, pass/fail.
+
+    python benchmarks/eval_corpus.py ../shared/corpus [--calls dev001,dev002] [--json OUT]
+
+Every call of the corpus (devNNN.wav + devNNN.json, with the corpus's rubric.yaml) is scored
+through the same code as `callqa score` (nothing is stored). A finding matches a label with
+the same item_id whose time span overlaps it within 2 s; call-level items (required phrases
+and filler totals) match on item_id alone. CER compares each leg's recognised text with the
+reference transcript after normalisation (NFKC, simplified characters, digits as Chinese
+numerals, punctuation and spaces removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zhconv  # noqa: E402
+
+from core.audio_io import read_wav  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.pipeline import legs_from_recording, score_legs  # noqa: E402
+from core.rubric.schema import Rubric, load_rubric_file  # noqa: E402
+from core.score_file import get_engine  # noqa: E402
+
+TIME_TOLERANCE_S = 2.0
+CALL_LEVEL_KINDS = {"required_phrase", "filler_words"}
+DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
+PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = zhconv.convert(text, "zh-cn").translate(DIGITS).lower()
+    return PUNCT.sub("", text)
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+        prev = cur
+    return prev[-1]
+
+
+def expected_outcome(rubric: Rubric, events: list[dict[str, Any]]) -> tuple[float, bool]:
+    """The score the labels imply, by the rubric's deductions, caps and fatal items."""
+    by_item = {it.id: it for it in rubric.items}
+    per_item: dict[str, float] = defaultdict(float)
+    fatal = False
+    for ev in events:
+        item = by_item[ev["item_id"]]
+        per_item[item.id] += item.deduct
+        fatal = fatal or item.fatal
+    total = 0.0
+    for item_id, value in per_item.items():
+        cap = by_item[item_id].max_deduct
+        total += min(value, cap) if cap is not None else value
+    score = 0.0 if fatal else max(0.0, rubric.total - total)
+    return score, (not fatal and score >= rubric.pass_score)
+
+
+def overlaps(a0: float, a1: float, b0: float, b1: float, tol: float) -> bool:
+    return a0 <= b1 + tol and b0 <= a1 + tol
+
+
+def match_call(
+    findings: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> tuple[dict[str, list[int]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per item [tp, fp, fn], plus the unmatched findings and labels."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    used: set[int] = set()
+    missed = []
+    for ev in events:
+        hit = None
+        for i, f in enumerate(findings):
+            if i in used or f["item_id"] != ev["item_id"]:
+                continue
+            if ev["kind"] in CALL_LEVEL_KINDS or overlaps(
+                f["start"], f["end"], ev["start"], ev["end"], TIME_TOLERANCE_S
+            ):
+                hit = i
+                break
+        if hit is None:
+            counts[ev["item_id"]][2] += 1
+            missed.append(ev)
+        else:
+            used.add(hit)
+            counts[ev["item_id"]][0] += 1
+    extra = [f for i, f in enumerate(findings) if i not in used]
+    for f in extra:
+        counts[f["item_id"]][1] += 1
+    return counts, extra, missed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--calls", help="comma-separated call ids (default: all)")
+    ap.add_argument("--rubric", type=Path, help="rubric (default: CORPUS/rubric.yaml)")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--json", type=Path, help="write per-call details here")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print misses per call")
+    args = ap.parse_args()
+
+    rubric = load_rubric_file(args.rubric or args.corpus / "rubric.yaml")
+    config = load_config(overrides={"model": args.model})
+    engine = get_engine(config)
+    label_files = sorted(args.corpus.glob("dev*.json")) or sorted(
+        p for p in args.corpus.glob("*.json") if p.with_suffix(".wav").exists()
+    )
+    if args.calls:
+        wanted = set(args.calls.split(","))
+        label_files = [p for p in label_files if p.stem in wanted]
+
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    cer_num: dict[str, int] = defaultdict(int)
+    cer_den: dict[str, int] = defaultdict(int)
+    agree = 0
+    details = []
+    audio_s = 0.0
+    t0 = time.perf_counter()
+    for lf in label_files:
+        labels = json.loads(lf.read_text(encoding="utf-8"))
+        rec = read_wav(lf.with_suffix(".wav"))
+        audio_s += rec.duration_s
+        legs = legs_from_recording(rec, agent_channel="left")
+        scored = score_legs(engine, rubric, legs, batch_size=config.asr_batch_size)
+        result = scored.result.to_json()
+        counts, extra, missed = match_call(result["findings"], labels["events"])
+        for item, c in counts.items():
+            for k in range(3):
+                totals[item][k] += c[k]
+        for speaker in ("agent", "customer"):
+            ref = normalise("".join(u["text"] for u in labels["transcript"] if u["speaker"] == speaker))
+            hyp = normalise("".join(u.text for u in scored.evidence.utterances if u.speaker == speaker))
+            cer_num[speaker] += edit_distance(ref, hyp)
+            cer_den[speaker] += len(ref)
+        _, exp_pass = expected_outcome(rubric, labels["events"])
+        agree += int(exp_pass == result["passed"])
+        details.append({"call": lf.stem, "score": result["score"], "passed": result["passed"],
+                        "expected_pass": exp_pass, "extra": extra, "missed": missed})
+        status = "ok" if not extra and not missed else f"+{len(extra)} -{len(missed)}"
+        print(f"{lf.stem}: score {result['score']:g} {'pass' if result['passed'] else 'fail'} "
+              f"(expected {'pass' if exp_pass else 'fail'})  {status}", flush=True)
+        if args.verbose:
+            for f in extra:
+                print(f"    extra  {f['item_id']} {f['start']:.1f}-{f['end']:.1f} {f['evidence']}")
+            for ev in missed:
+                print(f"    missed {ev['item_id']} {ev['start']:.1f}-{ev['end']:.1f} {ev.get('text')}")
+    elapsed = time.perf_counter() - t0
+
+    print()
+    print(f"{'item':<18} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>10} {'recall':>8}")
+    for item in [it.id for it in rubric.items]:
+        tp, fp, fn = totals.get(item, [0, 0, 0])
+        prec = tp / (tp + fp) if tp + fp else float("nan")
+        rec_ = tp / (tp + fn) if tp + fn else float("nan")
+        print(f"{item:<18} {tp:>4} {fp:>4} {fn:>4} {prec:>10.2f} {rec_:>8.2f}")
+    print()
+    for speaker in ("agent", "customer"):
+        print(f"CER {speaker:<9} {100 * cer_num[speaker] / max(1, cer_den[speaker]):5.1f} %"
+              f"  ({cer_num[speaker]} edits / {cer_den[speaker]} chars)")
+    all_num = sum(cer_num.values())
+    all_den = sum(cer_den.values())
+    print(f"CER overall   {100 * all_num / max(1, all_den):5.1f} %")
+    print(f"pass/fail agreement: {agree}/{len(label_files)}")
+    print(f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real time)")
+    if args.json:
+        args.json.write_text(json.dumps(details, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

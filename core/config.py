@@ -1,0 +1,138 @@
+"""Settings: one documented table, read from defaults, a TOML file, the environment and flags.
+
+Each setting has a name with its unit (`_s`, `_ms`, `_db`), a default and a help text. The
+same table feeds the README's settings section (a test checks that every setting is
+documented there). Later sources win: defaults < TOML file < environment (`CALLQA_<NAME>`)
+< command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CALLQA_"
+DEFAULT_CONFIG_PATHS = (Path("/etc/callqa/callqa.toml"),)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "~/.local/share/callqa", "Folder for the database, recordings and the assembled model."),
+    Setting("model", "base", "Whisper model: `base` (embedded), `tiny.en` (embedded), or a path to a CTranslate2 Whisper model folder."),
+    Setting("asr_device", "auto", "`auto`, `cpu` or `cuda`. `auto` uses a GPU when CTranslate2 sees one."),
+    Setting("asr_compute_type", "default", "CTranslate2 compute type: `default` (int8 on CPU, float16 on GPU), `int8`, `int8_float16`, `float16`, `float32`."),
+    Setting("asr_beam_size", 5, "Beam size for decoding."),
+    Setting("asr_cpu_threads", 0, "Threads per CTranslate2 replica on CPU (0: all cores)."),
+    Setting("asr_batch_size", 8, "Most utterances decoded in one call to the model."),
+    Setting("rubric", "default-zh", "Rubric used when none is given: a built-in id, a stored id, or a YAML path."),
+    Setting("agent_channel", "left", "Which channel of a stereo recording is the agent: `left` or `right`."),
+    Setting("min_silence_s", 0.5, "Silence that ends an utterance."),
+    Setting("max_utterance_s", 15.0, "Longest utterance before a forced cut."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    model: str
+    asr_device: str
+    asr_compute_type: str
+    asr_beam_size: int
+    asr_cpu_threads: int
+    asr_batch_size: int
+    rubric: str
+    agent_channel: str
+    min_silence_s: float
+    max_utterance_s: float
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "callqa.db"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and source."""
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    default = _BY_NAME[name].default
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{source}: setting {name!r} must be a {type(default).__name__}, got {value!r}"
+        ) from exc
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the configuration from defaults, a TOML file, the environment and overrides."""
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    env = os.environ if environ is None else environ
+
+    path = config_file
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        for key, value in table.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            values[key] = _coerce(key, value, f"config file {path}")
+
+    for setting in SETTINGS:
+        raw = env.get(ENV_PREFIX + setting.name.upper())
+        if raw is not None:
+            values[setting.name] = _coerce(setting.name, raw, ENV_PREFIX + setting.name.upper())
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+
+    if values["agent_channel"] not in ("left", "right"):
+        raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
+    if values["asr_device"] not in ("auto", "cpu", "cuda"):
+        raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
+    values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+    names = {f.name for f in fields(Config)}
+    return Config(**{k: v for k, v in values.items() if k in names})
+
+
+def settings_markdown() -> str:
+    """The settings table as Markdown, as printed by `callqa settings`."""
+    lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        lines.append(f"| `{s.name}` | `{s.default}` | {s.help} |")
+    return "\n".join(lines)

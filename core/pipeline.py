@@ -1,0 +1,170 @@
+"""Offline scoring of one recorded call: audio -> utterances -> text -> findings -> score.
+
+The same stages the live daemon runs per leg, applied to a whole file: segment each leg with
+the streaming VAD endpointer, transcribe all utterances of both legs in batches, evaluate
+the rubric, and hand back what storage needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.asr import AsrEngine, AsrRequest
+from core.audio_io import Recording
+from core.calldata import CallEvidence, CallResult, LegActivity, Speaker, Utterance
+from core.rubric.engine import evaluate
+from core.rubric.schema import Rubric
+from core.segmentation import segment_leg
+from kernels.resample import upsample_8k_to_16k
+
+logger = logging.getLogger(__name__)
+
+ASR_SAMPLE_RATE = 16000
+VAD_SAMPLE_RATE = 8000
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class LegInput:
+    """One leg of a call: who speaks on it and its audio (float32, [-1, 1])."""
+
+    speaker: Speaker
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass
+class ScoredCall:
+    result: CallResult
+    evidence: CallEvidence
+    dropped: list[tuple[Utterance, str]] = field(default_factory=list)
+
+
+def legs_from_recording(
+    recording: Recording, *, agent_channel: str = "left", mono_speaker: Speaker | None = None
+) -> list[LegInput]:
+    """Assign the recording's channels to agent and customer."""
+    rate = recording.sample_rate
+    if len(recording.channels) == 1:
+        if mono_speaker is None:
+            raise ValueError(
+                "the recording is mono: say whose voice it is with --speaker agent|customer"
+            )
+        return [LegInput(mono_speaker, recording.channels[0], rate)]
+    left, right = recording.channels
+    agent, customer = (left, right) if agent_channel == "left" else (right, left)
+    return [LegInput("agent", agent, rate), LegInput("customer", customer, rate)]
+
+
+def _to_8k(audio: np.ndarray, rate: int) -> np.ndarray:
+    if rate == VAD_SAMPLE_RATE:
+        return audio
+    # 16 kHz -> 8 kHz for the VAD only: average pairs (a 2-tap low-pass is enough for
+    # energy and zero-crossing features; ASR keeps the original 16 kHz audio).
+    n = len(audio) // 2
+    return (0.5 * (audio[: 2 * n : 2] + audio[1 : 2 * n : 2])).astype(np.float32)
+
+
+def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    if rate == ASR_SAMPLE_RATE:
+        return audio
+    return upsample_8k_to_16k(np.ascontiguousarray(audio, dtype=np.float32))
+
+
+def segment_legs(
+    legs: list[LegInput], *, min_silence_s: float, max_utterance_s: float
+) -> tuple[list[Utterance], dict[str, LegActivity]]:
+    utterances: list[Utterance] = []
+    activity: dict[str, LegActivity] = {}
+    for leg in legs:
+        audio8 = _to_8k(leg.audio, leg.sample_rate)
+        utts, act = segment_leg(
+            audio8,
+            leg.speaker,
+            VAD_SAMPLE_RATE,
+            min_silence_s=min_silence_s,
+            max_utterance_s=max_utterance_s,
+        )
+        utterances.extend(utts)
+        activity[leg.speaker] = act
+    utterances.sort(key=lambda u: (u.start, u.speaker))
+    return utterances, activity
+
+
+def transcribe_utterances(
+    engine: AsrEngine,
+    legs: list[LegInput],
+    utterances: list[Utterance],
+    *,
+    language: str,
+    batch_size: int,
+    progress: ProgressFn | None = None,
+) -> tuple[list[Utterance], list[tuple[Utterance, str]]]:
+    """Fill in the text of each utterance; return the kept ones and the dropped ones."""
+    audio16 = {leg.speaker: _to_16k(leg.audio, leg.sample_rate) for leg in legs}
+    requests = []
+    for i, utt in enumerate(utterances):
+        a = audio16[utt.speaker]
+        s = max(0, int(utt.start * ASR_SAMPLE_RATE))
+        e = min(len(a), int(utt.end * ASR_SAMPLE_RATE))
+        requests.append(AsrRequest(id=str(i), audio=a[s:e], language=language))
+    kept: list[Utterance] = []
+    dropped: list[tuple[Utterance, str]] = []
+    done = 0
+    for b in range(0, len(requests), max(1, batch_size)):
+        batch = requests[b : b + batch_size]
+        for req, res in zip(batch, engine.transcribe_batch(batch), strict=True):
+            utt = utterances[int(req.id)]
+            utt.avg_logprob = res.avg_logprob
+            utt.no_speech_prob = res.no_speech_prob
+            if res.dropped_reason or not res.text.strip():
+                dropped.append((utt, res.dropped_reason or "empty"))
+                continue
+            utt.text = res.text
+            kept.append(utt)
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(requests))
+    return kept, dropped
+
+
+def score_legs(
+    engine: AsrEngine,
+    rubric: Rubric,
+    legs: list[LegInput],
+    *,
+    rubric_version: int | None = None,
+    language: str | None = None,
+    min_silence_s: float = 0.5,
+    max_utterance_s: float = 15.0,
+    batch_size: int = 8,
+    progress: ProgressFn | None = None,
+) -> ScoredCall:
+    """Run segmentation, ASR and the rubric over the legs of one call."""
+    duration = max(len(leg.audio) / leg.sample_rate for leg in legs)
+    lang = language or rubric.language
+    utterances, activity = segment_legs(
+        legs, min_silence_s=min_silence_s, max_utterance_s=max_utterance_s
+    )
+    kept, dropped = transcribe_utterances(
+        engine, legs, utterances, language=lang, batch_size=batch_size, progress=progress
+    )
+    evidence = CallEvidence(
+        duration_s=duration, language=lang, utterances=kept, activity=activity
+    )
+    result = evaluate(rubric, evidence, rubric_version=rubric_version)
+    return ScoredCall(result=result, evidence=evidence, dropped=dropped)
+
+
+def describe_legs(legs: list[LegInput]) -> str:
+    return ", ".join(f"{leg.speaker} {len(leg.audio) / leg.sample_rate:.1f} s" for leg in legs)
+
+
+def recording_suffix(path: Path) -> str:
+    return path.suffix.lower() or ".wav"

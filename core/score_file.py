@@ -1,0 +1,122 @@
+"""`callqa score FILE`: read a recording, score it, store the call with its recording.
+
+Nothing is half-stored: the recording is copied under the data directory first, the
+database rows are written in one transaction, and the copy is removed if that fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from core.asr import AsrEngine, AsrOptions
+from core.audio_io import read_wav
+from core.calldata import Speaker
+from core.config import Config
+from core.model_store import resolve_model
+from core.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
+from core.rubric_catalog import resolve_rubric
+from core.storage import repository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreRequest:
+    path: Path
+    rubric_ref: str
+    agent_id: str | None = None
+    team_id: str | None = None
+    agent_channel: str = "left"
+    speaker: Speaker | None = None
+    started_at: str | None = None
+    store: bool = True
+
+
+@dataclass
+class ScoreOutcome:
+    call_id: str | None
+    scored: ScoredCall
+    recording_path: Path | None
+
+
+@lru_cache(maxsize=4)
+def _engine(model_dir: str, device: str, compute_type: str, threads: int, beam: int) -> AsrEngine:
+    options = AsrOptions(
+        device=device, compute_type=compute_type, cpu_threads=threads, beam_size=beam
+    )
+    return AsrEngine(Path(model_dir), options)
+
+
+def get_engine(config: Config) -> AsrEngine:
+    """The one ASR engine of this process for the configured model and device."""
+    info = resolve_model(config.model, config.data_dir)
+    return _engine(
+        str(info.path),
+        config.asr_device,
+        config.asr_compute_type,
+        config.asr_cpu_threads,
+        config.asr_beam_size,
+    )
+
+
+def score_file(
+    config: Config, db: Database, req: ScoreRequest, progress: ProgressFn | None = None
+) -> ScoreOutcome:
+    recording = read_wav(req.path)
+    legs = legs_from_recording(
+        recording, agent_channel=req.agent_channel, mono_speaker=req.speaker
+    )
+    resolved = resolve_rubric(db, req.rubric_ref)
+    engine = get_engine(config)
+    scored = score_legs(
+        engine,
+        resolved.rubric,
+        legs,
+        rubric_version=resolved.version,
+        min_silence_s=config.min_silence_s,
+        max_utterance_s=config.max_utterance_s,
+        batch_size=config.asr_batch_size,
+        progress=progress,
+    )
+    if not req.store:
+        return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
+
+    call_id = repository.new_call_id()
+    started = req.started_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    target = repository.recording_path(config.data_dir, call_id, started)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    shutil.copyfile(req.path, tmp)
+    tmp.replace(target)
+    record = repository.CallRecord(
+        id=call_id,
+        source="file",
+        recording_path=str(target),
+        duration_s=recording.duration_s,
+        started_at=started,
+        agent_id=req.agent_id,
+        team_id=req.team_id,
+        language=scored.evidence.language,
+        meta={
+            "original_file": str(req.path),
+            "encoding": recording.encoding,
+            "sample_rate": recording.sample_rate,
+            "channels": len(recording.channels),
+            "agent_channel": req.agent_channel if len(recording.channels) == 2 else None,
+            "mono_speaker": req.speaker,
+            "dropped_utterances": len(scored.dropped),
+        },
+    )
+    try:
+        repository.save_scored_call(db, record, scored.result)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return ScoreOutcome(call_id=call_id, scored=scored, recording_path=target)

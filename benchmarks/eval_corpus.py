@@ -24,13 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import zhconv  # noqa: E402
+import zhconv
 
-from core.audio_io import read_wav  # noqa: E402
-from core.config import load_config  # noqa: E402
-from core.pipeline import legs_from_recording, score_legs  # noqa: E402
-from core.rubric.schema import Rubric, load_rubric_file  # noqa: E402
-from core.score_file import get_engine  # noqa: E402
+from core.audio_io import read_wav
+from core.config import load_config
+from core.pipeline import legs_from_recording, score_legs
+from core.rubric.schema import Rubric, load_rubric_file
+from core.score_file import get_engine
 
 TIME_TOLERANCE_S = 2.0
 CALL_LEVEL_KINDS = {"required_phrase", "filler_words"}
@@ -143,22 +143,39 @@ def main() -> int:
             for k in range(3):
                 totals[item][k] += c[k]
         for speaker in ("agent", "customer"):
-            ref = normalise("".join(u["text"] for u in labels["transcript"] if u["speaker"] == speaker))
-            hyp = normalise("".join(u.text for u in scored.evidence.utterances if u.speaker == speaker))
+            ref = normalise(
+                "".join(u["text"] for u in labels["transcript"] if u["speaker"] == speaker)
+            )
+            hyp = normalise(
+                "".join(u.text for u in scored.evidence.utterances if u.speaker == speaker)
+            )
             cer_num[speaker] += edit_distance(ref, hyp)
             cer_den[speaker] += len(ref)
         _, exp_pass = expected_outcome(rubric, labels["events"])
         agree += int(exp_pass == result["passed"])
-        details.append({"call": lf.stem, "score": result["score"], "passed": result["passed"],
-                        "expected_pass": exp_pass, "extra": extra, "missed": missed})
+        details.append(
+            {
+                "call": lf.stem,
+                "score": result["score"],
+                "passed": result["passed"],
+                "expected_pass": exp_pass,
+                "extra": extra,
+                "missed": missed,
+            }
+        )
         status = "ok" if not extra and not missed else f"+{len(extra)} -{len(missed)}"
-        print(f"{lf.stem}: score {result['score']:g} {'pass' if result['passed'] else 'fail'} "
-              f"(expected {'pass' if exp_pass else 'fail'})  {status}", flush=True)
+        print(
+            f"{lf.stem}: score {result['score']:g} {'pass' if result['passed'] else 'fail'} "
+            f"(expected {'pass' if exp_pass else 'fail'})  {status}",
+            flush=True,
+        )
         if args.verbose:
             for f in extra:
                 print(f"    extra  {f['item_id']} {f['start']:.1f}-{f['end']:.1f} {f['evidence']}")
             for ev in missed:
-                print(f"    missed {ev['item_id']} {ev['start']:.1f}-{ev['end']:.1f} {ev.get('text')}")
+                print(
+                    f"    missed {ev['item_id']} {ev['start']:.1f}-{ev['end']:.1f} {ev.get('text')}"
+                )
     elapsed = time.perf_counter() - t0
 
     print()
@@ -170,13 +187,17 @@ def main() -> int:
         print(f"{item:<18} {tp:>4} {fp:>4} {fn:>4} {prec:>10.2f} {rec_:>8.2f}")
     print()
     for speaker in ("agent", "customer"):
-        print(f"CER {speaker:<9} {100 * cer_num[speaker] / max(1, cer_den[speaker]):5.1f} %"
-              f"  ({cer_num[speaker]} edits / {cer_den[speaker]} chars)")
+        print(
+            f"CER {speaker:<9} {100 * cer_num[speaker] / max(1, cer_den[speaker]):5.1f} %"
+            f"  ({cer_num[speaker]} edits / {cer_den[speaker]} chars)"
+        )
     all_num = sum(cer_num.values())
     all_den = sum(cer_den.values())
     print(f"CER overall   {100 * all_num / max(1, all_den):5.1f} %")
     print(f"pass/fail agreement: {agree}/{len(label_files)}")
-    print(f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real time)")
+    print(
+        f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real time)"
+    )
     if args.json:
         args.json.write_text(json.dumps(details, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from kernels.g711 import alaw_decode, ulaw_decode
 
 WAVE_FORMAT_PCM = 1
@@ -146,6 +145,29 @@ def write_wav_pcm16(path: Path, channels: list[np.ndarray], sample_rate: int) ->
     payload = pcm.tobytes()
     n_ch = len(channels)
     header = b"RIFF" + struct.pack("<I", 36 + len(payload)) + b"WAVE"
-    fmt = struct.pack("<HHIIHH", WAVE_FORMAT_PCM, n_ch, sample_rate, sample_rate * 2 * n_ch, 2 * n_ch, 16)
+    fmt = struct.pack(
+        "<HHIIHH", WAVE_FORMAT_PCM, n_ch, sample_rate, sample_rate * 2 * n_ch, 2 * n_ch, 16
+    )
     body = b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(payload))
     path.write_bytes(header + body + payload)
+
+
+def write_wav_g711(path: Path, channels: list[np.ndarray], sample_rate: int, law: str) -> None:
+    """Write G.711 code channels (uint8) as an interleaved mu-law or A-law WAV file."""
+    tag = WAVE_FORMAT_MULAW if law == "mulaw" else WAVE_FORMAT_ALAW
+    payload = np.stack(channels, axis=1).astype(np.uint8).tobytes()
+    n_ch = len(channels)
+    fmt = struct.pack("<HHIIHHH", tag, n_ch, sample_rate, sample_rate * n_ch, n_ch, 8, 0)
+    n_frames = len(channels[0])
+    body = (
+        b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<II", 4, n_frames)
+        + b"data"
+        + struct.pack("<I", len(payload))
+        + payload
+        + (b"\x00" if len(payload) & 1 else b"")
+    )
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)

@@ -75,6 +75,9 @@ class CallEvidence:
     language: str
     utterances: list[Utterance]
     activity: dict[str, LegActivity]
+    # False while the call is still going on (the live daemon re-evaluates a growing
+    # evidence): rules then hold back what only the end of the call can decide.
+    ended: bool = True
 
     def of(self, speaker: str) -> list[Utterance]:
         """Utterances of `speaker` ("agent", "customer" or "any"), in start order."""
@@ -122,6 +125,9 @@ class CallResult:
     transcript: list[Utterance]
     metrics: dict[str, Any]
     category_scores: dict[str, float] = field(default_factory=dict)
+    # Breakdown of the score: points deducted in all, per category and per item, and the
+    # A/B/C counts of the findings that deduct (see core.rubric.scoring.ScoreSheet).
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +137,7 @@ class CallResult:
             "passed": self.passed,
             "fatal": self.fatal,
             "category_scores": self.category_scores,
+            **({"scoring": self.scoring} if self.scoring else {}),
             "findings": [f.to_json() for f in self.findings],
             "transcript": [u.to_json() for u in self.transcript],
             "metrics": self.metrics,

@@ -17,7 +17,7 @@ from typing import Any
 from core.audio_io import AudioFileError
 from core.config import Config, ConfigError, load_config, settings_markdown
 from core.report import format_report
-from core.rubric.schema import RubricError, dump_rubric, load_rubric_file, load_rubric_text
+from core.rubric.schema import RubricError, load_rubric_file, load_rubric_text
 from core.storage import repository
 from core.storage.db import open_db
 
@@ -146,10 +146,35 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
     raise UsageError("say one of: validate, import, export, list")
 
 
-def cmd_dump(args: argparse.Namespace, config: Config) -> int:
-    rubric = load_rubric_file(Path(args.file))
-    sys.stdout.write(dump_rubric(rubric))
-    return EXIT_OK
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    """Make the sample calls, score each with the built-in English rubric, and compare."""
+    from core.samples import SAMPLE_CALLS, make_samples
+    from core.score_file import ScoreRequest, score_file
+
+    out_dir = config.data_dir / "samples"
+    print(f"Making {len(SAMPLE_CALLS)} sample calls with espeak-ng in {out_dir} ...")
+    paths = make_samples(out_dir)
+    db = open_db(config.db_path)
+    all_ok = True
+    for call, path in zip(SAMPLE_CALLS, paths, strict=True):
+        req = ScoreRequest(path=path, rubric_ref="default-en", agent_id="demo", team_id="demo")
+        outcome = score_file(config, db, req)
+        result = outcome.scored.result
+        print()
+        print("=" * 78)
+        print(f"{call.name}: {call.title}")
+        print(format_report(outcome.call_id, result, {"file": str(path)}))
+        found = {f.item_id for f in result.findings}
+        expected = set(call.expected_items)
+        ok = found == expected
+        all_ok &= ok
+        print(
+            f"expected findings: {sorted(expected) or 'none'}; found: {sorted(found) or 'none'}"
+            f" -> {'as expected' if ok else 'DIFFERENT'}"
+        )
+    print()
+    print(f"Stored in {config.db_path}; try `callqa calls list` and `callqa search complaint`.")
+    return EXIT_OK if all_ok else EXIT_ERROR
 
 
 # ---------------------------------------------------------------- calls, search
@@ -191,8 +216,16 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
 
 def format_stored_call(call: dict[str, Any]) -> str:
     lines = [f"Call {call['id']}  score {call.get('score')}  passed {bool(call.get('passed'))}"]
-    for key in ("started_at", "agent_id", "team_id", "duration_s", "rubric_id", "rubric_version",
-                "recording_path", "status"):
+    for key in (
+        "started_at",
+        "agent_id",
+        "team_id",
+        "duration_s",
+        "rubric_id",
+        "rubric_version",
+        "recording_path",
+        "status",
+    ):
         if call.get(key) is not None:
             lines.append(f"  {key}: {call[key]}")
     lines.append("Findings:")
@@ -215,7 +248,8 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
         _print_json(hits)
         return EXIT_OK
     for h in hits:
-        print(f"{h['call_id']}  {h['start_s']:7.1f}s  {h['speaker']:<8} {h.get('snippet') or h['text']}")
+        text = h.get("snippet") or h["text"]
+        print(f"{h['call_id']}  {h['start_s']:7.1f}s  {h['speaker']:<8} {text}")
     print(f"{len(hits)} utterance(s) match {query!r}")
     return EXIT_OK
 
@@ -229,7 +263,9 @@ def cmd_settings(args: argparse.Namespace, config: Config) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="callqa", description="Quality inspection of call-center calls")
+    p = argparse.ArgumentParser(
+        prog="callqa", description="Quality inspection of call-center calls"
+    )
     p.add_argument("--config", type=Path, help="TOML settings file")
     p.add_argument("--data-dir", help="data folder (database, recordings, model)")
     p.add_argument("--model", help="Whisper model: base, tiny.en or a CTranslate2 model folder")
@@ -285,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--limit", type=int, default=50)
     se.add_argument("--json", action="store_true")
     se.set_defaults(func=cmd_search)
+
+    d = sub.add_parser("demo", help="make sample calls and score them on the embedded defaults")
+    d.set_defaults(func=cmd_demo)
 
     st = sub.add_parser("settings", help="print the settings table")
     st.set_defaults(func=cmd_settings)

@@ -26,15 +26,41 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", "~/.local/share/callqa", "Folder for the database, recordings and the assembled model."),
-    Setting("model", "base", "Whisper model: `base` (embedded), `tiny.en` (embedded), or a path to a CTranslate2 Whisper model folder."),
-    Setting("asr_device", "auto", "`auto`, `cpu` or `cuda`. `auto` uses a GPU when CTranslate2 sees one."),
-    Setting("asr_compute_type", "default", "CTranslate2 compute type: `default` (int8 on CPU, float16 on GPU), `int8`, `int8_float16`, `float16`, `float32`."),
+    Setting(
+        "data_dir",
+        "~/.local/share/callqa",
+        "Folder for the database, recordings and the assembled model.",
+    ),
+    Setting(
+        "model",
+        "base",
+        "Whisper model: `base` (embedded), `tiny.en` (embedded), or a path to a "
+        "CTranslate2 Whisper model folder.",
+    ),
+    Setting(
+        "asr_device",
+        "auto",
+        "`auto`, `cpu` or `cuda`. `auto` uses a GPU when CTranslate2 sees one.",
+    ),
+    Setting(
+        "asr_compute_type",
+        "default",
+        "CTranslate2 compute type: `default` (int8 on CPU, float16 on GPU), `int8`, "
+        "`int8_float16`, `float16`, `float32`.",
+    ),
     Setting("asr_beam_size", 5, "Beam size for decoding."),
     Setting("asr_cpu_threads", 0, "Threads per CTranslate2 replica on CPU (0: all cores)."),
     Setting("asr_batch_size", 8, "Most utterances decoded in one call to the model."),
-    Setting("rubric", "default-zh", "Rubric used when none is given: a built-in id, a stored id, or a YAML path."),
-    Setting("agent_channel", "left", "Which channel of a stereo recording is the agent: `left` or `right`."),
+    Setting(
+        "rubric",
+        "default-zh",
+        "Rubric used when none is given: a built-in id, a stored id, or a YAML path.",
+    ),
+    Setting(
+        "agent_channel",
+        "left",
+        "Which channel of a stereo recording is the agent: `left` or `right`.",
+    ),
     Setting("min_silence_s", 0.5, "Silence that ends an utterance."),
     Setting("max_utterance_s", 15.0, "Longest utterance before a forced cut."),
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from kernels.resample import upsample_8k_to_16k
 
 from core.asr import AsrEngine, AsrRequest
 from core.audio_io import Recording
@@ -20,7 +21,6 @@ from core.calldata import CallEvidence, CallResult, LegActivity, Speaker, Uttera
 from core.rubric.engine import evaluate
 from core.rubric.schema import Rubric
 from core.segmentation import segment_leg
-from kernels.resample import upsample_8k_to_16k
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +155,7 @@ def score_legs(
     kept, dropped = transcribe_utterances(
         engine, legs, utterances, language=lang, batch_size=batch_size, progress=progress
     )
-    evidence = CallEvidence(
-        duration_s=duration, language=lang, utterances=kept, activity=activity
-    )
+    evidence = CallEvidence(duration_s=duration, language=lang, utterances=kept, activity=activity)
     result = evaluate(rubric, evidence, rubric_version=rubric_version)
     return ScoredCall(result=result, evidence=evidence, dropped=dropped)
 

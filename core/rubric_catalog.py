@@ -41,7 +41,9 @@ def resolve_rubric(db: Database, ref: str) -> ResolvedRubric:
         else:
             builtins = builtin_rubrics()
             if ref not in builtins:
-                known = sorted(set(builtins) | {r["rubric_id"] for r in repository.list_rubrics(db)})
+                known = sorted(
+                    set(builtins) | {r["rubric_id"] for r in repository.list_rubrics(db)}
+                )
                 raise RubricError([f"no rubric {ref!r}; known rubrics: {', '.join(known)}"])
             text = builtins[ref]
     rubric = load_rubric_text(text)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from core.asr import AsrEngine, AsrOptions
+from core.asr_types import Device
 from core.audio_io import read_wav
 from core.calldata import Speaker
 from core.config import Config
@@ -48,8 +49,11 @@ class ScoreOutcome:
 
 @lru_cache(maxsize=4)
 def _engine(model_dir: str, device: str, compute_type: str, threads: int, beam: int) -> AsrEngine:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
+    chosen: Device = "cpu" if device == "cpu" else "cuda" if device == "cuda" else "auto"
     options = AsrOptions(
-        device=device, compute_type=compute_type, cpu_threads=threads, beam_size=beam
+        device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam
     )
     return AsrEngine(Path(model_dir), options)
 
@@ -70,9 +74,7 @@ def score_file(
     config: Config, db: Database, req: ScoreRequest, progress: ProgressFn | None = None
 ) -> ScoreOutcome:
     recording = read_wav(req.path)
-    legs = legs_from_recording(
-        recording, agent_channel=req.agent_channel, mono_speaker=req.speaker
-    )
+    legs = legs_from_recording(recording, agent_channel=req.agent_channel, mono_speaker=req.speaker)
     resolved = resolve_rubric(db, req.rubric_ref)
     engine = get_engine(config)
     scored = score_legs(

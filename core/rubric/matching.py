@@ -1,0 +1,462 @@
+"""Finding rubric phrases in utterance text: exact, fuzzy (ASR homophones) and regex.
+
+Text and phrases go through the same tokenizer, which keeps each token's character span in
+the original text so that a finding can place the phrase inside its utterance:
+
+* NFKC, case-folded, traditional Chinese turned into simplified; punctuation, symbols and
+  spaces separate tokens and are otherwise ignored.
+* Chinese mode (rubric language zh, yue, ...): one token per CJK character; digits are one
+  token each, written as Chinese digits (1 -> 一, 〇 -> 零, 幺 -> 一), so that the phrase
+  '12315' matches ASR output written 12315 or 一二三一五; a run of Latin letters is one token.
+* Word mode (en and every other language): one token per word; contractions are expanded
+  (don't -> do not), number words zero..nine become digits and digit runs are split into
+  single digits ('12315' matches "one two three one five").
+
+Modes:
+
+* ``exact``: the phrase's token sequence appears unchanged in the text's token sequence.
+* ``fuzzy``: tokens compare by sound in Chinese (toneless pinyin, every reading of a
+  heteronym counts: 不知倒 and 部知道 match 不知道) and by a crude stem in word mode
+  (refunds ~ refund, calling ~ call). A few token edits are allowed for long phrases only
+  (`allowed_edits`): none for phrases of up to 3 Chinese syllables or 2 words, so that
+  您好 never matches 你好 and 不明白 never matches 我明白; one up to 7 syllables / 5 words;
+  two beyond. Edits never touch the phrase's first or last token, and never a negation
+  (不/没/别 ..., not/no/never ...): 我知道 stays far from 不知道.
+* ``regex``: Python regular expression, case-insensitive, over the NFKC/simplified text
+  with its punctuation (nothing removed).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import zhconv
+from pypinyin import Style, pinyin
+
+CJK_LANGUAGES = frozenset({"zh", "yue", "cmn", "wuu", "nan", "hak"})
+ZH_DIGITS = "零一二三四五六七八九"
+ZH_DIGIT_ALIASES = {"〇": "零", "幺": "一"}
+ZH_NEGATIONS = frozenset("不没别未非无莫勿")
+EN_NEGATIONS = frozenset({"not", "no", "never", "nothing", "none", "nobody", "nor", "without"})
+EN_NUMBER_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+EN_CONTRACTIONS = {
+    "n't": ["not"],
+    "'re": ["are"],
+    "'ve": ["have"],
+    "'ll": ["will"],
+    "'m": ["am"],
+    "'d": ["would"],
+}
+EN_IRREGULAR_NEGATIONS = {
+    "can't": ["can", "not"],
+    "won't": ["will", "not"],
+    "cannot": ["can", "not"],
+}
+APOSTROPHES = "'’"
+
+_INF = 1 << 30
+
+
+@dataclass(frozen=True)
+class Token:
+    """One unit of text: `text` compares in exact mode, `keys` (any shared key) in fuzzy."""
+
+    text: str
+    keys: frozenset[str]
+    start: int
+    end: int
+    negation: bool = False
+
+
+@dataclass(frozen=True)
+class Match:
+    """A phrase found in a text: `start`/`end` are character offsets in the original text."""
+
+    phrase: str
+    start: int
+    end: int
+    text: str
+    edits: int = 0
+
+
+def is_cjk_language(language: str) -> bool:
+    return language.lower().replace("_", "-").split("-")[0] in CJK_LANGUAGES
+
+
+def _is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x20000 <= cp <= 0x3134F
+        or ch in "〇"
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def readings(ch: str) -> frozenset[str]:
+    """Toneless pinyin readings of one CJK character (all of a heteronym's readings)."""
+    found = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="default")
+    keys = {r for group in found for r in group if r}
+    return frozenset(keys or {ch})
+
+
+def en_stem(word: str) -> str:
+    """A crude English stem for fuzzy matching: plural, past and -ing forms fold together."""
+    w = word
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    for suffix in ("ing", "ed"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "ls":
+                w = w[:-1]
+            return w.rstrip("e") or w
+    if w.endswith("es") and len(w) > 4 and w[-3] in "sxz":
+        return w[:-2]
+    if w.endswith("s") and not w.endswith("ss") and len(w) > 3:
+        w = w[:-1]
+    return w.rstrip("e") or w
+
+
+def simplified_view(text: str) -> tuple[str, list[int]]:
+    """NFKC + simplified text, case-folded, and for each of its characters the original offset."""
+    converted = zhconv.convert(text, "zh-cn") if any(_is_cjk(c) for c in text) else text
+    if len(converted) != len(text):
+        converted = "".join(zhconv.convert(c, "zh-cn") if _is_cjk(c) else c for c in text)
+        if len(converted) != len(text):
+            converted = text
+    chars: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(converted):
+        for c in unicodedata.normalize("NFKC", ch).casefold():
+            chars.append(c)
+            offsets.append(i)
+    return "".join(chars), offsets
+
+
+def tokenize(text: str, language: str) -> list[Token]:
+    """The tokens of `text` (see the module docstring), each with its original span."""
+    cjk_mode = is_cjk_language(language)
+    view, offsets = simplified_view(text)
+    tokens: list[Token] = []
+    word: list[str] = []
+    word_start = 0
+    word_end = 0
+
+    def flush() -> None:
+        if word:
+            tokens.extend(_word_tokens("".join(word), word_start, word_end, cjk_mode))
+            word.clear()
+
+    for j, c in enumerate(view):
+        pos = offsets[j]
+        cat = unicodedata.category(c)
+        digit = unicodedata.decimal(c, None) if cat == "Nd" else None
+        if digit is not None:
+            flush()
+            tokens.append(_digit_token(digit, pos, cjk_mode))
+        elif _is_cjk(c):
+            flush()
+            c = ZH_DIGIT_ALIASES.get(c, c)
+            if not cjk_mode and c in ZH_DIGITS:
+                tokens.append(_digit_token(ZH_DIGITS.index(c), pos, cjk_mode))
+            else:
+                tokens.append(Token(c, readings(c), pos, pos + 1, c in ZH_NEGATIONS))
+        elif cat[0] in "LM" or (c in APOSTROPHES and word and not cjk_mode):
+            if not word:
+                word_start = pos
+            word.append("'" if c in APOSTROPHES else c)
+            word_end = pos + 1
+        else:
+            flush()
+    flush()
+    return tokens
+
+
+def _digit_token(digit: int, pos: int, cjk_mode: bool) -> Token:
+    if cjk_mode:
+        ch = ZH_DIGITS[digit]
+        return Token(ch, readings(ch), pos, pos + 1)
+    return Token(str(digit), frozenset({str(digit)}), pos, pos + 1)
+
+
+def _word_tokens(word: str, start: int, end: int, cjk_mode: bool) -> list[Token]:
+    word = word.strip("'")
+    if not word:
+        return []
+    if cjk_mode:
+        return [Token(word, frozenset({word}), start, end)]
+    parts = _expand_word(word)
+    out = []
+    for part in parts:
+        part = EN_NUMBER_WORDS.get(part, part)
+        out.append(Token(part, frozenset({en_stem(part)}), start, end, part in EN_NEGATIONS))
+    return out
+
+
+def _expand_word(word: str) -> list[str]:
+    if word in EN_IRREGULAR_NEGATIONS:
+        return EN_IRREGULAR_NEGATIONS[word]
+    for suffix, expansion in EN_CONTRACTIONS.items():
+        if word.endswith(suffix) and len(word) > len(suffix):
+            return [word[: -len(suffix)], *expansion]
+    if word.endswith("'s") and len(word) > 2:
+        return [word[:-2]]
+    return [word.replace("'", "")]
+
+
+def allowed_edits(n_tokens: int, cjk_mode: bool) -> int:
+    """How many token edits fuzzy matching allows for a phrase of `n_tokens` tokens."""
+    if cjk_mode:
+        return 0 if n_tokens <= 3 else 1 if n_tokens <= 7 else 2
+    return 0 if n_tokens <= 2 else 1 if n_tokens <= 5 else 2
+
+
+class PhraseMatcher:
+    """Finds any of `phrases` in texts, in one of the modes exact, fuzzy or regex."""
+
+    def __init__(self, phrases: Iterable[str], mode: str = "fuzzy", language: str = "zh") -> None:
+        if mode not in ("exact", "fuzzy", "regex"):
+            raise ValueError(f"unknown match mode {mode!r}: use exact, fuzzy or regex")
+        self.phrases = tuple(phrases)
+        self.mode = mode
+        self.language = language
+        self.cjk_mode = is_cjk_language(language)
+        self._regexes: list[re.Pattern[str]] = []
+        self._phrase_tokens: list[list[Token]] = []
+        if mode == "regex":
+            self._regexes = [re.compile(p, re.IGNORECASE) for p in self.phrases]
+        else:
+            self._phrase_tokens = [tokenize(p, language) for p in self.phrases]
+
+    def find(self, text: str) -> list[Match]:
+        """Every non-overlapping match in `text`, in text order."""
+        if not text:
+            return []
+        regex = self.mode == "regex"
+        candidates = self._find_regex(text) if regex else self._find_tokens(text)
+        candidates.sort(key=lambda m: (m.start, m.edits, -(m.end - m.start)))
+        picked: list[Match] = []
+        for m in candidates:
+            if picked and m.start < picked[-1].end:
+                continue
+            picked.append(m)
+        return picked
+
+    def search(self, text: str) -> Match | None:
+        found = self.find(text)
+        return found[0] if found else None
+
+    def _find_regex(self, text: str) -> list[Match]:
+        view, offsets = simplified_view(text)
+        out = []
+        for phrase, rx in zip(self.phrases, self._regexes, strict=True):
+            for m in rx.finditer(view):
+                if m.end() == m.start():
+                    continue
+                start = offsets[m.start()]
+                end = offsets[m.end() - 1] + 1
+                out.append(Match(phrase, start, end, text[start:end]))
+        return out
+
+    def _find_tokens(self, text: str) -> list[Match]:
+        tokens = tokenize(text, self.language)
+        out = []
+        for phrase, ptoks in zip(self.phrases, self._phrase_tokens, strict=True):
+            if not ptoks:
+                continue
+            fuzzy = self.mode == "fuzzy"
+            budget = allowed_edits(len(ptoks), self.cjk_mode) if fuzzy else 0
+            for first, last, edits in _align_all(ptoks, tokens, fuzzy=fuzzy, budget=budget):
+                start, end = tokens[first].start, tokens[last].end
+                out.append(Match(phrase, start, end, text[start:end], edits))
+        return out
+
+
+def _same(a: Token, b: Token, fuzzy: bool) -> bool:
+    return not a.keys.isdisjoint(b.keys) if fuzzy else a.text == b.text
+
+
+def _align_all(
+    phrase: Sequence[Token], text: Sequence[Token], *, fuzzy: bool, budget: int
+) -> list[tuple[int, int, int]]:
+    """(first text token, last text token, edits) of each place the phrase aligns."""
+    n = len(phrase)
+    out = []
+    for i in range(len(text)):
+        if not _same(phrase[0], text[i], fuzzy):
+            continue
+        if budget == 0:
+            if i + n <= len(text) and all(
+                _same(phrase[a], text[i + a], fuzzy) for a in range(1, n)
+            ):
+                out.append((i, i + n - 1, 0))
+            continue
+        found = _align_at(phrase, text, i, fuzzy, budget)
+        if found is not None:
+            out.append((i, found[0], found[1]))
+    return out
+
+
+def _align_at(
+    phrase: Sequence[Token], text: Sequence[Token], i: int, fuzzy: bool, budget: int
+) -> tuple[int, int] | None:
+    """Best alignment of `phrase` starting at text[i] within `budget` edits: (last, edits).
+
+    A Levenshtein table over phrase and text tokens where the first and last phrase tokens
+    must match and negations can be neither substituted, dropped nor inserted.
+    """
+    n = len(phrase)
+    width = min(len(text) - i, n + budget)
+    if n == 1:
+        return (i, 0)
+    window = text[i : i + width]
+    inner = range(1, n - 1)
+    table = [[_INF] * (width + 1) for _ in range(n + 1)]
+    table[0][0] = 0
+    for a in range(1, n + 1):
+        p = phrase[a - 1]
+        editable = (a - 1) in inner and not p.negation
+        for b in range(1, width + 1):
+            t = window[b - 1]
+            best = _INF
+            diag = table[a - 1][b - 1]
+            if diag < _INF:
+                if _same(p, t, fuzzy):
+                    best = diag
+                elif editable and not t.negation:
+                    best = diag + 1
+            if editable and table[a - 1][b] < _INF:
+                best = min(best, table[a - 1][b] + 1)
+            if 1 <= a <= n - 1 and not t.negation and table[a][b - 1] < _INF:
+                best = min(best, table[a][b - 1] + 1)
+            table[a][b] = best
+    best_b, best_cost = -1, _INF
+    for b in range(1, width + 1):
+        cost = table[n][b]
+        if cost < best_cost:
+            best_b, best_cost = b, cost
+    if best_cost > budget:
+        return None
+    return (i + best_b - 1, best_cost)
+
+
+@functools.lru_cache(maxsize=512)
+def get_matcher(phrases: tuple[str, ...], mode: str, language: str) -> PhraseMatcher:
+    """A cached matcher: rules ask for the same phrase lists on every utterance."""
+    return PhraseMatcher(phrases, mode, language)
+
+
+def find_phrases(
+    text: str, phrases: Sequence[str], match: str = "fuzzy", language: str = "zh"
+) -> list[Match]:
+    """Every non-overlapping occurrence of any of `phrases` in `text`."""
+    return get_matcher(tuple(phrases), match, language).find(text)
+
+
+# ---------------------------------------------------------------- fillers
+
+ZH_INTERJECTIONS = frozenset(
+    {
+        "啊",
+        "呀",
+        "嗯",
+        "呃",
+        "额",
+        "哦",
+        "噢",
+        "喔",
+        "哎",
+        "唉",
+        "诶",
+        "欸",
+        "呐",
+        "嘛",
+        "欧吼",
+        "哎呀",
+    }
+)
+EN_INTERJECTIONS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "uhm", "hmm", "mm", "ah"})
+
+
+def is_interjection(phrase: str, language: str) -> bool:
+    """True when a filler phrase counts wherever it occurs (see `count_fillers`)."""
+    key = "".join(simplified_view(phrase.strip())[0].split())
+    if is_cjk_language(language):
+        return key in ZH_INTERJECTIONS or (len(key) == 1 and _is_cjk(key))
+    return key in EN_INTERJECTIONS
+
+
+def count_fillers(text: str, phrases: Sequence[str], language: str) -> list[Match]:
+    """The filler occurrences in `text` (exact matching: fillers are too short for fuzzy).
+
+    Interjections (a single Chinese character such as 啊/呀/嗯, also as a sentence-final
+    particle; 欧吼; um/uh/er/hmm) count wherever they occur. Fillers that are also ordinary
+    words (这个, 那个, 就是; like, you know, basically) count only where they stand alone,
+    between punctuation, spaces or the text's edges ("这个，我帮您看一下"), or where they are
+    repeated ("这个这个"): "这个月" and "这个问题" are not fillers.
+    """
+    view, offsets = simplified_view(text)
+    cjk_mode = is_cjk_language(language)
+    found: list[Match] = []
+    for phrase in phrases:
+        key = simplified_view(phrase.strip())[0]
+        if not key:
+            continue
+        anywhere = is_interjection(phrase, language)
+        pattern = re.escape(key)
+        if not cjk_mode:
+            pattern = r"(?<![\w'])" + pattern + r"(?![\w'])"
+        spans = [(m.start(), m.end()) for m in re.finditer(pattern, view)]
+        starts = {s for s, _ in spans}
+        ends = {e for _, e in spans}
+        for s, e in spans:
+            if not anywhere:
+                alone = _edge(view, s - 1, -1, cjk_mode) and _edge(view, e, 1, cjk_mode)
+                repeated = e in starts or s in ends
+                if not (alone or repeated):
+                    continue
+            start, end = offsets[s], offsets[e - 1] + 1
+            found.append(Match(phrase, start, end, text[start:end]))
+    found.sort(key=lambda m: (m.start, -(m.end - m.start)))
+    out: list[Match] = []
+    for m in found:
+        if out and m.start < out[-1].end:
+            continue
+        out.append(m)
+    return out
+
+
+def _edge(view: str, j: int, step: int, cjk_mode: bool) -> bool:
+    """Whether the text seen from position `j` in direction `step` starts a clause boundary.
+
+    Spaces are a boundary in Chinese text (ASR often separates clauses with them); in word
+    mode they are skipped and the next character decides.
+    """
+    while 0 <= j < len(view):
+        cat = unicodedata.category(view[j])
+        if cat[0] == "Z" or view[j].isspace():
+            if cjk_mode:
+                return True
+            j += step
+            continue
+        return cat[0] == "P"
+    return True

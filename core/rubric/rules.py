@@ -1,0 +1,83 @@
+"""The rule for each rubric kind, and running items over a call's evidence.
+
+Every rule is a pure function ``(item, evidence, metrics) -> list[Finding]``: the live
+daemon can run it again each time the evidence grows (with ``evidence.ended`` false), and
+the end-of-call pass runs it once more with ``ended`` true.
+
+`END_OF_CALL_KINDS` are the kinds that need the whole call (required phrases, filler
+totals per minute of call): the daemon skips them while the call is live. The other kinds
+can fire while the call goes on (`LIVE_KINDS`); trigger_response holds back a trigger until
+the responder has taken its turns, silence reports dead air in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from core.calldata import CallEvidence, Finding
+from core.metrics import CallMetrics, compute_metrics
+from core.rubric.emotion import emotion
+from core.rubric.phrase_rules import (
+    filler_words,
+    forbidden_phrase,
+    keyword_alert,
+    required_phrase,
+    trigger_response,
+)
+from core.rubric.schema import KINDS, Item, Rubric
+from core.rubric.timeline_rules import overtalk, silence, speech_rate, volume
+
+logger = logging.getLogger(__name__)
+
+RuleFn = Callable[[Item, CallEvidence, CallMetrics], list[Finding]]
+
+RULES: dict[str, RuleFn] = {
+    "forbidden_phrase": forbidden_phrase,
+    "required_phrase": required_phrase,
+    "trigger_response": trigger_response,
+    "silence": silence,
+    "overtalk": overtalk,
+    "speech_rate": speech_rate,
+    "volume": volume,
+    "filler_words": filler_words,
+    "keyword_alert": keyword_alert,
+    "emotion": emotion,
+}
+
+END_OF_CALL_KINDS: frozenset[str] = frozenset({"required_phrase", "filler_words"})
+LIVE_KINDS: frozenset[str] = frozenset(KINDS) - END_OF_CALL_KINDS
+
+assert set(RULES) == set(KINDS), "every kind of the rubric format needs a rule"
+
+
+def run_item(
+    item: Item, evidence: CallEvidence, metrics: CallMetrics | None = None
+) -> list[Finding]:
+    """The findings of one item (none when it is disabled), in time order."""
+    if not item.enabled:
+        return []
+    m = metrics if metrics is not None else compute_metrics(evidence)
+    findings = RULES[item.kind](item, evidence, m)
+    findings.sort(key=lambda f: (f.start, f.end))
+    return findings
+
+
+def evaluate_items(
+    rubric: Rubric,
+    evidence: CallEvidence,
+    *,
+    metrics: CallMetrics | None = None,
+    kinds: Iterable[str] | None = None,
+) -> list[Finding]:
+    """The findings of every enabled item (of `kinds`, when given), in time order."""
+    m = metrics if metrics is not None else compute_metrics(evidence)
+    wanted = frozenset(kinds) if kinds is not None else None
+    out: list[Finding] = []
+    for item in rubric.items:
+        if wanted is not None and item.kind not in wanted:
+            continue
+        out.extend(run_item(item, evidence, m))
+    out.sort(key=lambda f: (f.start, f.end, f.item_id))
+    logger.debug("rubric %s: %d findings", rubric.id, len(out))
+    return out

@@ -1,0 +1,280 @@
+"""The database schema, built by numbered migrations.
+
+Each migration runs once, in version order, inside the same transaction as the row that
+records it in `schema_migrations`; a database therefore is always at a whole version.
+Opening a database applies only the migrations it lacks (two processes opening a fresh
+file at once are serialised by `BEGIN IMMEDIATE`, and the loser finds nothing left to
+do). A database that records a version above the newest one known here was written by a
+newer callqa and is refused: this code could misread or damage what it does not know.
+
+To change the schema, append a migration with the next number; never edit one that has
+shipped.
+
+Tables (version 1):
+
+* ``teams``, ``agents``: who took the call; created on first sight of an id.
+* ``rubric_versions``: every distinct text of every rubric, numbered per rubric from 1,
+  at most one of them ``active`` per rubric.
+* ``calls``: one row per call, from its creation (live calls exist before they are
+  scored); ``status`` follows it through its life ('live', 'recorded', 'scoring',
+  'scored', 'failed').
+* ``legs``: one row per side of a call (agent, customer) with its talk time and levels.
+* ``utterances``: the transcript; ``search_text`` is the text as the full-text index
+  sees it (see `core.storage.repository.search_text`).
+* ``utterances_fts``: FTS5 index over ``utterances.search_text``, kept in step by
+  triggers, so that deleting a call (cascading to its utterances) also unindexes it.
+* ``findings``: what the rubric items found, in call order.
+* ``scores``: the score of a call and the exact rubric version it was scored with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+
+class SchemaTooNewError(ValueError):
+    """The database was written by a newer callqa than this one.
+
+    A ValueError, so that the command line reports it as bad input, without a traceback.
+    """
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Database], None]
+
+
+def _run(statements: Sequence[str]) -> Callable[[Database], None]:
+    def apply(db: Database) -> None:
+        for sql in statements:
+            db.execute(sql)
+
+    return apply
+
+
+V1_SCHEMA = (
+    """
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        team_id TEXT REFERENCES teams(id),
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE rubric_versions (
+        rubric_id TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        yaml TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (rubric_id, version)
+    )
+    """,
+    # At most one active version per rubric, enforced by the database itself.
+    """
+    CREATE UNIQUE INDEX rubric_versions_one_active
+        ON rubric_versions (rubric_id) WHERE active = 1
+    """,
+    """
+    CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        duration_s REAL,
+        recording_path TEXT,
+        agent_id TEXT REFERENCES agents(id),
+        team_id TEXT REFERENCES teams(id),
+        language TEXT,
+        caller TEXT,
+        callee TEXT,
+        meta TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX calls_started ON calls (started_at)",
+    "CREATE INDEX calls_agent ON calls (agent_id, started_at)",
+    "CREATE INDEX calls_team ON calls (team_id, started_at)",
+    """
+    CREATE TABLE legs (
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        speaker TEXT NOT NULL,
+        channel INTEGER,
+        talk_time_s REAL,
+        utterances INTEGER NOT NULL DEFAULT 0,
+        median_level_db REAL,
+        median_pitch_hz REAL,
+        meta TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (call_id, speaker)
+    )
+    """,
+    """
+    CREATE TABLE utterances (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        speaker TEXT NOT NULL,
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        text TEXT NOT NULL,
+        level_db REAL,
+        voiced_s REAL,
+        pitch_hz REAL,
+        rate_per_min REAL,
+        avg_logprob REAL,
+        no_speech_prob REAL,
+        search_text TEXT NOT NULL,
+        UNIQUE (call_id, seq)
+    )
+    """,
+    """
+    CREATE VIRTUAL TABLE utterances_fts USING fts5 (
+        search_text,
+        content = 'utterances',
+        content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TRIGGER utterances_fts_insert AFTER INSERT ON utterances BEGIN
+        INSERT INTO utterances_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END
+    """,
+    """
+    CREATE TRIGGER utterances_fts_delete AFTER DELETE ON utterances BEGIN
+        INSERT INTO utterances_fts (utterances_fts, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+    END
+    """,
+    """
+    CREATE TRIGGER utterances_fts_update AFTER UPDATE OF search_text ON utterances BEGIN
+        INSERT INTO utterances_fts (utterances_fts, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+        INSERT INTO utterances_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END
+    """,
+    """
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        category TEXT,
+        speaker TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        deduct REAL NOT NULL,
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        evidence TEXT NOT NULL,
+        alert INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (call_id, seq)
+    )
+    """,
+    "CREATE INDEX findings_item ON findings (item_id)",
+    """
+    CREATE TABLE scores (
+        call_id TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+        rubric_id TEXT NOT NULL,
+        rubric_version INTEGER,
+        score REAL NOT NULL,
+        passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+        fatal INTEGER NOT NULL DEFAULT 0 CHECK (fatal IN (0, 1)),
+        deducted REAL,
+        category_scores TEXT NOT NULL DEFAULT '{}',
+        scoring TEXT NOT NULL DEFAULT '{}',
+        metrics TEXT NOT NULL DEFAULT '{}',
+        scored_at TEXT NOT NULL,
+        FOREIGN KEY (rubric_id, rubric_version) REFERENCES rubric_versions (rubric_id, version)
+    )
+    """,
+    "CREATE INDEX scores_rubric ON scores (rubric_id, rubric_version)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
+              _run(V1_SCHEMA)),
+)
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    return max((m.version for m in migrations), default=0)
+
+
+def _ensure_table(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+
+
+def applied_versions(db: Database) -> set[int]:
+    """The migration versions recorded in the database (empty for a new file)."""
+    if not db["schema_migrations"].exists():
+        return set()
+    return {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
+
+
+def _db_file(db: Database) -> str:
+    for row in db.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return str(row[2] or ":memory:")
+    return "the database"
+
+
+def _refuse_newer(db: Database, applied: set[int], known: int) -> None:
+    newest = max(applied, default=0)
+    if newest > known:
+        raise SchemaTooNewError(
+            f"{_db_file(db)} has schema version {newest}, newer than version {known} that "
+            f"this callqa understands; upgrade callqa or point it at another data directory"
+        )
+
+
+def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the migrations `db` lacks, each with its record; returns the versions applied."""
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError(f"migration versions must be distinct, ascending and >= 1: {versions}")
+    known = latest_version(migrations)
+    _refuse_newer(db, applied_versions(db), known)
+    if all(v in applied_versions(db) for v in versions):
+        return []
+    _ensure_table(db)
+    db.execute("BEGIN IMMEDIATE")
+    done: list[int] = []
+    try:
+        applied = applied_versions(db)
+        _refuse_newer(db, applied, known)
+        for m in migrations:
+            if m.version in applied:
+                continue
+            m.apply(db)
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                [m.version, m.name, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
+            )
+            done.append(m.version)
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+    return done

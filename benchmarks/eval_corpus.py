@@ -161,6 +161,10 @@ def main() -> int:
                 "expected_pass": exp_pass,
                 "extra": extra,
                 "missed": missed,
+                "transcript": [
+                    {"speaker": u.speaker, "start": u.start, "end": u.end, "text": u.text}
+                    for u in scored.evidence.utterances
+                ],
             }
         )
         status = "ok" if not extra and not missed else f"+{len(extra)} -{len(missed)}"

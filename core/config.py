@@ -63,6 +63,41 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("min_silence_s", 0.5, "Silence that ends an utterance."),
     Setting("max_utterance_s", 15.0, "Longest utterance before a forced cut."),
+    Setting("sip_host", "0.0.0.0", "Address `callqa receive` listens on for SIP and RTP."),
+    Setting("sip_port", 5060, "SIP port for UDP and TCP."),
+    Setting("sip_transports", "udp,tcp", "SIP transports to listen on: `udp`, `tcp` or both."),
+    Setting(
+        "sip_allowed_peers",
+        "127.0.0.1,::1",
+        "SBCs and PBXs allowed to send SIP: addresses or networks (`10.1.0.0/24`), "
+        "comma-separated. Others get no answer on UDP and 403 on TCP.",
+    ),
+    Setting("rtp_port_first", 20000, "First port of the RTP range (RTCP on each port + 1)."),
+    Setting("rtp_port_last", 29999, "Last port of the RTP range."),
+    Setting(
+        "sip_max_sessions",
+        100,
+        "Most calls recorded at once; further INVITEs get 503 with Retry-After.",
+    ),
+    Setting("sip_max_message_bytes", 65535, "Largest SIP message accepted; larger are dropped."),
+    Setting("sip_max_headers", 100, "Most header fields in one SIP message."),
+    Setting(
+        "rtp_idle_timeout_s",
+        30.0,
+        "A call whose streams carry no RTP this long ends (in case the BYE was lost).",
+    ),
+    Setting(
+        "agent_patterns",
+        "",
+        "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"
+        " domains (`@agents.example.com`), globs (`agent*`), `re:REGEX`, or exact users/AoRs.",
+    ),
+    Setting(
+        "default_agent_side",
+        "callee",
+        "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
+        "`first` or `second` stream.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

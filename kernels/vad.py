@@ -17,9 +17,10 @@ silence out. Decisions go through an onset rule (a few consecutive speech-like f
 one strong frame) and a hangover that bridges the short pauses between words and clauses.
 A frame holding NaN or infinity counts as silence and leaves the noise floors untouched.
 
-All state of one leg (noise floors, counters, hangover and the samples left over from the
-last chunk) lives in one small float64 array, so a :class:`VadBank` holds many legs as rows
-of one matrix and decides one frame for every leg in a single kernel call.
+All state of one leg (noise floors, filter memory, counters, hangover and, for a
+:class:`StreamingVad`, the samples left over from the last chunk) lives in one small float64
+array, so a :class:`VadBank` holds many legs as rows of one matrix and decides one frame for
+every leg in a single kernel call.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ P_HP_POLE = 16
 N_PARAMS = 17
 
 # State vector layout (float64): scalars, then the leftover samples of a partial frame.
-S_PREV = 0  # last sample of the previous frame (for the two-tap filters)
+S_PREV = 0  # last high-passed sample of the previous frame (filter and two-tap state)
 S_NOISE_LOW = 1  # low-band noise floor, dBFS
 S_NOISE_HIGH = 2  # high-band noise floor, dBFS
 S_STARTED = 3  # 1 once the floors were seeded from a first frame
@@ -425,6 +426,8 @@ def _check_config(config: object) -> VadConfig:
 
 
 def _as_samples(x: object, name: str) -> np.ndarray:
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 1:
+        return x  # the common case, checked cheaply: this runs for every 20 ms chunk
     arr = as_array(x, name)
     check_ndim(arr, 1, name)
     if arr.dtype == np.float32:
@@ -521,19 +524,28 @@ class VadBank:
         self.frame_len = _frame_len(sample_rate, frame_ms)
         self.config = _check_config(config)
         self._params = config.as_params(self.frame_ms, self.sample_rate)
-        self._states = np.zeros((self.n_legs, N_SCALARS + self.frame_len), dtype=np.float64)
+        self._states = np.zeros((self.n_legs, N_SCALARS), dtype=np.float64)  # no leftovers
+        self._frames_shape = (self.n_legs, self.frame_len)
+        self._out_shape = (self.n_legs,)
 
     def _check_frames(self, frames: object) -> np.ndarray:
+        # Fast path first: this runs every tick, the detailed checks only on a bad input.
+        if (
+            type(frames) is np.ndarray
+            and frames.dtype == np.float32
+            and frames.shape == self._frames_shape
+            and frames.flags.c_contiguous
+        ):
+            return frames
         f = as_array(frames, "frames")
-        shape = (self.n_legs, self.frame_len)
         if f.dtype != np.float32:
             raise TypeError(
                 f"frames must have dtype float32, got {f.dtype}; convert with "
                 f"frames.astype(numpy.float32)"
             )
-        if f.shape != shape:
+        if f.shape != self._frames_shape:
             raise ValueError(
-                f"frames must have shape {shape} (one {self.frame_ms} ms frame of "
+                f"frames must have shape {self._frames_shape} (one {self.frame_ms} ms frame of "
                 f"{self.frame_len} samples per leg), got {f.shape}"
             )
         check_contiguous(f, "frames")
@@ -542,7 +554,13 @@ class VadBank:
     def _out(self, out: np.ndarray | None, name: str) -> np.ndarray:
         if out is None:
             return np.empty(self.n_legs, dtype=np.bool_)
-        check_out(out, (self.n_legs,), np.bool_, name)
+        if not (
+            type(out) is np.ndarray
+            and out.dtype == np.bool_
+            and out.shape == self._out_shape
+            and out.flags.writeable
+        ):
+            check_out(out, self._out_shape, np.bool_, name)
         return out
 
     def process(self, frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

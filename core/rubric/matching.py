@@ -397,6 +397,11 @@ ZH_INTERJECTIONS = frozenset(
 EN_INTERJECTIONS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "uhm", "hmm", "mm", "ah"})
 
 
+# What may follow a clause-opening 这个/那个 for it to be a filler: personal pronouns and
+# particles (a demonstrative is followed by a noun or a classifier instead).
+_ZH_FILLER_FOLLOWERS = ("我", "您", "你", "他", "她", "咱", "大家", "呢", "啊", "嘛", "吧")
+
+
 def is_interjection(phrase: str, language: str) -> bool:
     """True when a filler phrase counts wherever it occurs (see `count_fillers`)."""
     key = "".join(simplified_view(phrase.strip())[0].split())
@@ -411,8 +416,10 @@ def count_fillers(text: str, phrases: Sequence[str], language: str) -> list[Matc
     Interjections (a single Chinese character such as 啊/呀/嗯, also as a sentence-final
     particle; 欧吼; um/uh/er/hmm) count wherever they occur. Fillers that are also ordinary
     words (这个, 那个, 就是; like, you know, basically) count only where they stand alone,
-    between punctuation, spaces or the text's edges ("这个，我帮您看一下"), or where they are
-    repeated ("这个这个"): "这个月" and "这个问题" are not fillers.
+    between punctuation, spaces or the text's edges ("这个，我帮您看一下"), where they are
+    repeated ("这个这个"), or, in Chinese, where they open a clause and a personal pronoun or
+    a particle follows ("这个我帮您看一下": ASR often drops the comma, and a demonstrative
+    never takes a pronoun as its noun): "这个月" and "这个问题" are not fillers.
     """
     view, offsets = simplified_view(text)
     cjk_mode = is_cjk_language(language)
@@ -432,7 +439,12 @@ def count_fillers(text: str, phrases: Sequence[str], language: str) -> list[Matc
             if not anywhere:
                 alone = _edge(view, s - 1, -1, cjk_mode) and _edge(view, e, 1, cjk_mode)
                 repeated = e in starts or s in ends
-                if not (alone or repeated):
+                opener = (
+                    cjk_mode
+                    and _edge(view, s - 1, -1, cjk_mode)
+                    and view.startswith(_ZH_FILLER_FOLLOWERS, e)
+                )
+                if not (alone or repeated or opener):
                     continue
             start, end = offsets[s], offsets[e - 1] + 1
             found.append(Match(phrase, start, end, text[start:end]))

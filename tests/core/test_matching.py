@@ -144,6 +144,14 @@ def test_filler_words_that_are_also_words_count_when_standalone() -> None:
     assert count_fillers("这个问题我帮您看", ["这个"], "zh") == []
 
 
+def test_clause_opening_filler_before_a_pronoun_counts_without_a_comma() -> None:
+    assert [m.phrase for m in count_fillers("这个我帮您看一下", ["这个"], "zh")] == ["这个"]
+    assert [m.phrase for m in count_fillers("好的，这个您稍等", ["这个"], "zh")] == ["这个"]
+    # A demonstrative before a noun or a classifier is not a filler, nor one mid-clause.
+    assert count_fillers("这个月的账单", ["这个"], "zh") == []
+    assert count_fillers("我觉得这个我不清楚", ["这个"], "zh") == []
+
+
 def test_english_fillers() -> None:
     text = "Um, I like it, like, you know, fine. You know what, uh, basically, yes. basically yes"
     found = count_fillers(text, ["um", "uh", "like", "you know", "basically"], "en")

@@ -10,15 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.calldata import Speaker
 from core.segmentation import (
     MAX_UTTERANCE_S,
     MIN_SILENCE_S,
     PAD_S,
     Endpointer,
     UtteranceSpan,
+    frame_levels_dbfs,
     segment_leg,
 )
-from kernels.vad import StreamingVad
+from kernels.vad import StreamingVad, VadBank
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 RATE = 8000
@@ -123,14 +125,47 @@ def test_streaming_endpointer_equals_segment_leg() -> None:
         voice, like = vad.process_detail(x[pos : pos + n])
         pos += n
         start = ep.frames_seen * FRAME
-        frames = x[start : start + len(voice) * FRAME].astype(np.float64).reshape(-1, FRAME)
-        levels = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+        levels = frame_levels_dbfs(x[start : start + len(voice) * FRAME])
         spans += ep.push(voice, like, levels)
     spans += ep.flush()
     assert [t for s in spans for t in (s.start, s.end)] == pytest.approx(
         [t for u in whole for t in (u.start, u.end)]
     )
     assert [s.pitch_hz for s in spans] == [None] * len(spans)
+
+
+def test_live_path_over_a_vad_bank_equals_segment_leg() -> None:
+    # The daemon's way: one VadBank tick per 20 ms for all legs, one Endpointer per leg.
+    legs = [
+        leg(("pause", 0.6), ("speech", 2.0), ("pause", 0.9), ("speech", 1.2), ("pause", 1.0)),
+        leg(("pause", 2.0), ("speech", 3.0), ("pause", 0.2), ("speech", 0.5), ("pause", 1.0)),
+    ]
+    n_frames = min(len(x) for x in legs) // FRAME
+    bank = VadBank(len(legs))
+    eps = [Endpointer() for _ in legs]
+    spans: list[list[UtteranceSpan]] = [[] for _ in legs]
+    for k in range(n_frames):
+        block = np.ascontiguousarray(np.stack([x[k * FRAME : (k + 1) * FRAME] for x in legs]))
+        voice, like = bank.process_detail(block)
+        for i, ep in enumerate(eps):
+            level = frame_levels_dbfs(block[i])
+            spans[i] += ep.push(voice[i : i + 1], like[i : i + 1], level)
+    for i, ep in enumerate(eps):
+        spans[i] += ep.flush()
+        whole, _ = segment_leg(legs[i][: n_frames * FRAME], "agent")
+        assert len(whole) == len(spans[i]) >= 1
+        assert [t for s in spans[i] for t in (s.start, s.end)] == pytest.approx(
+            [t for u in whole for t in (u.start, u.end)]
+        )
+
+
+def test_segment_leg_input_errors_say_how_to_fix() -> None:
+    with pytest.raises(TypeError, match="32768"):
+        segment_leg(np.zeros(800, np.int16), "agent")
+    with pytest.raises(ValueError, match="one channel"):
+        segment_leg(np.zeros((2, 800), np.float32), "agent")
+    with pytest.raises(ValueError, match="resample"):
+        segment_leg(np.zeros(800, np.float32), "agent", sample_rate=11025)
 
 
 def test_endpointer_rejects_bad_settings() -> None:
@@ -174,18 +209,26 @@ def longest_pause_s(audio: np.ndarray, start: float, end: float) -> float:
     return best * 0.02
 
 
+SPEAKERS: tuple[Speaker, Speaker] = ("agent", "customer")
+
+
 @pytest.mark.corpus
 def test_corpus_utterance_boundaries() -> None:
     if not CORPUS_DIR.is_dir():
         pytest.skip(f"labelled corpus not found at {CORPUS_DIR} (expected in ../shared/corpus)")
-    matched = total = 0
+    matched = covered = total = found = spurious = 0
     bad_cuts: list[str] = []
     for label_path in sorted(CORPUS_DIR.glob("dev*.json")):
         label = json.loads(label_path.read_text())
         audio = read_mulaw_stereo(CORPUS_DIR / label["audio"])
-        for ch, speaker in enumerate(("agent", "customer")):
+        for ch, speaker in enumerate(SPEAKERS):
             utts, _ = segment_leg(audio[ch], speaker)
-            for ref in (t for t in label["transcript"] if t["speaker"] == speaker):
+            refs = [t for t in label["transcript"] if t["speaker"] == speaker]
+            found += len(utts)
+            spurious += sum(
+                not any(u.start < r["end"] and u.end > r["start"] for r in refs) for u in utts
+            )
+            for ref in refs:
                 total += 1
                 over = [u for u in utts if u.start < ref["end"] and u.end > ref["start"]]
                 matched += any(
@@ -193,6 +236,8 @@ def test_corpus_utterance_boundaries() -> None:
                     and abs(u.end - ref["end"]) <= BOUNDARY_TOL_S
                     for u in over
                 )
+                inside = sum(min(u.end, ref["end"]) - max(u.start, ref["start"]) for u in over)
+                covered += inside >= 0.95 * (ref["end"] - ref["start"])
                 inner = [
                     u.end
                     for u in over
@@ -200,8 +245,14 @@ def test_corpus_utterance_boundaries() -> None:
                 ]
                 if inner and longest_pause_s(audio[ch], ref["start"], ref["end"]) < MIN_SILENCE_S:
                     bad_cuts.append(f"{label['call_id']}/{speaker} {ref['start']:.2f}")
-    rate = matched / total
-    print(f"utterances matched within {BOUNDARY_TOL_S} s: {matched}/{total} = {rate:.3f}")
+    print(
+        f"labelled utterances {total}, found {found}; both ends within {BOUNDARY_TOL_S} s: "
+        f"{matched / total:.3f}; speech >= 95 % covered: {covered / total:.3f}; "
+        f"found utterances overlapping no labelled one: {spurious}"
+    )
     assert total > 100
-    assert rate >= 0.9
+    assert matched / total >= 0.9
+    assert covered / total >= 0.9
+    assert spurious <= 0.02 * found
+    assert 0.9 * total <= found <= 1.2 * total
     assert not bad_cuts, f"utterances cut without a long pause: {bad_cuts}"

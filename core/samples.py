@@ -20,9 +20,9 @@ from kernels.g711 import ulaw_encode
 from core.audio_io import write_wav_g711
 
 SAMPLE_RATE = 8000
-AGENT_VOICE = "en-us+f3"
-CUSTOMER_VOICE = "en-gb+m3"
-WORDS_PER_MIN = 155
+AGENT_VOICE = "en-us"
+CUSTOMER_VOICE = "en-gb"
+WORDS_PER_MIN = 140
 LEVEL_DBFS = -24.0
 
 
@@ -74,7 +74,10 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
     ),
     SampleCall(
         name="en-complaint-rude",
-        title="A complaint handled badly: no greeting, forbidden phrase, dead air, no closing",
+        title=(
+            "A complaint handled badly: no greeting, no apology, a forbidden phrase said loudly, "
+            "dead air, no courtesy words, no closing"
+        ),
         lines=(
             Line("agent", "Support. What is it?", 0.5),
             Line(
@@ -88,7 +91,17 @@ SAMPLE_CALLS: tuple[SampleCall, ...] = (
             Line("customer", "Friday? I will report you to the regulator."),
             Line("agent", "Fine. Call back later then."),
         ),
-        expected_items=("greeting", "forbidden_words", "complaint_risk", "dead_air", "closing"),
+        expected_items=(
+            "greeting",
+            "apology",
+            "forbidden_words",
+            "volume",
+            "complaint_risk",
+            "customer_emotion",
+            "dead_air",
+            "polite",
+            "closing",
+        ),
     ),
 )
 

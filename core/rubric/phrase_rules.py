@@ -196,11 +196,17 @@ def _first_hit_per_utterance(hits: list[PhraseHit]) -> list[PhraseHit]:
     return out
 
 
-def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Finding]:
-    """Fillers per minute of call time above `max_per_min` (decided at the end of the call).
+FILLER_MIN_BASIS_S = 60.0  # filler rates are taken over at least this much talk time
 
-    Counting follows `core.rubric.matching.count_fillers`; the finding spans the first to
-    the last utterance holding a filler.
+
+def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Finding]:
+    """Fillers per minute of the speaker's own talk time above `max_per_min` (end of call).
+
+    The rate is taken over the speaker's talk time (at least `FILLER_MIN_BASIS_S`), not the
+    call's length, so that an agent who mostly listens is held to the same standard as one
+    who talks throughout; the call-time rate is reported beside it. Counting follows
+    `core.rubric.matching.count_fillers`; the finding spans the first to the last utterance
+    holding a filler.
     """
     if not evidence.ended or evidence.duration_s <= 0 or item.max_per_min is None:
         return []
@@ -216,7 +222,11 @@ def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> li
             holding.append(i)
             by_phrase.update(m.phrase for m in found)
     count = sum(by_phrase.values())
-    per_min = count * 60.0 / evidence.duration_s
+    if speaker == "any":
+        talk_s = sum(metrics.talk_time_s.values())
+    else:
+        talk_s = metrics.talk_time_s.get(speaker, 0.0)
+    per_min = count * 60.0 / max(talk_s, FILLER_MIN_BASIS_S)
     if per_min <= item.max_per_min or not holding:
         return []
     first, last = evidence.utterances[holding[0]], evidence.utterances[holding[-1]]
@@ -231,7 +241,9 @@ def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> li
             detail={
                 "count": count,
                 "by_phrase": {p: by_phrase[p] for p in used},
-                "per_min_call": round(per_min, 2),
+                "per_min_talk": round(per_min, 2),
+                "talk_s": round(talk_s, 1),
+                "per_min_call": round(count * 60.0 / evidence.duration_s, 2),
                 "utterances": holding,
             },
         )

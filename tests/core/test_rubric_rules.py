@@ -420,7 +420,22 @@ FILLERS = """\
 """
 
 
-def test_fillers_above_the_rate_per_minute_of_call() -> None:
+def test_fillers_rate_is_per_minute_of_the_speakers_talk_time() -> None:
+    # A 5-minute call in which the agent talks for 90 s and says 10 fillers: 2 per minute of
+    # call time, but 6.7 per minute of the agent's own speech, which is what is judged.
+    lines = [utt("agent", 30.0 * k, 30.0 * k + 9.0, "这个，我帮您看一下呀。") for k in range(5)]
+    lines += [utt("customer", 30.0 * k + 10.0, 30.0 * k + 28.0, "好的好的。") for k in range(5)]
+    lines.append(utt("agent", 200.0, 245.0, "您的宽带账号已经绑定了您现在的手机号。"))
+    ev = evidence(lines, duration_s=300.0)
+    (f,) = run_item(item(FILLERS), ev)
+    assert f.detail["count"] == 10 and f.detail["talk_s"] == 90.0
+    assert f.detail["per_min_talk"] == 6.67 and f.detail["per_min_call"] == 2.0
+    # The same fillers over 150 s of agent talk are 4 per minute: no finding.
+    lines[-1] = utt("agent", 150.0, 255.0, "您的宽带账号已经绑定了您现在的手机号。")
+    assert run_item(item(FILLERS), evidence(lines, duration_s=300.0)) == []
+
+
+def test_fillers_above_the_rate_with_a_minute_of_talk_at_least() -> None:
     ev = evidence(
         [
             utt("agent", 5.0, 8.0, "嗯，这个，麻烦您报一下手机号码后四位呀。"),

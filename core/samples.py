@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from kernels.g711 import ulaw_encode
 
 from core.audio_io import write_wav_g711
+from kernels.g711 import ulaw_encode
 
 SAMPLE_RATE = 8000
 AGENT_VOICE = "en-us"

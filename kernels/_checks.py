@@ -77,10 +77,13 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_out(out: Any, shape: tuple[int, ...], dtype: type[np.generic], name: str = "out") -> None:
+def check_out(
+    out: Any, shape: tuple[int, ...], dtype: type[np.generic], name: str = "out"
+) -> None:
     """Validate a caller-provided output buffer: array, dtype, exact shape, writeable."""
     as_array(out, name)
-    check_dtype(out, dtype, name, hint=f"allocate it with numpy.empty({shape}, numpy.{np.dtype(dtype).name})")
+    alloc = f"allocate it with numpy.empty({shape}, numpy.{np.dtype(dtype).name})"
+    check_dtype(out, dtype, name, hint=alloc)
     if out.shape != shape:
         raise ValueError(
             f"{name} must have shape {shape}, got {out.shape}; allocate it with "

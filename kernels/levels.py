@@ -76,7 +76,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     acc = np.float32(0.0)
     for i in range(a.shape[0]):
         acc += a[i] * b[i]
-    return acc
+    return float(acc)
 
 
 @njit(nogil=True, cache=True)
@@ -144,8 +144,16 @@ def _pitch_kernel(x: np.ndarray, sample_rate: int, n: int, hann: np.ndarray,
         out[f] = np.float32(sample_rate / (lag_lo + best + frac))
 
 
+_FRAME_LEN: dict[tuple[int, int], int] = {}
+
+
 def _check(audio: object, sample_rate: object, frame_ms: object) -> tuple[np.ndarray, int, int]:
     """Validate the common arguments; return (audio, rate, samples per frame)."""
+    if (type(audio) is np.ndarray and audio.dtype is _F32 and audio.ndim == 1
+            and audio.flags.c_contiguous and type(sample_rate) is int and type(frame_ms) is int):
+        n = _FRAME_LEN.get((sample_rate, frame_ms))
+        if n is not None:  # arguments already validated once
+            return audio, sample_rate, n
     if not (type(audio) is np.ndarray and audio.dtype is _F32 and audio.ndim == 1):
         a = as_array(audio, "audio")
         if a.dtype != np.float32:
@@ -169,6 +177,8 @@ def _check(audio: object, sample_rate: object, frame_ms: object) -> tuple[np.nda
             f"frame_ms must give a whole number of samples at {rate} Hz and be at most "
             f"1000, got {ms} ms; use 10, 20 or 30"
         )
+    if type(sample_rate) is int and type(frame_ms) is int:
+        _FRAME_LEN[(rate, ms)] = rate * ms // 1000
     return np.ascontiguousarray(audio), rate, rate * ms // 1000
 
 

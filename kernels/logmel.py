@@ -168,8 +168,8 @@ def _fft_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
                 tw_im.append(-math.sin(ang))
         size = m
     tw = np.stack([np.array(tw_re), np.array(tw_im)]).astype(np.float32)
-    k = np.arange(N_FREQS)
-    split = np.stack([np.cos(2.0 * np.pi * k / N_FFT), -np.sin(2.0 * np.pi * k / N_FFT)])
+    ang_k = 2.0 * np.pi * np.arange(N_FREQS) / N_FFT
+    split = np.stack([np.cos(ang_k), -np.sin(ang_k)])
     return (np.array(RADICES, dtype=np.int64), np.array(offsets, dtype=np.int64), tw,
             split.astype(np.float32))
 

@@ -1,8 +1,8 @@
 """8 kHz -> 16 kHz upsampling of telephone audio (float32), one-shot, streaming and banked.
 
 The interpolation filter is a linear-phase Kaiser-windowed sinc lowpass designed at the
-16 kHz output rate: ``FILTER_TAPS = 4 * HALF_SPAN + 1`` taps, cutoff 3.7 kHz, flat to
-within +-0.002 dB from 0 to 3.4 kHz (the telephone band) and at least 70 dB down from
+16 kHz output rate: ``FILTER_TAPS = 4 * HALF_SPAN + 1`` (125) taps, cutoff 3.7 kHz, flat
+to within +-0.002 dB from 0 to 3.4 kHz (the telephone band) and at least 70 dB down from
 4 kHz up, so the spectral images of the 8 kHz input (at ``8 kHz - f``) are removed. Each
 of the two polyphase branches is normalised to unit DC gain, so a constant input gives
 the same constant out and the 8 kHz image of DC is exactly zero.
@@ -14,7 +14,7 @@ Delay conventions
   outside its ends. The output is exactly ``2 * len(x)`` samples long.
 * :class:`Upsampler8kTo16k` and :class:`UpsamplerBank` return exactly two output samples
   per input sample and lag the one-shot output by ``DELAY_16K = 2 * HALF_SPAN`` output
-  samples (``HALF_SPAN`` input samples, 4 ms): streamed output sample ``k`` is one-shot
+  samples (``HALF_SPAN`` input samples, 3.875 ms): streamed output sample ``k`` is one-shot
   sample ``k - DELAY_16K``. The first ``DELAY_16K`` streamed samples are the filter's
   lead-in before time zero; ``flush()`` returns the last ``DELAY_16K`` samples. Hence
   ``concatenate(outputs)[DELAY_16K:] + flush()`` equals the one-shot result of the whole
@@ -37,10 +37,11 @@ from kernels._checks import (
 
 INPUT_RATE_HZ = 8000
 OUTPUT_RATE_HZ = 16000
-HALF_SPAN = 32
+HALF_SPAN = 31
 FILTER_TAPS = 4 * HALF_SPAN + 1
+BRANCH_TAPS = 2 * HALF_SPAN + 2  # 64: whole SIMD blocks, zero-padded at the ends
 CUTOFF_HZ = 3700.0
-KAISER_BETA = 7.5
+KAISER_BETA = 7.2
 DELAY_8K = HALF_SPAN
 DELAY_16K = 2 * HALF_SPAN
 
@@ -60,10 +61,14 @@ def design_filter() -> np.ndarray:
 
 
 def _branches() -> tuple[np.ndarray, np.ndarray]:
+    # Tap k of either branch multiplies the input k - HALF_SPAN samples after the centre;
+    # the even branch has 2*HALF_SPAN + 1 taps, the odd one 2*HALF_SPAN (k = 1..2*HALF_SPAN).
+    # Both are zero-padded to BRANCH_TAPS, so the kernels read one input beyond the span.
     h = 2.0 * design_filter()
-    even = h[0::2].astype(np.float32)  # 2*HALF_SPAN + 1 taps
-    odd = np.zeros(2 * HALF_SPAN + 1, dtype=np.float32)
-    odd[1:] = h[1::2]  # tap k multiplies the input k - HALF_SPAN samples after the centre
+    even = np.zeros(BRANCH_TAPS, dtype=np.float32)
+    even[:2 * HALF_SPAN + 1] = h[0::2]
+    odd = np.zeros(BRANCH_TAPS, dtype=np.float32)
+    odd[1:2 * HALF_SPAN + 1] = h[1::2]
     even.flags.writeable = False
     odd.flags.writeable = False
     return even, odd
@@ -79,7 +84,10 @@ _FASTMATH = {"reassoc", "contract"}
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _poly(buf: np.ndarray, n: int, out: np.ndarray) -> None:
-    """Outputs for the ``n`` centres ``buf[HALF_SPAN + j]``: out[2j] even, out[2j+1] odd."""
+    """Outputs for the ``n`` centres ``buf[HALF_SPAN + j]``: out[2j] even, out[2j+1] odd.
+
+    ``buf`` must hold ``n + 2 * HALF_SPAN + 1`` finite samples (the last one meets only
+    zero taps)."""
     ge = EVEN_TAPS
     go = ODD_TAPS
     k_taps = ge.shape[0]
@@ -118,7 +126,7 @@ def _poly(buf: np.ndarray, n: int, out: np.ndarray) -> None:
 def _oneshot(x: np.ndarray, out: np.ndarray) -> None:
     span = HALF_SPAN
     n = x.shape[0]
-    xp = np.zeros(n + 2 * span, dtype=np.float32)
+    xp = np.zeros(n + 2 * span + 1, dtype=np.float32)
     xp[span:span + n] = x
     _poly(xp, n, out)
 
@@ -126,11 +134,12 @@ def _oneshot(x: np.ndarray, out: np.ndarray) -> None:
 @njit(nogil=True, cache=True)
 def _stream(state: np.ndarray, chunk: np.ndarray, out: np.ndarray) -> None:
     """One leg. ``state[:2 * HALF_SPAN]`` holds the last inputs and is updated in place;
-    the rest of ``state`` (at least ``len(chunk)`` long) is scratch."""
+    the rest of ``state`` (at least ``len(chunk) + 1`` long) is scratch."""
     h = 2 * HALF_SPAN
     n = chunk.shape[0]
     for i in range(n):
         state[h + i] = chunk[i]
+    state[h + n] = np.float32(0.0)
     _poly(state, n, out)
     for i in range(h):  # forward copy is safe: the source lies above the destination
         state[i] = state[n + i]
@@ -140,10 +149,10 @@ def _stream(state: np.ndarray, chunk: np.ndarray, out: np.ndarray) -> None:
 def _stream_bank(hist: np.ndarray, frames: np.ndarray, out: np.ndarray) -> None:
     h = hist.shape[1]
     n = frames.shape[1]
-    work = np.empty(h + n, dtype=np.float32)
+    work = np.zeros(h + n + 1, dtype=np.float32)
     for leg in range(frames.shape[0]):
         work[:h] = hist[leg]
-        work[h:] = frames[leg]
+        work[h:h + n] = frames[leg]
         _poly(work, n, out[leg])
         hist[leg] = work[n:n + h]
 
@@ -155,6 +164,7 @@ _AUDIO_HINT = (
 
 
 _F32 = np.dtype(np.float32)
+_empty = np.empty
 
 
 def _as_audio(x: object, name: str) -> np.ndarray:
@@ -200,17 +210,23 @@ class Upsampler8kTo16k:
 
     def __init__(self, max_chunk: int = 160) -> None:
         self._cap = check_positive_int(max_chunk, "max_chunk")
-        self._state = np.zeros(self._cap + 2 * HALF_SPAN, dtype=np.float32)
+        self._state = np.zeros(self._cap + 2 * HALF_SPAN + 1, dtype=np.float32)
 
     def process(self, chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Feed 8 kHz float32 samples; return ``2 * len(chunk)`` samples at 16 kHz."""
+        c = chunk
+        if (out is None and type(c) is np.ndarray and c.dtype is _F32 and c.ndim == 1
+                and 0 < (n := c.size) <= self._cap and c.flags.c_contiguous):
+            res = _empty(2 * n, _F32)  # fast path for a regular packet
+            _stream(self._state, c, res)
+            return res
         c = _as_audio(chunk, "chunk")
         n = c.shape[0]
         res = np.empty(2 * n, dtype=_F32) if out is None else _out_1d(out, 2 * n)
         if n == 0:
             return res
         if n > self._cap:
-            grown = np.zeros(n + 2 * HALF_SPAN, dtype=np.float32)
+            grown = np.zeros(n + 2 * HALF_SPAN + 1, dtype=np.float32)
             grown[:2 * HALF_SPAN] = self._state[:2 * HALF_SPAN]
             self._state = grown
             self._cap = n

@@ -40,13 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ctranslate2
 import yaml
-from kernels.resample import upsample_8k_to_16k
 
 from core.asr import AsrEngine, AsrOptions, AsrRequest, AsrResult
 from core.audio_io import read_wav
 from core.model_store import ModelInfo, resolve_model
 from core.text_norm import cer_key, edit_distance, match_key
 from kernels.logmel import log_mel_spectrogram
+from kernels.resample import upsample_8k_to_16k
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"

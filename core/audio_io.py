@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from kernels.g711 import alaw_decode, ulaw_decode
 
 WAVE_FORMAT_PCM = 1

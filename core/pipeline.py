@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from kernels.resample import upsample_8k_to_16k
 
 from core.asr import AsrEngine, AsrRequest
 from core.audio_io import Recording
@@ -21,6 +20,7 @@ from core.calldata import CallEvidence, CallResult, LegActivity, Speaker, Uttera
 from core.rubric.engine import evaluate
 from core.rubric.schema import Rubric
 from core.segmentation import segment_leg
+from kernels.resample import upsample_8k_to_16k
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ code knows (see `core.storage.migrations`).
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -33,12 +34,31 @@ def connect(path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S,
     db = Database(conn)
     db.execute("PRAGMA foreign_keys = ON")
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    if str(path) != ":memory:" and db.journal_mode != "wal":
-        db.enable_wal()
+    if str(path) != ":memory:":
+        _enable_wal(db, busy_timeout_s)
     # WAL makes NORMAL durable against application crashes; only a power loss can drop
     # the last transactions, never corrupt the file.
     db.execute("PRAGMA synchronous = NORMAL")
     return db
+
+
+def _enable_wal(db: Database, busy_timeout_s: float) -> None:
+    """Switch to WAL, retrying while another connection holds the lock.
+
+    Changing the journal mode needs an exclusive lock, and SQLite reports a conflict there
+    at once instead of calling the busy handler, so several processes opening a new file at
+    the same moment would otherwise fail with "database is locked".
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def open_db(path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernels.g711 import alaw_encode, ulaw_encode
 
 from core.audio_io import AudioFileError, read_wav, write_wav_g711, write_wav_pcm16
+from kernels.g711 import alaw_encode, ulaw_encode
 
 
 def _tone(n: int, freq: float, rate: int) -> np.ndarray:

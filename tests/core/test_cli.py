@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernels.g711 import ulaw_encode
 
 from core.audio_io import write_wav_g711, write_wav_pcm16
 from core.samples import Line, SampleCall, render
+from kernels.g711 import ulaw_encode
 
 SHORT_CALL = SampleCall(
     name="short",

@@ -21,7 +21,8 @@ Modes:
   (`allowed_edits`): none for phrases of up to 3 Chinese syllables or 2 words, so that
   您好 never matches 你好 and 不明白 never matches 我明白; one up to 7 syllables / 5 words;
   two beyond. Edits never touch the phrase's first or last token, and never a negation
-  (不/没/别 ..., not/no/never ...): 我知道 stays far from 不知道.
+  (不/没/别 ..., not/no/never ...): 我知道 stays far from 不知道. A phrase made of digits
+  only (a hotline such as 12315) allows no edit: 12385 is another number.
 * ``regex``: Python regular expression, case-insensitive, over the NFKC/simplified text
   with its punctuation (nothing removed).
 """
@@ -285,10 +286,16 @@ class PhraseMatcher:
                 continue
             fuzzy = self.mode == "fuzzy"
             budget = allowed_edits(len(ptoks), self.cjk_mode) if fuzzy else 0
+            if all(_is_digit(t) for t in ptoks):
+                budget = 0  # a number is an identifier: 12385 is not the hotline 12315
             for first, last, edits in _align_all(ptoks, tokens, fuzzy=fuzzy, budget=budget):
                 start, end = tokens[first].start, tokens[last].end
                 out.append(Match(phrase, start, end, text[start:end], edits))
         return out
+
+
+def _is_digit(token: Token) -> bool:
+    return token.text in ZH_DIGITS or token.text.isdigit()
 
 
 def _same(a: Token, b: Token, fuzzy: bool) -> bool:

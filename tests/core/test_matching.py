@@ -156,3 +156,10 @@ def test_english_fillers() -> None:
     text = "Um, I like it, like, you know, fine. You know what, uh, basically, yes. basically yes"
     found = count_fillers(text, ["um", "uh", "like", "you know", "basically"], "en")
     assert [m.text for m in found] == ["Um", "like", "you know", "uh", "basically"]
+
+
+def test_numbers_match_exactly_even_in_fuzzy_mode() -> None:
+    m = PhraseMatcher(["12315"], "fuzzy", "zh")
+    assert m.search("我要打12315投诉你们") is not None
+    assert m.search("我要打一二三一五") is not None
+    assert m.search("尾号是12385") is None

@@ -327,7 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("settings", help="print the settings table")
     st.set_defaults(func=cmd_settings)
+    _add_telephony_commands(sub)
     return p
+
+
+def _add_telephony_commands(sub: Any) -> None:
+    """Commands of the telephony package. The `callqa` command is the top of the stack:
+    telephony builds on core, so core's own modules never import it; only this entry does."""
+    from telephony import cli_import_pcap
+
+    cli_import_pcap.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,289 @@
+"""`callqa receive`: record calls from the PBX or SBC, then score and store each one.
+
+The recording server writes each call to a spool file under the data folder. When the call
+ends, a single scoring thread transcribes and scores the file with the offline pipeline
+(`core.score_file.score_file`), moves the recording under `recordings/` and stores the call
+with its source (`siprec` or `sip`), caller, callee, agent and the SBC's call identifiers in
+one transaction. A call that cannot be scored is still stored, with status `failed`, so no
+recording is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import tomllib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import DEFAULT_CONFIG_PATHS, ENV_PREFIX, SETTINGS, Config, ConfigError
+from telephony.server import PeerFilter, RecordingServer, ServerSettings
+from telephony.sessions import CallInfo
+from telephony.siprec import AGENT_SIDES, AgentPatterns
+
+logger = logging.getLogger(__name__)
+
+SPOOL_DIR = "spool"
+MIN_SCORED_DURATION_S = 1.0
+RECEIVER_SETTING_NAMES = (
+    "sip_host",
+    "sip_port",
+    "sip_transports",
+    "sip_allowed_peers",
+    "rtp_port_first",
+    "rtp_port_last",
+    "sip_max_sessions",
+    "sip_max_message_bytes",
+    "sip_max_headers",
+    "rtp_idle_timeout_s",
+    "agent_patterns",
+    "default_agent_side",
+)
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The scoring configuration and the recording server's settings."""
+
+    config: Config
+    server: ServerSettings
+    score: bool = True
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _setting_values(
+    config_file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The receiver's settings from the same sources and in the same order as `load_config`."""
+    defaults = {s.name: s.default for s in SETTINGS if s.name in RECEIVER_SETTING_NAMES}
+    values: dict[str, Any] = dict(defaults)
+    path = config_file
+    if path is None and environ.get(ENV_PREFIX + "CONFIG"):
+        path = Path(environ[ENV_PREFIX + "CONFIG"])
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        values.update({k: v for k, v in table.items() if k in defaults})
+    for name in defaults:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+    values.update({k: v for k, v in overrides.items() if k in defaults and v is not None})
+    for name, default in defaults.items():
+        try:
+            values[name] = type(default)(values[name])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"setting {name!r} must be a {type(default).__name__}, got {values[name]!r}"
+            ) from exc
+    return values
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def server_settings(
+    data_dir: Path,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServerSettings:
+    """The recording server's settings; raises `ConfigError` naming a bad one."""
+    v = _setting_values(config_file, os.environ if environ is None else environ, overrides or {})
+    transports = tuple(t.lower() for t in _csv(v["sip_transports"]))
+    if not transports or any(t not in ("udp", "tcp") for t in transports):
+        raise ConfigError("setting 'sip_transports' must list udp, tcp or both")
+    if v["default_agent_side"] not in AGENT_SIDES:
+        raise ConfigError(f"setting 'default_agent_side' must be one of {', '.join(AGENT_SIDES)}")
+    try:
+        patterns = AgentPatterns.parse(v["agent_patterns"])
+    except ValueError as exc:
+        raise ConfigError(f"setting 'agent_patterns': {exc}") from exc
+    if not 0 < v["rtp_port_first"] < v["rtp_port_last"] <= 65535:
+        raise ConfigError("settings 'rtp_port_first' and 'rtp_port_last' must be a port range")
+    settings = ServerSettings(
+        recordings_dir=Path(data_dir) / SPOOL_DIR,
+        host=v["sip_host"],
+        port=v["sip_port"],
+        transports=transports,
+        allowed_peers=_csv(v["sip_allowed_peers"]),
+        rtp_port_first=v["rtp_port_first"],
+        rtp_port_last=v["rtp_port_last"],
+        max_sessions=v["sip_max_sessions"],
+        max_message_bytes=v["sip_max_message_bytes"],
+        max_headers=v["sip_max_headers"],
+        rtp_idle_timeout_s=v["rtp_idle_timeout_s"],
+        agent_patterns=patterns,
+        default_agent_side=v["default_agent_side"],
+    )
+    try:
+        PeerFilter(settings.allowed_peers)
+    except ValueError as exc:
+        raise ConfigError(f"setting 'sip_allowed_peers': {exc}") from exc
+    return settings
+
+
+# ---------------------------------------------------------------- storing
+
+
+def _leg_summary(info: CallInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for role, stats in info.leg_stats.items():
+        summary = dataclasses.asdict(stats)
+        summary["dtmf"] = [dataclasses.asdict(event) for event in stats.dtmf]
+        out[role] = summary
+    return out
+
+
+def call_meta(info: CallInfo) -> dict[str, Any]:
+    """What the stored call keeps about its signalling and media."""
+    return {
+        "sip_call_id": info.call_id,
+        "peer": info.peer,
+        "end_reason": info.end_reason,
+        "ended_at": info.ended_at,
+        "call_identifiers": info.call_identifiers,
+        "agent_aor": info.agent_aor,
+        "customer_aor": info.customer_aor,
+        "agent_ids_seen": info.agent_ids_seen,
+        "role_reason": info.role_reason,
+        "metadata_dialect": info.metadata_dialect,
+        "labels": info.labels,
+        "channels": info.channels,
+        "agent_channel": info.agent_channel,
+        "mono_speaker": info.mono_speaker,
+        "legs": _leg_summary(info),
+        "encoding": "pcm16",
+        "sample_rate": 8000,
+    }
+
+
+def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None:
+    """Score (unless `score` is False) and store one recorded call; returns its call id.
+
+    Runs on the scoring thread. Calls without audio are dropped with their spool file.
+    """
+    from core.score_file import ScoreRequest, score_file
+    from core.storage import repository
+    from core.storage.db import open_db
+
+    if info.duration_s < MIN_SCORED_DURATION_S:
+        logger.info("call %s: %.2f s of audio, not stored", info.call_id, info.duration_s)
+        info.recording_path.unlink(missing_ok=True)
+        return None
+    db = open_db(config.db_path)
+    try:
+        result = None
+        status = "recorded"
+        language = None
+        if score:
+            request = ScoreRequest(
+                path=info.recording_path,
+                rubric_ref=config.rubric,
+                agent_id=info.agent_id,
+                agent_channel=info.agent_channel or "left",
+                speaker=info.mono_speaker,  # type: ignore[arg-type]
+                started_at=info.started_at,
+                store=False,
+            )
+            try:
+                outcome = score_file(config, db, request)
+                result = outcome.scored.result
+                language = outcome.scored.evidence.language
+                status = "scored"
+            except Exception:
+                logger.exception("call %s: scoring failed; stored unscored", info.call_id)
+                status = "failed"
+        call_id = repository.new_call_id()
+        target = repository.recording_path(config.data_dir, call_id, info.started_at)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(info.recording_path), target)
+        record = repository.CallRecord(
+            id=call_id,
+            source=info.source,
+            recording_path=str(target),
+            duration_s=info.duration_s,
+            started_at=info.started_at,
+            agent_id=info.agent_id,
+            team_id=None,
+            language=language,
+            meta=call_meta(info),
+            status=status,
+            caller=info.caller,
+            callee=info.callee,
+        )
+        try:
+            if result is not None:
+                repository.save_scored_call(db, record, result)
+            else:
+                repository.create_call(db, record)
+        except BaseException:
+            shutil.move(str(target), info.recording_path)
+            raise
+        logger.info("call %s stored as %s (%s)", info.call_id, call_id, status)
+        return call_id
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------- running
+
+
+class Receiver:
+    """The recording server plus the scoring thread it hands finished calls to."""
+
+    def __init__(self, settings: ReceiverSettings) -> None:
+        self.settings = settings
+        self.server = RecordingServer(settings.server, on_call_ended=self._ended)
+        self.stored = 0
+        self.failed = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-score")
+
+    async def _ended(self, info: CallInfo) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            call_id = await loop.run_in_executor(
+                self._executor, store_call, self.settings.config, info, self.settings.score
+            )
+        except Exception:
+            self.failed += 1
+            logger.exception("call %s could not be stored; recording kept at %s",
+                             info.call_id, info.recording_path)  # fmt: skip
+            return
+        if call_id is not None:
+            self.stored += 1
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        """End the calls in progress, store them, and stop."""
+        await self.server.stop()
+        self._executor.shutdown(wait=True)
+
+
+async def run_receiver(settings: ReceiverSettings, stop: asyncio.Event | None = None) -> None:
+    """Record, score and store calls until `stop` is set (or forever)."""
+    receiver = Receiver(settings)
+    await receiver.start()
+    logger.info(
+        "receiving calls on %s port %s (%s)", settings.server.host,
+        receiver.server.udp_port or receiver.server.tcp_port, ", ".join(settings.server.transports),
+    )  # fmt: skip
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await receiver.stop()

@@ -1,0 +1,486 @@
+"""RTP packets (RFC 3550) and the receive path of one call leg.
+
+:func:`parse_rtp` turns a datagram into an :class:`RtpPacket` or raises
+:class:`RtpParseError` saying what is wrong with it. :class:`RtpLeg` is everything one leg
+does with its datagrams, independent of where they come from (a socket, a capture, a pcap
+file): parse, drop and count what is malformed or of an unknown payload type, measure the
+interarrival jitter, reorder through a :class:`~telephony.jitter.JitterBuffer`, decode
+G.711, conceal loss, fill comfort noise, collect DTMF events (RFC 4733) and write the audio
+into the call's recording at the position its RTP timestamp gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels.g711 import alaw_decode, ulaw_decode
+from telephony.jitter import DEFAULT_DEPTH_MS, Frame, JitterBuffer, uint32_delta
+from telephony.recorder import CallRecorder
+
+logger = logging.getLogger(__name__)
+
+RTP_VERSION = 2
+RTP_HEADER_BYTES = 12
+CLOCK_RATE_HZ = 8000
+CONCEAL_MAX_MS = 60
+DECODE_BATCH_FRAMES = 5  # contiguous frames decoded and written in one go (100 ms of 20 ms)
+CN_MAX_FILL_S = 30.0
+CN_SILENT_LEVEL_DBOV = 90
+RTCP_MUX_PT_RANGE = range(72, 77)  # RTCP packet types 200-204 read as RTP (RFC 5761)
+DTMF_EVENTS = "0123456789*#ABCD"
+STATIC_PAYLOADS = {0: "PCMU", 8: "PCMA", 13: "CN"}
+
+KIND_PCMU = 0
+KIND_PCMA = 1
+KIND_EVENT = 2
+KIND_CN = 3
+_KIND_BY_NAME = {
+    "pcmu": KIND_PCMU,
+    "pcma": KIND_PCMA,
+    "telephone-event": KIND_EVENT,
+    "cn": KIND_CN,
+}
+
+_HEADER = struct.Struct("!BBHII")
+_EVENT = struct.Struct("!BBH")
+
+
+class RtpParseError(ValueError):
+    """A datagram is not a well-formed RTP packet; the message says why."""
+
+
+@dataclass(slots=True)
+class RtpPacket:
+    """One RTP packet, parsed (``parse_rtp``) or to be sent (``serialize``)."""
+
+    payload_type: int = 0
+    sequence_number: int = 0
+    timestamp: int = 0
+    ssrc: int = 0
+    marker: bool = False
+    payload: bytes = b""
+    csrc: list[int] = field(default_factory=list)
+    extension_profile: int | None = None
+    extension: bytes = b""
+    padding_size: int = 0
+
+    def serialize(self) -> bytes:
+        """The packet on the wire."""
+        b0 = (RTP_VERSION << 6) | len(self.csrc)
+        if self.padding_size:
+            b0 |= 0x20
+        if self.extension_profile is not None:
+            b0 |= 0x10
+        b1 = (0x80 if self.marker else 0) | (self.payload_type & 0x7F)
+        parts = [_HEADER.pack(b0, b1, self.sequence_number, self.timestamp, self.ssrc)]
+        parts.extend(struct.pack("!I", c) for c in self.csrc)
+        if self.extension_profile is not None:
+            ext = self.extension + bytes(-len(self.extension) % 4)
+            parts.append(struct.pack("!HH", self.extension_profile, len(ext) // 4) + ext)
+        parts.append(self.payload)
+        if self.padding_size:
+            parts.append(bytes(self.padding_size - 1) + bytes([self.padding_size]))
+        return b"".join(parts)
+
+
+def parse_rtp(data: bytes) -> RtpPacket:
+    """Parse one RTP packet; raises RtpParseError for anything that is not well formed."""
+    if len(data) < RTP_HEADER_BYTES:
+        raise RtpParseError("RTP packet length is less than 12 bytes")
+    b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+    if b0 >> 6 != RTP_VERSION:
+        raise RtpParseError(f"RTP packet has version {b0 >> 6}, expected 2")
+    pos = RTP_HEADER_BYTES
+    cc = b0 & 0x0F
+    end = len(data)
+    if b0 & 0x20:
+        padding = data[-1]
+        if padding == 0 or padding > end - pos - 4 * cc:
+            raise RtpParseError(f"RTP packet has invalid padding length {padding}")
+        end -= padding
+    else:
+        padding = 0
+    if pos + 4 * cc > end:
+        raise RtpParseError("RTP packet is shorter than its CSRC list")
+    csrc = list(struct.unpack_from(f"!{cc}I", data, pos)) if cc else []
+    pos += 4 * cc
+    profile = None
+    extension = b""
+    if b0 & 0x10:
+        if pos + 4 > end:
+            raise RtpParseError("RTP packet is shorter than its extension header")
+        profile, words = struct.unpack_from("!HH", data, pos)
+        pos += 4
+        if pos + 4 * words > end:
+            raise RtpParseError("RTP packet is shorter than its header extension")
+        extension = bytes(data[pos : pos + 4 * words])
+        pos += 4 * words
+    return RtpPacket(
+        payload_type=b1 & 0x7F,
+        sequence_number=seq,
+        timestamp=ts,
+        ssrc=ssrc,
+        marker=bool(b1 & 0x80),
+        payload=bytes(data[pos:end]),
+        csrc=csrc,
+        extension_profile=profile,
+        extension=extension,
+        padding_size=padding,
+    )
+
+
+@dataclass(frozen=True)
+class DtmfEvent:
+    """One telephone-event (RFC 4733): a key pressed on the leg."""
+
+    digit: str
+    start_s: float  # on the recording's timeline
+    duration_s: float
+    volume_dbm0: int  # a negative level; 0 when the sender left it out
+    ended: bool  # False when the end packets never arrived
+
+
+@dataclass
+class LegStats:
+    """What happened on one leg.
+
+    ``received`` counts well-formed packets of a known payload type (duplicates and late
+    ones included); ``lost`` the sequence numbers that never came in time; ``concealed``
+    the frames filled by fading out the previous frame; ``jitter_ms`` is the RFC 3550
+    interarrival jitter.
+    """
+
+    received: int = 0
+    lost: int = 0
+    concealed: int = 0
+    late: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    unknown_payload: int = 0
+    jitter_ms: float = 0.0
+    dtmf: list[DtmfEvent] = field(default_factory=list)
+    comfort_noise: int = 0
+    ssrc_changes: int = 0
+    resyncs: int = 0
+    dropped_paused: int = 0
+    rtcp_muxed: int = 0
+
+
+AudioSink = Callable[[int, np.ndarray], None]
+
+
+class RtpLeg:
+    """The receive path of one leg: feed it datagrams, it writes ``channel`` of the recording.
+
+    ``payload_map`` maps negotiated payload types to encoding names (``PCMU``, ``PCMA``,
+    ``telephone-event``, ``CN``); the static types 0, 8 and 13 are known unless remapped.
+    Audio of other encodings is counted as ``unknown_payload`` and dropped.
+    ``on_audio(position, pcm)`` receives the decoded audio too, in order, as it is released.
+
+    Contiguous frames are decoded and written ``decode_batch_frames`` at a time (fewer,
+    larger NumPy calls); :meth:`tick` and :meth:`flush` write out a partial batch.
+    """
+
+    def __init__(
+        self,
+        channel: int,
+        payload_map: dict[int, str],
+        recorder: CallRecorder | None,
+        clock_rate: int = CLOCK_RATE_HZ,
+        *,
+        depth_ms: int = DEFAULT_DEPTH_MS,
+        on_audio: AudioSink | None = None,
+        decode_batch_frames: int = DECODE_BATCH_FRAMES,
+        seed: int = 0,
+    ) -> None:
+        if recorder is not None and recorder.sample_rate != clock_rate:
+            raise ValueError(
+                f"the recording runs at {recorder.sample_rate} Hz but the leg at {clock_rate} Hz;"
+                " make the recorder with the leg's clock rate"
+            )
+        self.channel = channel
+        self.clock_rate = clock_rate
+        self.recorder = recorder
+        self.on_audio = on_audio
+        self.last_packet_s: float | None = None
+        self.jitter_buffer = JitterBuffer(clock_rate, depth_ms)
+        self._kinds = self._payload_kinds(payload_map)
+        self._paused = False
+        self._offset: int | None = None
+        self._malformed = 0
+        self._unknown = 0
+        self._received = 0
+        self._concealed = 0
+        self._cn_packets = 0
+        self._dropped_paused = 0
+        self._rtcp = 0
+        self._jitter = 0.0
+        self._jitter_ssrc = -1
+        self._prev_ts = 0
+        self._prev_arrival = 0.0
+        self._last_payload: bytes | None = None
+        self._last_kind = KIND_PCMU
+        self._batch = bytearray()
+        self._batch_pos = 0
+        self._batch_kind = KIND_PCMU
+        self._batch_frames = 0
+        self._batch_limit = max(1, decode_batch_frames)
+        self._cn_from: int | None = None
+        self._cn_amplitude = 0.0
+        self._rng = np.random.default_rng(seed)
+        self._dtmf: list[DtmfEvent] = []
+        self._dtmf_open: tuple[int, int, int, int, int] | None = None  # ts, event, pos, dur, vol
+        self._dtmf_done: tuple[int, int] | None = None  # ts, event of the last reported
+
+    @staticmethod
+    def _payload_kinds(payload_map: dict[int, str]) -> dict[int, int]:
+        kinds: dict[int, int] = {}
+        for pt, name in {**STATIC_PAYLOADS, **payload_map}.items():
+            kind = _KIND_BY_NAME.get(name.split("/")[0].strip().lower())
+            if kind is not None and 0 <= pt <= 127:
+                kinds[pt] = kind
+        return kinds
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        """While paused (hold, recording paused) packets are counted and dropped."""
+        if value and not self._paused:
+            self.jitter_buffer.resync_next()
+            self._process(self.jitter_buffer.drain())
+            self._flush_batch()
+        self._paused = bool(value)
+
+    @property
+    def stats(self) -> LegStats:
+        jb = self.jitter_buffer.stats
+        return LegStats(
+            received=self._received,
+            lost=jb.lost,
+            concealed=self._concealed,
+            late=jb.late,
+            duplicates=jb.duplicates,
+            malformed=self._malformed,
+            unknown_payload=self._unknown,
+            jitter_ms=1000.0 * self._jitter / self.clock_rate,
+            dtmf=list(self._dtmf),
+            comfort_noise=self._cn_packets,
+            ssrc_changes=jb.ssrc_changes,
+            resyncs=jb.resyncs,
+            dropped_paused=self._dropped_paused,
+            rtcp_muxed=self._rtcp,
+        )
+
+    @property
+    def dtmf(self) -> list[DtmfEvent]:
+        return list(self._dtmf)
+
+    def feed(self, datagram: bytes, arrival_s: float) -> None:
+        """Take one datagram received at ``arrival_s`` (seconds, any monotonic clock)."""
+        if len(datagram) < RTP_HEADER_BYTES:
+            self._malformed += 1
+            return
+        b0, b1, seq, ts, ssrc = _HEADER.unpack_from(datagram)
+        if b0 == 0x80:  # version 2, no padding, extension or CSRC: the common case
+            payload = datagram[RTP_HEADER_BYTES:]
+        else:
+            try:
+                payload = parse_rtp(datagram).payload
+            except RtpParseError as exc:
+                self._malformed += 1
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("leg %d: dropped a datagram: %s", self.channel, exc)
+                return
+        pt = b1 & 0x7F
+        kind = self._kinds.get(pt)
+        if kind is None:
+            if pt in RTCP_MUX_PT_RANGE:
+                self._rtcp += 1
+            else:
+                self._unknown += 1
+            return
+        self.last_packet_s = arrival_s
+        if self._paused:
+            self._dropped_paused += 1
+            return
+        self._received += 1
+        if self._offset is None:
+            self._offset = 0 if self.recorder is None else self.recorder.sample_at(arrival_s)
+        if kind != KIND_EVENT:
+            if ssrc == self._jitter_ssrc:
+                d = (arrival_s - self._prev_arrival) * self.clock_rate - uint32_delta(
+                    ts, self._prev_ts
+                )
+                self._jitter += (abs(d) - self._jitter) / 16.0
+            else:
+                self._jitter_ssrc = ssrc
+            self._prev_ts = ts
+            self._prev_arrival = arrival_s
+        samples = len(payload) if kind <= KIND_PCMA else 0
+        jb = self.jitter_buffer
+        jb.put(ssrc, seq, ts, b1 & 0x80 != 0, pt, payload, samples, arrival_s)
+        if jb._ready:
+            self._process(jb.drain())
+
+    def tick(self, now_s: float) -> None:
+        """Release audio that waited long enough by the arrival clock (call every ~20 ms)."""
+        self.jitter_buffer.tick(now_s)
+        self._process(self.jitter_buffer.drain())
+        self._flush_batch()
+
+    def flush(self) -> None:
+        """Release and record everything buffered (end of call)."""
+        self.jitter_buffer.flush()
+        self._process(self.jitter_buffer.drain())
+        self._flush_batch()
+        self._close_dtmf()
+        self._cn_from = None
+
+    # ------------------------------------------------------------------ frames
+
+    def _process(self, frames: list[Frame]) -> None:
+        kinds = self._kinds
+        for f in frames:
+            if f.lost:
+                self._flush_batch()
+                self._conceal(f)
+                continue
+            if self._cn_from is not None:
+                self._fill_noise(f.position)
+            kind = kinds[f.payload_type]
+            if kind <= KIND_PCMA:
+                if self._batch and (
+                    kind != self._batch_kind or f.position != self._batch_pos + len(self._batch)
+                ):
+                    self._flush_batch()
+                batch = self._batch
+                if not batch:
+                    self._batch_pos = f.position
+                    self._batch_kind = kind
+                batch += f.payload  # G.711: one byte per sample
+                self._last_payload = f.payload
+                self._last_kind = kind
+                self._batch_frames += 1
+                if self._batch_frames >= self._batch_limit:
+                    self._flush_batch()
+            elif kind == KIND_EVENT:
+                self._flush_batch()
+                self._event(f)
+            else:
+                self._flush_batch()
+                self._comfort_noise(f)
+
+    def _flush_batch(self) -> None:
+        """Decode and write the frames gathered so far."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = bytearray()
+        self._batch_frames = 0
+        codes = np.frombuffer(batch, dtype=np.uint8)
+        pcm = ulaw_decode(codes) if self._batch_kind == KIND_PCMU else alaw_decode(codes)
+        self._emit(pcm, self._batch_pos)
+
+    def _emit(self, pcm: np.ndarray, position: int) -> None:
+        at = position + (self._offset or 0)
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.write(self.channel, pcm, at)
+        if self.on_audio is not None:
+            self.on_audio(at, pcm)
+
+    def _conceal(self, f: Frame) -> None:
+        """Fade the last frame out over the gap (at most CONCEAL_MAX_MS), then silence."""
+        payload = self._last_payload
+        if self._cn_from is not None or not payload or f.samples <= 0:
+            return
+        codes = np.frombuffer(payload, dtype=np.uint8)
+        last = ulaw_decode(codes) if self._last_kind == KIND_PCMU else alaw_decode(codes)
+        frame_len = len(last)
+        n = min(f.samples, f.lost * frame_len, self.clock_rate * CONCEAL_MAX_MS // 1000)
+        if n <= 0:
+            return
+        reps = -(-n // frame_len)
+        fade = np.linspace(1.0, 0.0, n + 1, dtype=np.float32)[1:]
+        pcm = (np.tile(last, reps)[:n] * fade).astype(np.int16)
+        self._concealed += reps
+        self._last_payload = None
+        self._emit(pcm, f.position)
+
+    def _comfort_noise(self, f: Frame) -> None:
+        self._cn_packets += 1
+        if f.payload:
+            level = f.payload[0] & 0x7F
+            self._cn_amplitude = (
+                0.0 if level >= CN_SILENT_LEVEL_DBOV else 32767.0 * 10.0 ** (-level / 20.0)
+            )
+        self._cn_from = f.position
+        self._last_payload = None
+
+    def _fill_noise(self, until: int) -> None:
+        start = self._cn_from
+        self._cn_from = None
+        if start is None or self._cn_amplitude < 1.0:
+            return
+        n = min(until - start, int(CN_MAX_FILL_S * self.clock_rate))
+        if n <= 0:
+            return
+        noise = self._rng.standard_normal(n) * self._cn_amplitude
+        np.clip(noise, -32768, 32767, out=noise)
+        self._emit(noise.astype(np.int16), start)
+
+    # ------------------------------------------------------------------ DTMF
+
+    def _event(self, f: Frame) -> None:
+        if len(f.payload) < _EVENT.size:
+            self._malformed += 1
+            return
+        event, flags, duration = _EVENT.unpack_from(f.payload)
+        key = (f.timestamp, event)
+        opened = self._dtmf_open
+        if opened is not None and (opened[0], opened[1]) != key:
+            self._close_dtmf()
+            opened = None
+        if key == self._dtmf_done:
+            return  # a retransmitted end packet
+        if flags & 0x80:
+            self._dtmf_open = None
+            self._dtmf_done = key
+            self._record_dtmf(event, f.position, duration, flags & 0x3F, ended=True)
+        elif opened is None:
+            self._dtmf_open = (f.timestamp, event, f.position, duration, flags & 0x3F)
+        elif duration > opened[3]:
+            self._dtmf_open = (opened[0], event, opened[2], duration, flags & 0x3F)
+
+    def _close_dtmf(self) -> None:
+        opened = self._dtmf_open
+        if opened is None:
+            return
+        self._dtmf_open = None
+        self._dtmf_done = (opened[0], opened[1])
+        self._record_dtmf(opened[1], opened[2], opened[3], opened[4], ended=False)
+
+    def _record_dtmf(
+        self, event: int, position: int, duration: int, volume: int, *, ended: bool
+    ) -> None:
+        digit = DTMF_EVENTS[event] if event < len(DTMF_EVENTS) else f"event-{event}"
+        start = (position + (self._offset or 0)) / self.clock_rate
+        self._dtmf.append(
+            DtmfEvent(
+                digit=digit,
+                start_s=start,
+                duration_s=duration / self.clock_rate,
+                volume_dbm0=-volume,
+                ended=ended,
+            )
+        )
+

@@ -1,0 +1,729 @@
+"""The recording server: SIP over UDP and TCP, one `RecordingSession` per call.
+
+It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one audio stream:
+
+* only configured peers are served: others get nothing on UDP and 403 on TCP;
+* INVITE → 100, then 200 with a receive-only SDP answer and `+sip.srs` in Contact; 488 when
+  no PCMU/PCMA audio is offered; 420 with Unsupported for an unknown Require; 503 with
+  Retry-After at the session limit; re-INVITE and UPDATE pause (`a=inactive`), resume and
+  update metadata; BYE and CANCEL end the call; OPTIONS answers what the server supports;
+  481 for requests outside any known dialog;
+* a call whose streams carry no RTP for `rtp_idle_timeout_s` ends (the BYE may have been
+  lost) and the server sends its own BYE;
+* malformed messages and every limit hit are counted in `counters`, logged at debug level
+  and dropped; nothing a peer sends stops the server.
+
+At the end of each call `on_call_ended(CallInfo)` is called; it may return an awaitable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from telephony.media import MediaStream, RtpPortPool
+from telephony.rtp import RtpLeg
+from telephony.sessions import CallInfo, MediaEndpoint, RecordingSession, SessionError
+from telephony.sip.dialog import Dialog, DialogId, dialog_id_of
+from telephony.sip.message import (
+    SipLimitError,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    StreamFramer,
+    make_response,
+    parse_message,
+    parse_name_addr,
+    parse_uri,
+)
+from telephony.sip.sdp import SdpError, SessionDescription, answer_sdp, parse_sdp
+from telephony.sip.transaction import ServerTransaction, TimerSettings, TransactionLayer
+from telephony.siprec import (
+    AgentPatterns,
+    MetadataError,
+    RecordingMetadata,
+    is_recording_invite,
+    option_tags,
+    parse_metadata,
+    split_bodies,
+)
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE")
+SUPPORTED_OPTIONS = ("siprec",)
+RETRY_AFTER_S = 5
+IDLE_CHECK_INTERVAL_S = 1.0
+PAUSED_IDLE_LIMIT_S = 3600.0
+TCP_READ_BYTES = 65_536
+SERVER_NAME = "callqa"
+
+CallEndedCallback = Callable[[CallInfo], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server is configured with (see the `sip_*` and `rtp_*` settings)."""
+
+    recordings_dir: Path
+    host: str = "0.0.0.0"
+    port: int = 5060
+    transports: tuple[str, ...] = ("udp", "tcp")
+    allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    rtp_port_first: int = 20000
+    rtp_port_last: int = 29999
+    max_sessions: int = 100
+    max_message_bytes: int = 65_535
+    max_headers: int = 100
+    rtp_idle_timeout_s: float = 30.0
+    agent_patterns: AgentPatterns = field(default_factory=AgentPatterns)
+    default_agent_side: str = "callee"
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    idle_check_interval_s: float = IDLE_CHECK_INTERVAL_S
+
+
+class PeerFilter:
+    """The allow-list of peers: addresses and networks (`10.0.0.0/24`)."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.networks = [ipaddress.ip_network(e.strip(), strict=False) for e in entries if e]
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks)
+
+
+@dataclass
+class Peer:
+    """Where a request came from and how to answer it."""
+
+    host: str
+    port: int
+    transport: str
+    local_host: str
+    local_port: int
+    send: Callable[[bytes], None]
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport == "TCP"
+
+    def __str__(self) -> str:
+        return f"{self.transport.lower()}:{self.host}:{self.port}"
+
+
+@dataclass
+class Call:
+    dialog: Dialog
+    session: RecordingSession
+    peer: Peer
+    invite_tx: ServerTransaction
+    confirmed: bool = False
+    ready: bool = False
+    updating: bool = False
+    ending: bool = False
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: RecordingServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.server._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("UDP error: %s", exc)
+
+
+@functools.lru_cache(maxsize=256)
+def _local_address_towards(host: str) -> str:
+    """The local address the kernel would use to reach `host` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+async def _open_media(host: str, port: int, leg: RtpLeg) -> MediaEndpoint:
+    stream: MediaEndpoint = await MediaStream.open(host, port, leg)
+    return stream
+
+
+class RecordingServer:
+    """SIP recording server; `await start()`, then `await stop()`."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        on_call_ended: CallEndedCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_call_ended = on_call_ended
+        self.counters: Counter[str] = Counter()
+        self.peers = PeerFilter(settings.allowed_peers)
+        self.ports = RtpPortPool(settings.rtp_port_first, settings.rtp_port_last)
+        self.calls: dict[DialogId, Call] = {}
+        self.udp_port: int | None = None
+        self.tcp_port: int | None = None
+        self._setting_up: set[tuple[str, ...]] = set()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._callbacks: set[asyncio.Task[Any]] = set()
+        self._layer: TransactionLayer | None = None
+        self._monitor: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def layer(self) -> TransactionLayer:
+        assert self._layer is not None, "the server is not started"
+        return self._layer
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        """Bind the configured transports (port 0 picks a free port, the same for both)."""
+        self._layer = TransactionLayer(
+            self.settings.timers, self.loop, on_ack_timeout=self._on_ack_timeout
+        )
+        transports = {t.lower() for t in self.settings.transports}
+        port = self.settings.port
+        if "udp" in transports:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.settings.host, port)
+            )
+            self._udp = cast(asyncio.DatagramTransport, transport)
+            self.udp_port = int(transport.get_extra_info("sockname")[1])
+            port = self.udp_port
+        if "tcp" in transports:
+            self._tcp = await asyncio.start_server(
+                self._on_tcp, self.settings.host, port, reuse_address=True
+            )
+            self.tcp_port = int(self._tcp.sockets[0].getsockname()[1])
+        self._monitor = self.loop.create_task(self._watch_idle())
+        logger.info(
+            "recording server on %s (udp %s, tcp %s)", self.settings.host, self.udp_port,
+            self.tcp_port,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """End every call (reason `shutdown`), wait for the callbacks, close the sockets."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        for task in list(self._tasks):  # requests still being handled
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self.calls.values()):
+            await self._end_call(call, "shutdown", send_bye=False)
+        if self._callbacks:
+            await asyncio.gather(*self._callbacks, return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            for writer in list(self._tcp_writers):
+                writer.close()
+            await self._tcp.wait_closed()
+        if self._layer is not None:
+            self._layer.close()
+
+    async def wait_callbacks(self) -> None:
+        """Wait until the `on_call_ended` callbacks started so far have finished."""
+        while self._callbacks:
+            await asyncio.gather(*list(self._callbacks), return_exceptions=True)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls) + len(self._setting_up)
+
+    # ---------------------------------------------------------------- transports
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.counters["internal_errors"] += 1
+            logger.error("request handling failed", exc_info=task.exception())
+
+    def _local_host(self, peer_host: str) -> str:
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):
+            return _local_address_towards(peer_host)
+        return host
+
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        host, port = str(addr[0]), int(addr[1])
+        if not self.peers.allows(host):
+            self._count_refused(host)
+            return
+        if not data.strip(b"\r\n"):
+            self.counters["keepalives"] += 1
+            return
+        udp = self._udp
+        assert udp is not None and self.udp_port is not None
+
+        def send(wire: bytes) -> None:
+            udp.sendto(wire, (host, port))
+
+        peer = Peer(host, port, "UDP", self._local_host(host), self.udp_port, send)
+        try:
+            message = parse_message(
+                data, self.settings.max_message_bytes, self.settings.max_headers
+            )
+        except SipParseError as exc:
+            self._count_parse_error(exc, peer)
+            return
+        self._dispatch(message, peer)
+
+    def _count_refused(self, host: str) -> None:
+        self.counters["peer_refused"] += 1
+        count = self.counters["peer_refused"]
+        if _is_power_of_ten(count):
+            logger.warning("%d SIP message(s) from peers not in sip_allowed_peers refused; "
+                           "the last from %s", count, host)  # fmt: skip
+
+    def _count_parse_error(self, exc: SipParseError, peer: Peer) -> None:
+        if isinstance(exc, SipLimitError):
+            self.counters[f"limit_{exc.limit}"] += 1
+        self.counters["malformed"] += 1
+        count = self.counters["malformed"]
+        if _is_power_of_ten(count):  # 1, 10, 100, ...: visible without flooding the log
+            logger.warning("%d malformed SIP message(s) dropped; the last from %s: %s",
+                           count, peer, exc)  # fmt: skip
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug("dropped a message from %s: %s", peer, exc)
+
+    async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sockname = writer.get_extra_info("sockname")
+        peername = writer.get_extra_info("peername")
+        host, port = str(peername[0]), int(peername[1])
+        allowed = self.peers.allows(host)
+        if not allowed:
+            self._count_refused(host)
+        self._tcp_writers.add(writer)
+
+        def send(wire: bytes) -> None:
+            if not writer.is_closing():
+                writer.write(wire)
+
+        peer = Peer(host, port, "TCP", str(sockname[0]), int(sockname[1]), send)
+        framer = StreamFramer(self.settings.max_message_bytes, self.settings.max_headers)
+        try:
+            while True:
+                data = await reader.read(TCP_READ_BYTES)
+                if not data:
+                    break
+                try:
+                    messages = framer.feed(data)
+                except SipParseError as exc:
+                    self._count_parse_error(exc, peer)
+                    break
+                for message in messages:
+                    if not allowed:
+                        self._refuse(message, peer)
+                        continue
+                    self._dispatch(message, peer)
+                if not allowed:
+                    break
+        except (ConnectionError, OSError) as exc:
+            logger.debug("TCP connection from %s: %s", peer, exc)
+        finally:
+            self._tcp_writers.discard(writer)
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            writer.close()
+
+    def _refuse(self, message: SipRequest | SipResponse, peer: Peer) -> None:
+        if isinstance(message, SipRequest) and message.method != "ACK":
+            with contextlib.suppress(SipParseError, OSError):
+                peer.send(make_response(message, 403).serialize())
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _dispatch(self, message: SipRequest | SipResponse, peer: Peer) -> None:
+        if isinstance(message, SipResponse):
+            try:
+                if not self.layer.receive_response(message):
+                    self.counters["stray_responses"] += 1
+            except SipParseError as exc:
+                self._count_parse_error(exc, peer)
+            return
+        try:
+            self._check_request(message)
+            if self.layer.absorb(message):
+                self.counters["retransmissions_absorbed"] += 1
+                return
+        except SipParseError as exc:
+            self._count_parse_error(exc, peer)
+            self._bad_request(message, peer, str(exc))
+            return
+        known = message.method in ALLOWED_METHODS
+        self.counters[f"requests_{message.method.lower() if known else 'other'}"] += 1
+        if message.method == "ACK":
+            self._on_ack(message)
+            return
+        tx = self.layer.create(message, peer.send, peer.reliable)
+        self._spawn(self._handle(message, tx, peer))
+
+    @staticmethod
+    def _check_request(request: SipRequest) -> None:
+        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            if not request.headers.get(name):
+                raise SipParseError(f"request without {name}")
+        _, method = request.cseq
+        if method != request.method:
+            raise SipParseError(f"CSeq method {method} differs from {request.method}")
+        request.from_addr  # noqa: B018 - parse now so a bad From is a bad request
+        request.to_addr  # noqa: B018
+        request.vias  # noqa: B018
+
+    def _bad_request(self, request: SipRequest, peer: Peer, why: str) -> None:
+        if request.method == "ACK" or not request.headers.get("Via"):
+            return
+        try:
+            response = make_response(request, 400, f"Bad Request ({why[:60]})")
+            peer.send(response.serialize())
+        except (SipParseError, OSError):
+            pass
+
+    async def _handle(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
+        try:
+            await self._route(request, tx, peer)
+        except Exception:
+            self.counters["internal_errors"] += 1
+            logger.exception("%s %s failed", request.method, request.call_id)
+            if tx.last_response is None or tx.last_response.status < 200:
+                tx.respond(make_response(request, 500, to_tag="error"))
+
+    async def _route(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
+        method = request.method
+        in_dialog = bool(request.to_addr.tag)
+        if method == "INVITE" and not in_dialog:
+            await self._on_invite(request, tx, peer)
+        elif method in ("INVITE", "UPDATE"):
+            await self._on_update(request, tx, peer)
+        elif method == "BYE":
+            await self._on_bye(request, tx)
+        elif method == "CANCEL":
+            self._on_cancel(request, tx)
+        elif method == "OPTIONS":
+            tx.respond(self._with_capabilities(make_response(request, 200, to_tag="options")))
+        else:
+            response = make_response(request, 405)
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            tx.respond(response)
+
+    def _with_capabilities(self, response: SipResponse) -> SipResponse:
+        response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        response.headers.add("Accept", "application/sdp, application/rs-metadata+xml")
+        response.headers.add("Supported", ", ".join(SUPPORTED_OPTIONS))
+        response.headers.add("Server", SERVER_NAME)
+        return response
+
+    def _reject(self, request: SipRequest, tx: ServerTransaction, status: int, counter: str,
+                why: str = "") -> None:  # fmt: skip
+        self.counters[counter] += 1
+        logger.info("%s %s refused with %d: %s", request.method, request.call_id, status, why)
+        response = make_response(request, status, to_tag=f"r{status}")
+        if status == 503:
+            response.headers.add("Retry-After", str(RETRY_AFTER_S))
+        if status == 420:
+            unknown = [t for t in option_tags(request.headers, "Require")
+                       if t not in SUPPORTED_OPTIONS]  # fmt: skip
+            response.headers.add("Unsupported", ", ".join(unknown))
+        if status in (405, 488):
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        if why and status >= 400:
+            response.headers.add("Warning", f'399 {SERVER_NAME} "{why[:80]}"')
+        tx.respond(response)
+
+    # ---------------------------------------------------------------- INVITE
+
+    def _bodies(
+        self, request: SipRequest
+    ) -> tuple[SessionDescription | None, RecordingMetadata | None]:
+        """Parse the SDP and metadata; SDP errors raise, metadata errors are counted."""
+        sdp_text, metadata_xml = split_bodies(request)
+        offer = parse_sdp(sdp_text) if sdp_text is not None else None
+        metadata = None
+        if metadata_xml is not None:
+            try:
+                metadata = parse_metadata(metadata_xml)
+            except MetadataError as exc:
+                self.counters["bad_metadata"] += 1
+                logger.warning("call %s: recording metadata ignored: %s", request.call_id, exc)
+        return offer, metadata
+
+    async def _on_invite(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
+        unknown = [t for t in option_tags(request.headers, "Require")
+                   if t not in SUPPORTED_OPTIONS]  # fmt: skip
+        if unknown:
+            self._reject(request, tx, 420, "unsupported_require", ", ".join(unknown))
+            return
+        if self.active_calls >= self.settings.max_sessions:
+            self._reject(request, tx, 503, "limit_sessions", "session limit reached")
+            return
+        try:
+            offer, metadata = self._bodies(request)
+            dialog = Dialog.from_invite(request)
+        except (SdpError, SipParseError) as exc:
+            self._reject(request, tx, 400, "bad_invites", str(exc))
+            return
+        if offer is None:
+            self._reject(request, tx, 488, "not_acceptable", "no SDP offer")
+            return
+        if tx.state != "proceeding":  # cancelled before it could be handled
+            return
+        tx.respond(make_response(request, 100))
+        siprec = is_recording_invite(request)
+        session = RecordingSession(
+            call_id=request.call_id,
+            source="siprec" if siprec else "sip",
+            peer=str(peer),
+            recordings_dir=self.settings.recordings_dir,
+            ports=self.ports,
+            open_media=_open_media,
+            bind_host=self.settings.host,
+            patterns=self.settings.agent_patterns,
+            default_side=self.settings.default_agent_side,
+            caller=_aor(request.headers.get("From")),
+            callee=_aor(request.headers.get("To")),
+        )
+        call = Call(dialog, session, peer, tx)
+        self._setting_up.add(tx.key)
+        try:
+            answers = await session.start(offer, metadata, self.loop.time())
+        except SessionError as exc:
+            counter = {488: "not_acceptable", 503: "limit_rtp_ports"}.get(exc.status, "errors")
+            self._reject(request, tx, exc.status, counter, str(exc))
+            return
+        finally:
+            self._setting_up.discard(tx.key)
+        self.calls[dialog.id] = call
+        if tx.state != "proceeding":  # cancelled while the streams were opening
+            await self._end_call(call, "cancel", send_bye=False, notify=False)
+            return
+        body = answer_sdp(
+            offer, answers, self._local_host(peer.host), session.session_id,
+            session.session_version,
+        )  # fmt: skip
+        tx.respond(self._ok(request, dialog, peer, body))
+        call.ready = True
+        self.counters[f"calls_{session.source}"] += 1
+        logger.info(
+            "call %s from %s: recording %s to %s", request.call_id, peer,
+            ", ".join(f"{slot.role} (label {slot.label}) on port {slot.port}"
+                      for slot in session.slots),
+            session.recorder and session.recorder.path,
+        )  # fmt: skip
+
+    def _ok(self, request: SipRequest, dialog: Dialog, peer: Peer, body: str) -> SipResponse:
+        response = make_response(request, 200, to_tag=dialog.local_tag, body=body.encode())
+        host = self._local_host(peer.host)
+        if ":" in host:
+            host = f"[{host}]"
+        transport = ";transport=tcp" if peer.reliable else ""
+        response.headers.add("Contact", f"<sip:srs@{host}:{peer.local_port}{transport}>;+sip.srs")
+        response.headers.add("Content-Type", "application/sdp")
+        return self._with_capabilities(response)
+
+    def _on_cancel(self, request: SipRequest, tx: ServerTransaction) -> None:
+        invite_tx = self.layer.find_invite(request)
+        if invite_tx is None:
+            self._reject(request, tx, 481, "no_transaction", "no INVITE to cancel")
+            return
+        tx.respond(make_response(request, 200))
+        if invite_tx.state != "proceeding":
+            return
+        self.counters["calls_cancelled"] += 1
+        invite_tx.respond(make_response(invite_tx.request, 487, to_tag="cancelled"))
+
+    def _on_ack(self, request: SipRequest) -> None:
+        call = self.calls.get(dialog_id_of(request))
+        if call is None:
+            self.counters["stray_acks"] += 1
+            return
+        if request.cseq[0] == call.invite_tx.request.cseq[0]:
+            call.confirmed = True
+            call.dialog.state = "confirmed"
+
+    def _on_ack_timeout(self, request: SipRequest) -> None:
+        for call in list(self.calls.values()):
+            if call.invite_tx.request is request and not call.confirmed:
+                logger.warning("call %s: no ACK for the 200 OK; ending it", request.call_id)
+                self._spawn(self._end_call(call, "no_ack", send_bye=True))
+
+    # ---------------------------------------------------------------- in dialog
+
+    def _find(self, request: SipRequest, tx: ServerTransaction) -> Call | None:
+        call = self.calls.get(dialog_id_of(request))
+        if call is None or call.ending:
+            self._reject(request, tx, 481, "no_dialog", "no such dialog")
+            return None
+        if not call.dialog.accept_cseq(request):
+            self._reject(request, tx, 500, "cseq_out_of_order", "CSeq out of order")
+            return None
+        return call
+
+    async def _on_update(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
+        call = self._find(request, tx)
+        if call is None:
+            return
+        if call.updating:
+            self._reject(request, tx, 491, "request_pending", "an update is in progress")
+            return
+        try:
+            offer, metadata = self._bodies(request)
+        except (SdpError, SipParseError) as exc:
+            self._reject(request, tx, 400, "bad_updates", str(exc))
+            return
+        call.updating = True
+        try:
+            answers = await call.session.update(offer, metadata, self.loop.time())
+        except SessionError as exc:
+            self._reject(request, tx, exc.status, "not_acceptable", str(exc))
+            return
+        finally:
+            call.updating = False
+        call.dialog.update_target(request)
+        self.counters[f"updates_{request.method.lower()}"] += 1
+        session = call.session
+        if offer is not None and answers is not None:
+            body = answer_sdp(
+                offer, answers, self._local_host(peer.host), session.session_id,
+                session.session_version,
+            )  # fmt: skip
+            tx.respond(self._ok(request, call.dialog, peer, body))
+        elif request.method == "INVITE" and session.last_offer is not None:
+            # An INVITE without an offer asks for one: offer what was last agreed.
+            body = answer_sdp(
+                session.last_offer, session.current_answers(), self._local_host(peer.host),
+                session.session_id, session.session_version,
+            )  # fmt: skip
+            tx.respond(self._ok(request, call.dialog, peer, body))
+        else:
+            response = make_response(request, 200)
+            response.headers.add("Contact", f"<sip:srs@{self._local_host(peer.host)}>;+sip.srs")
+            tx.respond(response)
+
+    async def _on_bye(self, request: SipRequest, tx: ServerTransaction) -> None:
+        call = self._find(request, tx)
+        if call is None:
+            return
+        tx.respond(make_response(request, 200))
+        await self._end_call(call, "bye", send_bye=False)
+
+    # ---------------------------------------------------------------- ending
+
+    async def _end_call(self, call: Call, reason: str, send_bye: bool, notify: bool = True) -> None:
+        """End a call; its `CallInfo` goes to `on_call_ended` unless it never started."""
+        if call.ending:
+            return
+        call.ending = True
+        self.calls.pop(call.dialog.id, None)
+        if send_bye:
+            self._send_bye(call)
+        info = await call.session.finish(reason)
+        self.counters[f"ended_{reason}"] += 1
+        if not notify:
+            info.recording_path.unlink(missing_ok=True)
+            return
+        logger.info(
+            "call %s ended (%s): %.1f s in %s", info.call_id, reason, info.duration_s,
+            info.recording_path,
+        )  # fmt: skip
+        if self.on_call_ended is not None:
+            try:
+                result = self.on_call_ended(info)
+            except Exception:
+                self.counters["callback_errors"] += 1
+                logger.exception("call %s: the call-ended callback failed", info.call_id)
+                return
+            if result is not None:
+                task = self.loop.create_task(_guard(result, self.counters, info.call_id))
+                self._callbacks.add(task)
+                task.add_done_callback(self._callbacks.discard)
+
+    def _send_bye(self, call: Call) -> None:
+        peer = call.peer
+        host = self._local_host(peer.host)
+        try:
+            bye = call.dialog.create_request("BYE", host, peer.local_port, peer.transport)
+            bye.headers.add("Reason", 'SIP;cause=200;text="RTP timeout"')
+            self.layer.send_request(bye, peer.send, peer.reliable)
+            self.counters["byes_sent"] += 1
+        except (OSError, SipParseError) as exc:
+            logger.debug("call %s: BYE not sent: %s", call.dialog.call_id, exc)
+
+    async def _watch_idle(self) -> None:
+        limit = self.settings.rtp_idle_timeout_s
+        while True:
+            await asyncio.sleep(self.settings.idle_check_interval_s)
+            now = self.loop.time()
+            media_now = time.monotonic()  # the arrival clock of the media streams
+            for call in list(self.calls.values()):
+                if not call.ready or call.ending:
+                    continue
+                call.session.tick(media_now)
+                idle = call.session.idle_s(now)
+                wait = max(limit, PAUSED_IDLE_LIMIT_S) if call.session.all_paused else limit
+                if idle >= wait:
+                    self.counters["limit_rtp_idle"] += 1
+                    logger.info("call %s: no RTP for %.0f s; ending it", call.dialog.call_id, idle)
+                    await self._end_call(call, "rtp_timeout", send_bye=True)
+
+
+async def _guard(result: Awaitable[None], counters: Counter[str], call_id: str) -> None:
+    try:
+        await result
+    except Exception:
+        counters["callback_errors"] += 1
+        logger.exception("call %s: the call-ended callback failed", call_id)
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1
+
+
+def _aor(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return parse_uri(parse_name_addr(value).uri).aor
+    except SipParseError:
+        return None

@@ -1,0 +1,436 @@
+"""RTP parsing and the per-leg receive path, down to the samples in the recording."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.audio_io import read_wav
+from kernels.g711 import alaw_encode, ulaw_decode, ulaw_encode
+from telephony.media import (
+    MediaStream,
+    PortPoolExhausted,
+    ReceiveThread,
+    RtcpParseError,
+    RtcpStats,
+    RtpPortPool,
+    parse_rtcp,
+)
+from telephony.recorder import CallRecorder
+from telephony.rtp import RtpLeg, RtpPacket, RtpParseError, parse_rtp
+
+FRAME = 160
+SSRC = 0xCAFE0001
+PAYLOADS = {0: "PCMU", 8: "PCMA", 101: "telephone-event", 13: "CN"}
+
+
+def tone(n: int, freq: float = 440.0, amp: float = 8000.0) -> np.ndarray:
+    return (np.sin(2 * np.pi * freq * np.arange(n) / 8000) * amp).astype(np.int16)
+
+
+def packets(codes: np.ndarray, *, seq0: int = 500, ts0: int = 123_456, pt: int = 0,
+            ssrc: int = SSRC) -> list[bytes]:
+    return [
+        RtpPacket(pt, (seq0 + i) & 0xFFFF, ts0 + i * FRAME, ssrc,
+                  payload=codes[i * FRAME:(i + 1) * FRAME].tobytes()).serialize()
+        for i in range(len(codes) // FRAME)
+    ]
+
+
+def record(tmp_path: Path, feed: list[tuple[bytes, float]], **kw) -> tuple[RtpLeg, np.ndarray]:
+    rec = CallRecorder(tmp_path / "leg.wav")
+    leg = RtpLeg(0, PAYLOADS, rec, **kw)
+    for data, t in feed:
+        leg.feed(data, t)
+    leg.flush()
+    rec.close()
+    got = read_wav(tmp_path / "leg.wav").channels[0]
+    return leg, np.round(got * 32768).astype(np.int32)
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def test_parse_plain_packet():
+    data = bytes.fromhex("80e1 0102 0000 0a0b 1122 3344") + b"\xff" * 160
+    pkt = parse_rtp(data)
+    assert (pkt.payload_type, pkt.marker, pkt.sequence_number) == (97, True, 0x0102)
+    assert (pkt.timestamp, pkt.ssrc) == (0x0A0B, 0x11223344)
+    assert pkt.payload == b"\xff" * 160 and pkt.csrc == [] and pkt.extension_profile is None
+
+
+def test_round_trip_with_csrc_extension_and_padding():
+    pkt = RtpPacket(8, 65535, 0xFFFFFFFF, 7, True, b"\x01\x02\x03", csrc=[1, 2],
+                    extension_profile=0xBEDE, extension=b"\x10\xaa\x00\x00", padding_size=4)
+    data = pkt.serialize()
+    assert len(data) == 12 + 8 + 8 + 3 + 4
+    assert data[0] == 0x80 | 0x20 | 0x10 | 2
+    assert parse_rtp(data) == pkt
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x80\x00" + bytes(9), "RTP packet length is less than 12 bytes"),
+        (b"\x40\x00" + bytes(10), "RTP packet has version 1, expected 2"),
+        (b"\xa0\x00" + bytes(10) + b"\x00", "RTP packet has invalid padding length 0"),
+        (b"\xa0\x00" + bytes(10) + b"\x05", "RTP packet has invalid padding length 5"),
+        (b"\x82\x00" + bytes(10) + bytes(4), "RTP packet is shorter than its CSRC list"),
+        (b"\x90\x00" + bytes(10) + b"\xbe", "RTP packet is shorter than its extension header"),
+        (b"\x90\x00" + bytes(10) + b"\xbe\xde\x00\x02" + bytes(4),
+         "RTP packet is shorter than its header extension"),
+    ],
+)
+def test_malformed_packets(data: bytes, message: str):
+    with pytest.raises(RtpParseError) as info:
+        parse_rtp(data)
+    assert str(info.value) == message
+
+
+# ------------------------------------------------------------------ the leg
+
+
+def test_clean_stream_is_recorded_sample_exact(tmp_path: Path):
+    sig = tone(8000)
+    codes = ulaw_encode(sig)
+    feed = [(p, i * 0.02) for i, p in enumerate(packets(codes))]
+    leg, got = record(tmp_path, feed)
+    assert np.array_equal(got, ulaw_decode(codes))
+    stats = leg.stats
+    assert (stats.received, stats.lost, stats.malformed, stats.duplicates) == (50, 0, 0, 0)
+    assert stats.jitter_ms == pytest.approx(0.0, abs=1e-6)
+    assert leg.last_packet_s == pytest.approx(0.98)
+
+
+def test_alaw_and_extension_header(tmp_path: Path):
+    sig = tone(1600)
+    codes = alaw_encode(sig)
+    feed = []
+    for i in range(10):
+        pkt = RtpPacket(8, i, i * FRAME, SSRC, payload=codes[i * FRAME:(i + 1) * FRAME].tobytes(),
+                        extension_profile=0xBEDE, extension=b"\x22\x01\x02\x03", padding_size=3)
+        feed.append((pkt.serialize(), i * 0.02))
+    _, got = record(tmp_path, feed)
+    assert np.abs(got - sig).max() < 300  # A-law step at 8000 is 256
+
+
+def test_malformed_and_unknown_payload_counted_and_dropped(tmp_path: Path):
+    codes = ulaw_encode(tone(1600))
+    good = packets(codes)
+    feed = [(p, i * 0.02) for i, p in enumerate(good)]
+    feed.insert(3, (b"\x80\x00\x00", 0.05))  # too short
+    feed.insert(5, (b"\x40" + good[0][1:], 0.07))  # wrong version
+    feed.insert(7, (RtpPacket(96, 9999, 0, SSRC, payload=b"x" * 20).serialize(), 0.09))
+    feed.insert(8, (RtpPacket(72, 1, 0, SSRC, marker=True).serialize(), 0.09))  # RTCP SR, muxed
+    leg, got = record(tmp_path, feed)
+    stats = leg.stats
+    assert stats.malformed == 2 and stats.unknown_payload == 1 and stats.rtcp_muxed == 1
+    assert stats.received == 10 and stats.lost == 0
+    assert np.array_equal(got, ulaw_decode(codes))
+
+
+def test_reordering_and_duplicates_keep_the_audio(tmp_path: Path):
+    codes = ulaw_encode(tone(4000))
+    pk = packets(codes)
+    order = [0, 1, 3, 2, 4, 6, 5, 5, 7, 9, 8, *range(10, 25), 12]
+    feed = [(pk[i], n * 0.02) for n, i in enumerate(order)]
+    leg, got = record(tmp_path, feed)
+    assert np.array_equal(got, ulaw_decode(codes))
+    assert leg.stats.duplicates == 2 and leg.stats.lost == 0
+    assert leg.stats.jitter_ms > 0
+
+
+def test_loss_is_concealed_by_fading_the_last_frame(tmp_path: Path):
+    codes = ulaw_encode(tone(8000))
+    pk = packets(codes)
+    kept = [i for i in range(50) if i not in (10, 30, 31, 32, 33, 34, 35)]
+    feed = [(pk[i], i * 0.02) for i in kept]
+    leg, got = record(tmp_path, feed)
+    ref = ulaw_decode(codes).astype(np.int32)
+    assert len(got) == 8000
+    assert leg.stats.lost == 7
+    # One lost frame: the previous frame faded from full level to zero.
+    prev = ref[9 * FRAME:10 * FRAME]
+    fade = np.linspace(1, 0, FRAME + 1)[1:]
+    assert np.abs(got[10 * FRAME:11 * FRAME] - prev * fade).max() <= 1
+    # Six lost frames: 60 ms of fade, then silence.
+    assert np.abs(got[30 * FRAME:33 * FRAME]).max() > 1000
+    assert np.all(got[33 * FRAME:36 * FRAME] == 0)
+    assert leg.stats.concealed == 1 + 3
+    kept_idx = np.concatenate([np.arange(i * FRAME, (i + 1) * FRAME) for i in kept])
+    assert np.array_equal(got[kept_idx], ref[kept_idx])
+
+
+def test_dtmf_events_deduplicated_and_not_audio(tmp_path: Path):
+    codes = ulaw_encode(tone(800))
+    feed = [(p, i * 0.02) for i, p in enumerate(packets(codes, seq0=0, ts0=0))]
+    seq = 5
+    t = 0.1
+    ts_event = 5 * FRAME
+    # Digit '5': 100 ms, updates every 20 ms, end packet sent three times (new seq each).
+    for dur in (160, 320, 480, 640):
+        body = struct.pack("!BBH", 5, 10, dur)
+        feed.append((RtpPacket(101, seq, ts_event, SSRC, marker=dur == 160,
+                               payload=body).serialize(), t))
+        seq += 1
+        t += 0.02
+    for _ in range(3):
+        body = struct.pack("!BBH", 5, 0x80 | 10, 800)
+        feed.append((RtpPacket(101, seq, ts_event, SSRC, payload=body).serialize(), t))
+        seq += 1
+    # Digit '#', end packet repeated with the same sequence number.
+    ts_hash = ts_event + 1600
+    body = struct.pack("!BBH", 11, 0x80 | 20, 400)
+    for _ in range(3):
+        feed.append((RtpPacket(101, seq, ts_hash, SSRC, payload=body).serialize(), t + 0.2))
+    leg, got = record(tmp_path, feed)
+    digits = [(e.digit, e.start_s, e.duration_s, e.volume_dbm0, e.ended) for e in leg.stats.dtmf]
+    assert digits == [("5", 0.1, 0.1, -10, True), ("#", 0.3, 0.05, -20, True)]
+    assert len(got) == 800  # events write no audio
+    assert leg.stats.lost == 0
+
+
+def test_dtmf_without_end_packet_is_closed_at_flush():
+    leg = RtpLeg(0, PAYLOADS, None)
+    for n, dur in enumerate((160, 320)):
+        body = struct.pack("!BBH", 12, 5, dur)
+        leg.feed(RtpPacket(101, n, 8000, SSRC, payload=body).serialize(), n * 0.02)
+    assert leg.stats.dtmf == []
+    leg.flush()
+    assert [(e.digit, e.duration_s, e.ended) for e in leg.stats.dtmf] == [("A", 0.04, False)]
+
+
+def test_comfort_noise_fills_the_silence_at_its_level(tmp_path: Path):
+    codes = ulaw_encode(tone(800, amp=0))
+    pk = packets(codes, seq0=0, ts0=0)
+    feed = [(p, i * 0.02) for i, p in enumerate(pk)]
+    # CN at -40 dBov, then 1 s without packets, then speech again.
+    feed.append((RtpPacket(13, 5, 5 * FRAME, SSRC, payload=bytes([40])).serialize(), 0.1))
+    later = packets(codes, seq0=6, ts0=5 * FRAME + 8000)
+    feed += [(p, 1.1 + i * 0.02) for i, p in enumerate(later)]
+    leg, got = record(tmp_path, feed)
+    noise = got[5 * FRAME:5 * FRAME + 8000]
+    rms = np.sqrt(np.mean(noise.astype(np.float64) ** 2))
+    assert rms == pytest.approx(32767 * 10 ** (-40 / 20), rel=0.1)
+    assert leg.stats.comfort_noise == 1 and leg.stats.lost == 0
+    assert len(got) == 5 * FRAME + 8000 + 800
+
+
+def test_ssrc_change_and_timestamp_jump_keep_wall_clock_timing(tmp_path: Path):
+    a = ulaw_encode(tone(1600, 300))
+    b = ulaw_encode(tone(1600, 600))
+    c = ulaw_encode(tone(1600, 900))
+    feed = [(p, i * 0.02) for i, p in enumerate(packets(a, ts0=1000))]
+    feed += [(p, 0.5 + i * 0.02) for i, p in enumerate(packets(b, ssrc=0x5555, ts0=77))]
+    jumped = packets(c, seq0=510, ts0=4_000_000, ssrc=0x5555)
+    feed += [(p, 0.7 + i * 0.02) for i, p in enumerate(jumped)]
+    leg, got = record(tmp_path, feed)
+    assert leg.stats.ssrc_changes == 1 and leg.stats.resyncs == 2 and leg.stats.lost == 0
+    assert np.array_equal(got[:1600], ulaw_decode(a))
+    assert np.all(got[1600:4000] == 0)
+    assert np.array_equal(got[4000:5600], ulaw_decode(b))
+    assert np.array_equal(got[5600:7200], ulaw_decode(c))
+
+
+def test_paused_leg_drops_audio_and_resumes_by_arrival(tmp_path: Path):
+    codes = ulaw_encode(tone(1600))
+    pk = packets(codes, seq0=0, ts0=0)
+    rec = CallRecorder(tmp_path / "p.wav")
+    leg = RtpLeg(1, PAYLOADS, rec)
+    for i in range(5):
+        leg.feed(pk[i], i * 0.02)
+    leg.paused = True
+    assert leg.paused
+    for i in range(5, 8):
+        leg.feed(pk[i], i * 0.02)
+    leg.paused = False
+    for i in range(8, 10):
+        leg.feed(pk[i], 1.0 + i * 0.02)
+    leg.flush()
+    rec.close()
+    got = np.round(read_wav(tmp_path / "p.wav").channels[1] * 32768).astype(np.int32)
+    ref = ulaw_decode(codes)
+    assert leg.stats.dropped_paused == 3 and leg.stats.lost == 0
+    assert np.array_equal(got[:800], ref[:800])
+    start = 4 * FRAME + 8000 + 4 * FRAME  # anchor (packet 4 at 0.08 s) + 1.08 s
+    assert np.array_equal(got[start:start + 320], ref[8 * FRAME:10 * FRAME])
+    assert leg.last_packet_s == pytest.approx(1.18)
+
+
+def test_two_legs_line_up_by_first_arrival(tmp_path: Path):
+    rec = CallRecorder(tmp_path / "call.wav")
+    agent = RtpLeg(0, PAYLOADS, rec)
+    customer = RtpLeg(1, PAYLOADS, rec)
+    a = ulaw_encode(tone(800, 300))
+    c = ulaw_encode(tone(800, 700))
+    for i, p in enumerate(packets(a, ts0=9)):
+        agent.feed(p, 100.0 + i * 0.02)
+    for i, p in enumerate(packets(c, ts0=99999, ssrc=2)):
+        customer.feed(p, 100.25 + i * 0.02)
+    agent.flush()
+    customer.flush()
+    rec.close()
+    got = read_wav(tmp_path / "call.wav")
+    left = np.round(got.channels[0] * 32768).astype(np.int32)
+    right = np.round(got.channels[1] * 32768).astype(np.int32)
+    assert np.array_equal(left[:800], ulaw_decode(a))
+    assert np.array_equal(right[2000:2800], ulaw_decode(c))
+    assert np.all(right[:2000] == 0)
+
+
+def test_audio_sink_gets_batches_in_order_and_tick_releases_by_time():
+    seen: list[tuple[int, int]] = []
+    leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))))
+    pk = packets(ulaw_encode(tone(2400)), ts0=0)
+    for i, p in enumerate(pk[:12]):
+        leg.feed(p, i * 0.02)
+    # 12 packets in, 60 ms held by the jitter buffer: 9 released, one batch of 5 written.
+    assert seen == [(0, 5 * FRAME)]
+    leg.tick(0.22 + 0.06)  # the arrival clock moves on: everything is due, and written
+    assert seen[1:] == [(5 * FRAME, 5 * FRAME), (10 * FRAME, 2 * FRAME)]
+    for i, p in enumerate(pk[13:], start=13):  # packet 12 is lost
+        leg.feed(p, i * 0.02)
+    leg.flush()
+    assert seen[3] == (12 * FRAME, FRAME)  # the concealment
+    assert seen[4:] == [(13 * FRAME, 2 * FRAME)]
+
+
+def test_batching_one_frame_at_a_time():
+    seen: list[tuple[int, int]] = []
+    leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))),
+                 decode_batch_frames=1)
+    for i, p in enumerate(packets(ulaw_encode(tone(800)), ts0=0)):
+        leg.feed(p, i * 0.02)
+    leg.flush()
+    assert seen == [(i * FRAME, FRAME) for i in range(5)]
+
+
+def test_clock_rate_must_match_the_recorder(tmp_path: Path):
+    rec = CallRecorder(tmp_path / "x.wav", sample_rate=16000)
+    with pytest.raises(ValueError, match="16000 Hz"):
+        RtpLeg(0, {}, rec)
+    rec.close()
+
+
+# ------------------------------------------------------------------ sockets (telephony.media)
+
+
+def _free_even_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1] & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
+def test_port_pool_allocates_even_ports_and_says_when_exhausted():
+    pool = RtpPortPool(20001, 20008)
+    ports = [pool.allocate() for _ in range(3)]
+    assert ports == [20002, 20004, 20006]
+    with pytest.raises(PortPoolExhausted, match="all 3 RTP ports of 20001-20008 are in use"):
+        pool.allocate()
+    pool.release(20004)
+    pool.release(20004)
+    assert pool.allocate() == 20004 and pool.in_use == 3
+    with pytest.raises(ValueError, match="no even port"):
+        RtpPortPool(30000, 30000)
+
+
+def _sender_report(ssrc: int, blocks: int = 1) -> bytes:
+    body = struct.pack("!IIIIII", ssrc, 3_900_000_000, 1 << 31, 8000, 50, 8000)
+    for _ in range(blocks):
+        body += struct.pack("!IIIIII", 0xCAFE, (64 << 24) | 3, 1049, 40, 7, 9)
+    return struct.pack("!BBH", 0x80 | blocks, 200, len(body) // 4) + body
+
+
+def test_media_stream_receives_rtp_and_rtcp_on_loopback(tmp_path: Path):
+    codes = ulaw_encode(tone(1600))
+    rec = CallRecorder(tmp_path / "m.wav")
+    leg = RtpLeg(0, PAYLOADS, rec)
+    port = _free_even_port()
+
+    async def main() -> MediaStream:
+        stream = await MediaStream.open("127.0.0.1", port, leg)
+        loop = asyncio.get_running_loop()
+        tx, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                    remote_addr=("127.0.0.1", port))
+        rtcp_tx, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                         remote_addr=("127.0.0.1", port + 1))
+        for p in packets(codes):
+            tx.sendto(p)
+            await asyncio.sleep(0.001)
+        tx.sendto(b"\x80\x00")  # malformed RTP
+        rtcp_tx.sendto(_sender_report(0xABC) + struct.pack("!BBHI", 0x81, 203, 1, 0xABC))
+        rtcp_tx.sendto(b"\x80\xc9\x00\x07" + bytes(4))  # RR claiming more than it holds
+        await asyncio.sleep(0.2)
+        tx.close()
+        rtcp_tx.close()
+        stream.close()
+        return stream
+
+    stream = asyncio.run(main())
+    leg.flush()
+    rec.close()
+    assert (stream.port, stream.rtcp_port) == (port, port + 1)
+    assert leg.stats.received == 10 and leg.stats.malformed == 1
+    got = np.round(read_wav(tmp_path / "m.wav").channels[0] * 32768).astype(np.int32)
+    assert np.array_equal(got, ulaw_decode(codes))
+    assert stream.rtcp.sender_reports == 1 and stream.rtcp.byes == 1
+    assert stream.rtcp.malformed == 1
+    sr = stream.rtcp.last_sender_report
+    assert sr is not None and (sr.ssrc, sr.packet_count, sr.octet_count) == (0xABC, 50, 8000)
+    assert sr.ntp_time == pytest.approx(3_900_000_000.5)
+    block = stream.rtcp.reports[0xCAFE]
+    assert (block.fraction_lost, block.cumulative_lost, block.jitter) == (0.25, 3, 40)
+
+
+def test_rtcp_parser_errors():
+    stats = RtcpStats()
+    with pytest.raises(RtcpParseError, match="less than 4 bytes"):
+        parse_rtcp(b"\x80", stats)
+    with pytest.raises(RtcpParseError, match="version 0"):
+        parse_rtcp(bytes(8), stats)
+    with pytest.raises(RtcpParseError, match="too short for its report blocks"):
+        parse_rtcp(struct.pack("!BBHI", 0x82, 201, 1, 1), stats)
+    parse_rtcp(struct.pack("!BBHI", 0x80, 201, 1, 1), stats)
+    assert stats.receiver_reports == 1 and stats.packets == 1
+
+
+def test_receive_thread_feeds_many_legs():
+    legs = [RtpLeg(i, PAYLOADS, None) for i in range(4)]
+    thread = ReceiveThread(poll_s=0.05)
+    try:
+        ports = [thread.add("127.0.0.1", 0, leg) for leg in legs]
+        codes = ulaw_encode(tone(1600))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(codes):
+                for port in ports:
+                    tx.sendto(p, ("127.0.0.1", port))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            with thread.lock:
+                if all(leg.stats.received == 10 for leg in legs):
+                    break
+            time.sleep(0.01)
+        thread.remove(ports[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(packets(codes, seq0=600)[0], ("127.0.0.1", ports[1]))
+        time.sleep(0.1)
+    finally:
+        thread.close()
+    assert [leg.stats.received for leg in legs] == [10, 11, 10, 10]
+    assert thread.errors == 0

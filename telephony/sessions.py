@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from telephony.media import PortPoolExhausted
 from telephony.recorder import CallRecorder
 from telephony.rtp import LegStats, RtpLeg
 from telephony.sip.sdp import (
@@ -190,7 +191,7 @@ class RecordingSession:
         try:
             for _ in chosen:
                 ports.append(self.ports.allocate())
-        except Exception as exc:  # the pool says it is empty in its own words
+        except PortPoolExhausted as exc:
             for port in ports:
                 self.ports.release(port)
             raise SessionError(f"no free RTP port: {exc}", 503) from exc
@@ -245,7 +246,7 @@ class RecordingSession:
             if attempt:  # the port was taken by another program: try the next free one
                 try:
                     port = self.ports.allocate()
-                except Exception as exc:
+                except PortPoolExhausted as exc:
                     raise SessionError(f"no free RTP port: {exc}", 503) from exc
             try:
                 endpoint = await self.open_media(self.bind_host, port, leg)

@@ -701,3 +701,31 @@ async def test_cancel_before_the_answer_ends_the_attempt(tmp_path: Path) -> None
         assert not list((tmp_path / "spool").rglob("*.wav"))
     finally:
         await server.stop()
+
+
+@on_loop
+async def test_rtp_port_exhaustion_is_503_and_ports_come_back(tmp_path: Path) -> None:
+    first, _ = free_rtp_range(4)
+    server = RecordingServer(settings(tmp_path, rtp_port_first=first, rtp_port_last=first + 3))
+    await server.start()
+    try:
+        port = server.udp_port or 0
+        peer = await udp_peer()
+        sdp = offer_sdp().encode()
+        peer.send(request("INVITE", peer.port, call_id="one", content_type="application/sdp",
+                          body=sdp), port)  # fmt: skip
+        ok = await peer.response()
+        assert ok.status == 200
+        assert server.ports.in_use == 2
+        peer.send(request("INVITE", peer.port, call_id="two", content_type="application/sdp",
+                          body=sdp), port)  # fmt: skip
+        full = await peer.response()
+        assert (full.status, full.headers.get("Retry-After")) == (503, "5")
+        assert server.counters["limit_rtp_ports"] == 1
+        assert server.ports.in_use == 2
+        peer.send(request("BYE", peer.port, call_id="one", cseq=2, to_tag=ok.to_addr.tag or ""),
+                  port)  # fmt: skip
+        assert (await peer.response()).status == 200
+        assert server.ports.in_use == 0
+    finally:
+        await server.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,26 @@ def load_config(
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Build the configuration from defaults, a TOML file, the environment and overrides."""
+    values = load_values(config_file, overrides, environ)
+    if values["agent_channel"] not in ("left", "right"):
+        raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
+    if values["asr_device"] not in ("auto", "cpu", "cuda"):
+        raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
+    values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+    names = {f.name for f in fields(Config)}
+    return Config(**{k: v for k, v in values.items() if k in names})
+
+
+def load_values(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every setting's value, typed, from defaults < TOML file < environment < overrides.
+
+    Packages with settings of their own (the SIP receiver) read them from here, so that all
+    settings come from the same sources in the same order.
+    """
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     env = os.environ if environ is None else environ
 
@@ -181,14 +202,7 @@ def load_config(
         if key not in _BY_NAME:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
-
-    if values["agent_channel"] not in ("left", "right"):
-        raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
-    if values["asr_device"] not in ("auto", "cpu", "cuda"):
-        raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
-    values["data_dir"] = Path(str(values["data_dir"])).expanduser()
-    names = {f.name for f in fields(Config)}
-    return Config(**{k: v for k, v in values.items() if k in names})
+    return values
 
 
 def settings_markdown() -> str:

@@ -15,14 +15,13 @@ import dataclasses
 import logging
 import os
 import shutil
-import tomllib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import DEFAULT_CONFIG_PATHS, ENV_PREFIX, SETTINGS, Config, ConfigError
+from core.config import Config, ConfigError, load_values
 from telephony.server import PeerFilter, RecordingServer, ServerSettings
 from telephony.sessions import CallInfo
 from telephony.siprec import AGENT_SIDES, AgentPatterns
@@ -62,33 +61,10 @@ class ReceiverSettings:
 def _setting_values(
     config_file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The receiver's settings from the same sources and in the same order as `load_config`."""
-    defaults = {s.name: s.default for s in SETTINGS if s.name in RECEIVER_SETTING_NAMES}
-    values: dict[str, Any] = dict(defaults)
-    path = config_file
-    if path is None and environ.get(ENV_PREFIX + "CONFIG"):
-        path = Path(environ[ENV_PREFIX + "CONFIG"])
-    if path is None:
-        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
-    if path is not None:
-        try:
-            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path}: {exc}") from exc
-        values.update({k: v for k, v in table.items() if k in defaults})
-    for name in defaults:
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = raw
-    values.update({k: v for k, v in overrides.items() if k in defaults and v is not None})
-    for name, default in defaults.items():
-        try:
-            values[name] = type(default)(values[name])
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"setting {name!r} must be a {type(default).__name__}, got {values[name]!r}"
-            ) from exc
-    return values
+    """The receiver's settings, read by `core.config` like every other setting."""
+    wanted = {k: v for k, v in overrides.items() if k in RECEIVER_SETTING_NAMES}
+    values = load_values(config_file, wanted, environ)
+    return {name: values[name] for name in RECEIVER_SETTING_NAMES}
 
 
 def _csv(text: str) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
-"""`callqa score FILE`: read a recording, score it, store the call with its recording.
+"""Score a recording and store the call with its recording: `callqa score FILE`, and the
+calls that `callqa receive` and `callqa import-pcap` record.
 
-Nothing is half-stored: the recording is copied under the data directory first, the
-database rows are written in one transaction, and the copy is removed if that fails.
+Nothing is half-stored (`store_call`): the recording is put under the data directory
+first, the database rows are written in one transaction, and the file is taken back if
+that fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlite_utils import Database
 from core.asr import AsrEngine, AsrOptions
 from core.asr_types import Device
 from core.audio_io import read_wav
-from core.calldata import Speaker
+from core.calldata import CallResult, Speaker
 from core.config import Config
 from core.model_store import resolve_model
 from core.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
@@ -38,6 +40,11 @@ class ScoreRequest:
     speaker: Speaker | None = None
     started_at: str | None = None
     store: bool = True
+    source: str = "file"  # how the call reached the box (see repository.SOURCES)
+    caller: str | None = None
+    callee: str | None = None
+    meta: dict[str, object] | None = None  # stored with the call beside the file's facts
+    move: bool = False  # move the file under the data directory instead of copying it
 
 
 @dataclass
@@ -90,24 +97,18 @@ def score_file(
     if not req.store:
         return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
 
-    call_id = repository.new_call_id()
     started = req.started_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    target = repository.recording_path(config.data_dir, call_id, started)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    shutil.copyfile(req.path, tmp)
-    tmp.replace(target)
     record = repository.CallRecord(
-        id=call_id,
-        source="file",
-        recording_path=str(target),
+        id=repository.new_call_id(),
+        source=req.source,
+        recording_path=None,
         duration_s=recording.duration_s,
         started_at=started,
         agent_id=req.agent_id,
         team_id=req.team_id,
         language=scored.evidence.language,
         meta={
-            "original_file": str(req.path),
+            **(req.meta or {"original_file": str(req.path)}),
             "encoding": recording.encoding,
             "sample_rate": recording.sample_rate,
             "channels": len(recording.channels),
@@ -115,10 +116,47 @@ def score_file(
             "mono_speaker": req.speaker,
             "dropped_utterances": len(scored.dropped),
         },
+        caller=req.caller,
+        callee=req.callee,
     )
-    try:
-        repository.save_scored_call(db, record, scored.result)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    target = store_call(config, db, req.path, record, scored.result, move=req.move)
+    call_id = record.id
     return ScoreOutcome(call_id=call_id, scored=scored, recording_path=target)
+
+
+def store_call(
+    config: Config,
+    db: Database,
+    recording: Path,
+    record: repository.CallRecord,
+    result: CallResult | None,
+    *,
+    move: bool = False,
+) -> Path:
+    """File `recording` under the data directory as `record`'s call and store the call (with
+    `result`, or unscored when it is None) in one transaction; returns the filed path.
+
+    The file is copied (or moved) first; if the database write fails it is removed (or
+    moved back), so a call is never stored without its recording nor the other way round.
+    """
+    target = repository.recording_path(config.data_dir, record.id, record.started_at)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if move:
+        shutil.move(str(recording), target)
+    else:
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(recording, tmp)
+        tmp.replace(target)
+    record.recording_path = str(target)
+    try:
+        if result is not None:
+            repository.save_scored_call(db, record, result)
+        else:
+            repository.create_call(db, record)
+    except BaseException:
+        if move:
+            shutil.move(str(target), recording)
+        else:
+            target.unlink(missing_ok=True)
+        raise
+    return target

@@ -112,6 +112,11 @@ def run(args: argparse.Namespace, config: Any) -> int:
             team_id=args.team,
             agent_channel="left",
             started_at=call.started_at,
+            source="pcap",
+            caller=call.caller,
+            callee=call.callee,
+            meta={"capture": str(path), "sip_call_id": call.call_id},
+            move=True,
         )
         try:
             outcome = score_file(config, db, request)
@@ -125,8 +130,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
         item["score"] = result.score
         item["passed"] = result.passed
         if outcome.recording_path is not None:
-            item["recording"] = str(outcome.recording_path)
-            call.recording.unlink(missing_ok=True)  # stored under the data folder now
+            item["recording"] = str(outcome.recording_path)  # moved under the data folder
     if args.json:
         json.dump({"calls": results, "summary": report.summary()}, sys.stdout,
                   ensure_ascii=False, indent=2, default=str)

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -152,7 +151,7 @@ def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None
 
     Runs on the scoring thread. Calls without audio are dropped with their spool file.
     """
-    from core.score_file import ScoreRequest, score_file
+    from core.score_file import ScoreRequest, score_file, store_call
     from core.storage import repository
     from core.storage.db import open_db
 
@@ -162,9 +161,6 @@ def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None
         return None
     db = open_db(config.db_path)
     try:
-        result = None
-        status = "recorded"
-        language = None
         if score:
             request = ScoreRequest(
                 path=info.recording_path,
@@ -173,44 +169,35 @@ def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None
                 agent_channel=info.agent_channel or "left",
                 speaker=info.mono_speaker,  # type: ignore[arg-type]
                 started_at=info.started_at,
-                store=False,
+                source=info.source,
+                caller=info.caller,
+                callee=info.callee,
+                meta=call_meta(info),
+                move=True,
             )
             try:
-                outcome = score_file(config, db, request)
-                result = outcome.scored.result
-                language = outcome.scored.evidence.language
-                status = "scored"
+                call_id = score_file(config, db, request).call_id
+                logger.info("call %s stored as %s (scored)", info.call_id, call_id)
+                return call_id
             except Exception:
                 logger.exception("call %s: scoring failed; stored unscored", info.call_id)
-                status = "failed"
-        call_id = repository.new_call_id()
-        target = repository.recording_path(config.data_dir, call_id, info.started_at)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(info.recording_path), target)
         record = repository.CallRecord(
-            id=call_id,
+            id=repository.new_call_id(),
             source=info.source,
-            recording_path=str(target),
+            recording_path=None,
             duration_s=info.duration_s,
             started_at=info.started_at,
             agent_id=info.agent_id,
             team_id=None,
-            language=language,
+            language=None,
             meta=call_meta(info),
-            status=status,
+            status="failed" if score else "recorded",
             caller=info.caller,
             callee=info.callee,
         )
-        try:
-            if result is not None:
-                repository.save_scored_call(db, record, result)
-            else:
-                repository.create_call(db, record)
-        except BaseException:
-            shutil.move(str(target), info.recording_path)
-            raise
-        logger.info("call %s stored as %s (%s)", info.call_id, call_id, status)
-        return call_id
+        store_call(config, db, info.recording_path, record, None, move=True)
+        logger.info("call %s stored as %s (%s)", info.call_id, record.id, record.status)
+        return record.id
     finally:
         db.close()
 

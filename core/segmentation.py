@@ -24,12 +24,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.calldata import LegActivity, Segment, Speaker, Utterance
+from kernels.levels import frame_level_dbfs, frame_pitch_hz
 from kernels.vad import FRAME_MS, StreamingVad
 
 logger = logging.getLogger(__name__)
@@ -48,13 +48,6 @@ _CUT_SPEECH_PENALTY_DB = 30.0
 _CUT_EARLY_PENALTY_DB_PER_S = 1.0
 _CUT_SMOOTH_FRAMES = 2
 _RECENT_FRAMES = 8
-PITCH_MIN_HZ = 60.0
-PITCH_MAX_HZ = 400.0
-PITCH_MIN_CORR = 0.5
-PITCH_OCTAVE_RATIO = 0.85
-_PITCH_PEAK_SEARCH = 6
-
-FrameFn = Callable[[np.ndarray, int, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -331,68 +324,6 @@ class Endpointer:
         )
 
 
-def _frame_levels_numpy(audio: np.ndarray, sample_rate: int, frame_ms: int) -> np.ndarray:
-    n = sample_rate * frame_ms // 1000
-    m = len(audio) // n
-    frames = audio[: m * n].reshape(m, n).astype(np.float64)
-    power = np.mean(frames * frames, axis=1)
-    return np.maximum(10.0 * np.log10(power + 1e-12), LEVEL_FLOOR_DBFS)
-
-
-def _frame_pitch_numpy(
-    audio: np.ndarray, sample_rate: int, frame_ms: int, wanted: np.ndarray
-) -> np.ndarray:
-    """Autocorrelation pitch of the ``wanted`` frames over a 40 ms window; 0 elsewhere."""
-    n = sample_rate * frame_ms // 1000
-    win = max(2 * n, int(2.5 * sample_rate / PITCH_MIN_HZ))
-    out = np.zeros(len(wanted), dtype=np.float64)
-    idx = np.flatnonzero(wanted)
-    if idx.size == 0:
-        return out
-    x = np.concatenate([audio.astype(np.float64), np.zeros(win)])
-    starts = np.minimum(idx * n + n // 2 - win // 2, len(audio) - 1).clip(0)
-    frames = x[starts[:, None] + np.arange(win)[None, :]]
-    frames -= frames.mean(axis=1, keepdims=True)
-    frames *= np.hanning(win)[None, :]
-    nfft = 1 << math.ceil(math.log2(2 * win))
-    spec = np.fft.rfft(frames, nfft, axis=1)
-    ac = np.fft.irfft(spec * np.conj(spec), nfft, axis=1)[:, :win]
-    lag_lo = int(sample_rate / PITCH_MAX_HZ)
-    lag_hi = min(int(sample_rate / PITCH_MIN_HZ), win - 2)
-    # Normalise by the window's own autocorrelation so long lags are not penalised.
-    wac = np.correlate(np.hanning(win), np.hanning(win), mode="full")[win - 1 :]
-    lags = slice(lag_lo, lag_hi + 1)
-    seg = ac[:, lags] / (ac[:, :1] + 1e-20) / (wac[None, lags] / wac[0])
-    # The shortest lag that comes close to the best peak, to avoid sub-octave picks.
-    rows = np.arange(len(idx))
-    peak = seg.max(axis=1)
-    first = np.argmax(seg >= PITCH_OCTAVE_RATIO * peak[:, None], axis=1)
-    ahead = np.clip(first[:, None] + np.arange(_PITCH_PEAK_SEARCH)[None, :], 0, seg.shape[1] - 1)
-    best = ahead[rows, np.argmax(seg[rows[:, None], ahead], axis=1)]
-    peak = seg[rows, best]
-    lag = best + lag_lo
-    voiced = peak >= PITCH_MIN_CORR
-    out[idx[voiced]] = sample_rate / lag[voiced]
-    return out
-
-
-def _level_fns() -> tuple[FrameFn, Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]]:
-    """Frame level and pitch functions: kernels.levels when present, NumPy otherwise."""
-    try:
-        from kernels.levels import frame_level_dbfs, frame_pitch_hz
-    except ImportError:
-        return _frame_levels_numpy, _frame_pitch_numpy
-
-    def levels(audio: np.ndarray, sample_rate: int, frame_ms: int) -> np.ndarray:
-        return np.asarray(frame_level_dbfs(audio, sample_rate, frame_ms), dtype=np.float64)
-
-    def pitch(audio: np.ndarray, sample_rate: int, frame_ms: int, wanted: np.ndarray) -> np.ndarray:
-        p = np.asarray(frame_pitch_hz(audio, sample_rate, frame_ms), dtype=np.float64)
-        return np.where(wanted, np.nan_to_num(p[: len(wanted)]), 0.0)
-
-    return levels, pitch
-
-
 def _leg_samples(audio: object) -> np.ndarray:
     """One leg as float32 samples, or an error that says what to pass instead."""
     if not isinstance(audio, np.ndarray) or audio.ndim != 1:
@@ -415,8 +346,8 @@ def frame_levels_dbfs(
 ) -> np.ndarray:
     """RMS level of every complete frame in dBFS (floored at ``LEVEL_FLOOR_DBFS``): the
     ``level_db`` input of :meth:`Endpointer.push`, computed as :func:`segment_leg` does."""
-    level_fn, _ = _level_fns()
-    return level_fn(_leg_samples(audio), sample_rate, frame_ms)
+    levels = frame_level_dbfs(_leg_samples(audio), sample_rate, frame_ms)
+    return np.asarray(levels, dtype=np.float64)
 
 
 def segment_leg(
@@ -438,9 +369,9 @@ def segment_leg(
     x = _leg_samples(audio)
     vad = StreamingVad(sample_rate, FRAME_MS)
     voice, like = vad.process_detail(x)
-    _, pitch_fn = _level_fns()
     levels = frame_levels_dbfs(x, sample_rate)[: len(voice)]
-    pitch = pitch_fn(x, sample_rate, FRAME_MS, like)[: len(voice)]
+    hz = np.asarray(frame_pitch_hz(x, sample_rate, FRAME_MS), dtype=np.float64)[: len(like)]
+    pitch = np.where(like[: len(hz)], np.nan_to_num(hz), 0.0)[: len(voice)]
     ep = Endpointer(
         vad.frame_s,
         min_silence_s=min_silence_s,

@@ -14,8 +14,8 @@ Pitch
     ``PITCH_OCTAVE_RATIO`` of the best (against sub-octave picks), moves to the best lag a
     few steps ahead, and refines it by a parabola through its neighbours. Frames whose
     correlation at that lag is below ``PITCH_MIN_CORR``, or whose window is quieter than
-    ``PITCH_GATE_DBFS``, are unvoiced and read 0. This follows the NumPy fallback in
-    ``core.segmentation`` (same windows and rules); the parabolic refinement only
+    ``PITCH_GATE_DBFS``, are unvoiced and read 0. This follows
+    :func:`frame_pitch_hz_reference` (same windows and rules); the parabolic refinement only
     replaces its whole-lag value by a fractional lag less than one step away.
 """
 
@@ -219,4 +219,54 @@ def frame_pitch_hz(audio: np.ndarray, sample_rate: int, frame_ms: int) -> np.nda
         gate = 10.0 ** (PITCH_GATE_DBFS / 10.0)
         _pitch_kernel(x, rate, n, hann, inv, lo, hi, PITCH_MIN_CORR, PITCH_OCTAVE_RATIO,
                       PITCH_PEAK_SEARCH, gate, out)
+    return out
+
+
+# ---------------------------------------------------------------- references
+
+
+def frame_level_dbfs_reference(audio: np.ndarray, sample_rate: int, frame_ms: int) -> np.ndarray:
+    """The plain NumPy computation of :func:`frame_level_dbfs`, its reference."""
+    n = sample_rate * frame_ms // 1000
+    m = len(audio) // n
+    frames = audio[: m * n].reshape(m, n).astype(np.float64)
+    power = np.mean(frames * frames, axis=1)
+    return np.maximum(10.0 * np.log10(power + 1e-12), LEVEL_FLOOR_DBFS)
+
+
+def frame_pitch_hz_reference(
+    audio: np.ndarray, sample_rate: int, frame_ms: int, wanted: np.ndarray
+) -> np.ndarray:
+    """The plain NumPy computation of :func:`frame_pitch_hz` (whole lags, no refinement) for
+    the ``wanted`` frames; 0 elsewhere. Kept as the kernel's reference."""
+    n = sample_rate * frame_ms // 1000
+    win = max(2 * n, int(2.5 * sample_rate / PITCH_MIN_HZ))
+    out = np.zeros(len(wanted), dtype=np.float64)
+    idx = np.flatnonzero(wanted)
+    if idx.size == 0:
+        return out
+    x = np.concatenate([audio.astype(np.float64), np.zeros(win)])
+    starts = np.minimum(idx * n + n // 2 - win // 2, len(audio) - 1).clip(0)
+    frames = x[starts[:, None] + np.arange(win)[None, :]]
+    frames -= frames.mean(axis=1, keepdims=True)
+    frames *= np.hanning(win)[None, :]
+    nfft = 1 << math.ceil(math.log2(2 * win))
+    spec = np.fft.rfft(frames, nfft, axis=1)
+    ac = np.fft.irfft(spec * np.conj(spec), nfft, axis=1)[:, :win]
+    lag_lo = int(sample_rate / PITCH_MAX_HZ)
+    lag_hi = min(int(sample_rate / PITCH_MIN_HZ), win - 2)
+    # Normalise by the window's own autocorrelation so long lags are not penalised.
+    wac = np.correlate(np.hanning(win), np.hanning(win), mode="full")[win - 1 :]
+    lags = slice(lag_lo, lag_hi + 1)
+    seg = ac[:, lags] / (ac[:, :1] + 1e-20) / (wac[None, lags] / wac[0])
+    # The shortest lag that comes close to the best peak, to avoid sub-octave picks.
+    rows = np.arange(len(idx))
+    peak = seg.max(axis=1)
+    first = np.argmax(seg >= PITCH_OCTAVE_RATIO * peak[:, None], axis=1)
+    ahead = np.clip(first[:, None] + np.arange(PITCH_PEAK_SEARCH)[None, :], 0, seg.shape[1] - 1)
+    best = ahead[rows, np.argmax(seg[rows[:, None], ahead], axis=1)]
+    peak = seg[rows, best]
+    lag = best + lag_lo
+    voiced = peak >= PITCH_MIN_CORR
+    out[idx[voiced]] = sample_rate / lag[voiced]
     return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.audio_io import read_wav
 from core.calldata import Speaker
 from core.segmentation import (
     MAX_UTTERANCE_S,
@@ -178,22 +178,9 @@ def test_endpointer_rejects_bad_settings() -> None:
 # --- corpus -------------------------------------------------------------------------------
 
 
-def _mulaw_table() -> np.ndarray:
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 7)) - 0x84
-    return (np.where(u & 0x80, -magnitude, magnitude) / 32768.0).astype(np.float32)
-
-
 def read_mulaw_stereo(path: Path) -> np.ndarray:
-    data = path.read_bytes()
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id, size = struct.unpack_from("<4sI", data, pos)
-        if chunk_id == b"data":
-            codes = np.frombuffer(data, np.uint8, size, pos + 8)
-            return _mulaw_table()[codes].reshape(-1, 2).T.copy()
-        pos += 8 + size + (size & 1)
-    raise ValueError(f"{path}: no data chunk")
+    rec = read_wav(path)
+    return np.stack(rec.channels)
 
 
 def longest_pause_s(audio: np.ndarray, start: float, end: float) -> float:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.segmentation import _frame_levels_numpy, _frame_pitch_numpy
 from kernels.g711 import ulaw_decode, ulaw_encode
-from kernels.levels import LEVEL_FLOOR_DBFS, frame_level_dbfs, frame_pitch_hz
+from kernels.levels import (
+    LEVEL_FLOOR_DBFS,
+    frame_level_dbfs,
+    frame_level_dbfs_reference,
+    frame_pitch_hz,
+    frame_pitch_hz_reference,
+)
 
 RATE = 8000
 
@@ -60,7 +65,7 @@ def test_levels_match_numpy_fallback():
     x, _ = speech_like()
     x[:800] = 0.0
     ours = frame_level_dbfs(x, RATE, 20)
-    ref = _frame_levels_numpy(x, RATE, 20)
+    ref = frame_level_dbfs_reference(x, RATE, 20)
     above = ref > LEVEL_FLOOR_DBFS
     np.testing.assert_allclose(ours[above], ref[above], atol=1e-4)
     assert np.all(ours[~above] == LEVEL_FLOOR_DBFS)
@@ -105,7 +110,7 @@ def test_pitch_follows_gliding_f0_and_agrees_with_numpy_fallback():
     x, f0 = speech_like()
     n = 160
     ours = frame_pitch_hz(x, RATE, 20).astype(np.float64)
-    ref = _frame_pitch_numpy(x, RATE, 20, np.ones(len(x) // n, dtype=bool))
+    ref = frame_pitch_hz_reference(x, RATE, 20, np.ones(len(x) // n, dtype=bool))
     assert np.mean((ours > 0) == (ref > 0)) >= 0.95
     both = (ours > 0) & (ref > 0)
     assert both.sum() >= 0.8 * len(ours)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
+from kernels.g711 import ulaw_decode
 from kernels.vad import FRAME_MS, StreamingVad, VadBank, VadConfig, detect_voice
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -20,15 +21,7 @@ FRAME_S = 0.02
 HANGOVER_FRAMES = VadConfig().hangover_ms // 20
 
 
-def _mulaw_table() -> np.ndarray:
-    """G.711 mu-law decoding table: code byte -> float32 sample in [-1, 1]."""
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    exponent = (u >> 4) & 7
-    magnitude = ((((u & 0x0F) << 3) + 0x84) << exponent) - 0x84
-    return (np.where(u & 0x80, -magnitude, magnitude) / 32768.0).astype(np.float32)
-
-
-MULAW = _mulaw_table()
+MULAW = (ulaw_decode(np.arange(256, dtype=np.uint8)) / 32768.0).astype(np.float32)
 _ORDER = np.argsort(MULAW, kind="stable")
 _SORTED = MULAW[_ORDER]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from core.calldata import CallEvidence, Finding
+from core.calldata import SPEAKERS, CallEvidence, Finding
 from core.metrics import CallMetrics, compute_metrics
 from core.rubric.emotion import emotion
 from core.rubric.phrase_rules import (
@@ -46,9 +46,17 @@ RULES: dict[str, RuleFn] = {
 }
 
 END_OF_CALL_KINDS: frozenset[str] = frozenset({"required_phrase", "filler_words"})
+# Kinds that compare the two legs' timelines: with one leg recorded (a mono recording, a
+# PBX that forks one side) they cannot be judged, and yield nothing.
+BOTH_LEG_KINDS: frozenset[str] = frozenset({"silence", "overtalk"})
 LIVE_KINDS: frozenset[str] = frozenset(KINDS) - END_OF_CALL_KINDS
 
 assert set(RULES) == set(KINDS), "every kind of the rubric format needs a rule"
+
+
+def _leg_known(evidence: CallEvidence, speaker: str) -> bool:
+    """Whether the call holds `speaker`'s leg: its voice activity, or else its utterances."""
+    return speaker in evidence.activity or bool(evidence.of(speaker))
 
 
 def run_item(
@@ -56,6 +64,8 @@ def run_item(
 ) -> list[Finding]:
     """The findings of one item (none when it is disabled), in time order."""
     if not item.enabled:
+        return []
+    if item.kind in BOTH_LEG_KINDS and not all(_leg_known(evidence, sp) for sp in SPEAKERS):
         return []
     m = metrics if metrics is not None else compute_metrics(evidence)
     findings = RULES[item.kind](item, evidence, m)

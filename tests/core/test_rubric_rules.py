@@ -669,3 +669,12 @@ def test_corpus_rubric_on_reference_transcripts_reproduces_the_labels() -> None:
         assert found > 0, f"{item_id}: no labelled event in the corpus"
         assert found / (found + extra) == 1.0 and found / (found + missed) == 1.0, item_id
     assert sum(t["tp"] for t in tally.values()) == 44 and decoys == 21
+
+
+def test_two_leg_kinds_yield_nothing_when_one_leg_was_recorded() -> None:
+    lines = [utt("agent", 0.0, 3.0, "您好"), utt("agent", 15.0, 18.0, "请问还在吗")]
+    both = evidence([*lines, utt("customer", 3.5, 4.0, "嗯")])
+    assert [f.kind for f in run_item(item(SILENCE), both)] == ["silence"]
+    one = evidence(lines)
+    del one.activity["customer"]
+    assert run_item(item(SILENCE), one) == []

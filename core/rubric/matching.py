@@ -16,7 +16,8 @@ Modes:
 
 * ``exact``: the phrase's token sequence appears unchanged in the text's token sequence.
 * ``fuzzy``: tokens compare by sound in Chinese (toneless pinyin, every reading of a
-  heteronym counts: 不知倒 and 部知道 match 不知道) and by a crude stem in word mode
+  heteronym counts: 不知倒 and 部知道 match 不知道; the retroflex and flat initials zh/z,
+  ch/c, sh/s count as one sound: 不好意识 matches 不好意思) and by a crude stem in word mode
   (refunds ~ refund, calling ~ call). A few token edits are allowed for long phrases only
   (`allowed_edits`): none for phrases of up to 3 Chinese syllables or 2 words, so that
   您好 never matches 你好 and 不明白 never matches 我明白; one up to 7 syllables / 5 words;
@@ -111,11 +112,26 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
+# The sound pairs that Mandarin speakers and recognisers confuse most, folded together as
+# input methods' "fuzzy pinyin" does: the retroflex and flat initials (不好意思 heard as
+# 不好意识). Finals stay apart: 宁 (ning) is not 您 (nin).
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+
+
+def fold_syllable(syllable: str) -> str:
+    """A toneless pinyin syllable with the retroflex initials folded into the flat ones."""
+    for long, short in _FUZZY_INITIALS:
+        if syllable.startswith(long):
+            return short + syllable[len(long) :]
+    return syllable
+
+
 @functools.lru_cache(maxsize=65536)
 def readings(ch: str) -> frozenset[str]:
-    """Toneless pinyin readings of one CJK character (all of a heteronym's readings)."""
+    """Toneless pinyin readings of one CJK character (all of a heteronym's readings), with
+    the fuzzy-pinyin pairs folded (`fold_syllable`)."""
     found = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="default")
-    keys = {r for group in found for r in group if r}
+    keys = {fold_syllable(r) for group in found for r in group if r}
     return frozenset(keys or {ch})
 
 

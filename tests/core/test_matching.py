@@ -163,3 +163,11 @@ def test_numbers_match_exactly_even_in_fuzzy_mode() -> None:
     assert m.search("我要打12315投诉你们") is not None
     assert m.search("我要打一二三一五") is not None
     assert m.search("尾号是12385") is None
+
+
+def test_retroflex_and_flat_initials_match_but_other_sounds_do_not() -> None:
+    m = PhraseMatcher(["不好意思"], "fuzzy", "zh")
+    assert m.search("太不好意识了，给您添麻烦了") is not None  # s / sh
+    assert PhraseMatcher(["投诉"], "fuzzy", "zh").search("我要投树") is not None  # s / sh
+    assert m.search("不好意外") is None
+    assert PhraseMatcher(["您好"], "fuzzy", "zh").search("宁好") is None  # nin is not ning

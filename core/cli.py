@@ -18,7 +18,7 @@ from core.audio_io import AudioFileError
 from core.config import Config, ConfigError, load_config, settings_markdown
 from core.report import format_report
 from core.rubric.schema import RubricError, load_rubric_file, load_rubric_text
-from core.storage import repository
+from core.storage import repository, search
 from core.storage.db import open_db
 
 logger = logging.getLogger("callqa")
@@ -243,7 +243,7 @@ def format_stored_call(call: dict[str, Any]) -> str:
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
     db = open_db(config.db_path)
     query = " ".join(args.words)
-    hits = repository.search_utterances(db, query, limit=args.limit)
+    hits = search.search_utterances(db, query, limit=args.limit)
     if args.json:
         _print_json(hits)
         return EXIT_OK

@@ -2,6 +2,7 @@
 
 * `core.storage.db`: `open_db`, the configured, migrated connection.
 * `core.storage.migrations`: the numbered schema migrations.
-* `core.storage.repository`: reading and writing calls and rubrics, full-text search.
+* `core.storage.repository`: reading and writing calls and rubrics.
+* `core.storage.search`: full-text search in the stored transcripts.
 * `core.storage.writer`: `StorageWriter`, the one thread that writes for the daemon.
 """

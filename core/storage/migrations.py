@@ -20,7 +20,7 @@ Tables (version 1):
   'scored', 'failed').
 * ``legs``: one row per side of a call (agent, customer) with its talk time and levels.
 * ``utterances``: the transcript; ``search_text`` is the text as the full-text index
-  sees it (see `core.storage.repository.search_text`).
+  sees it (see `core.storage.search.search_text`).
 * ``utterances_fts``: FTS5 index over ``utterances.search_text``, kept in step by
   triggers, so that deleting a call (cascading to its utterances) also unindexes it.
 * ``findings``: what the rubric items found, in call order.

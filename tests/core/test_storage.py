@@ -11,6 +11,7 @@ import pytest
 
 from core.calldata import CallResult, Finding, Speaker, Utterance
 from core.storage import repository as repo
+from core.storage import search
 from core.storage.db import open_db
 from core.storage.migrations import (
     MIGRATIONS,
@@ -246,7 +247,7 @@ def test_live_call_created_then_scored(db) -> None:
     call = must(repo.get_call(db, "live1"))
     assert call["status"] == "scored" and call["score"] == 93.0
     assert len(call["utterances"]) == 3 and len(call["findings"]) == 2
-    assert len(repo.search_utterances(db, "投诉")) == 1
+    assert len(search.search_utterances(db, "投诉")) == 1
 
 
 def test_failure_midway_stores_nothing(db) -> None:
@@ -260,7 +261,7 @@ def test_failure_midway_stores_nothing(db) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         repo.save_scored_call(db, make_record("bad2"), make_result(rubric_version=99))
     assert counts(db) == before
-    assert repo.get_call(db, "bad1") is None and repo.search_utterances(db, "投诉") == []
+    assert repo.get_call(db, "bad1") is None and search.search_utterances(db, "投诉") == []
     # and the connection is still usable
     repo.save_scored_call(db, make_record("good"), make_result())
     assert repo.get_call(db, "good") is not None
@@ -317,53 +318,53 @@ def test_search_chinese_two_characters_and_english(db) -> None:
     repo.save_scored_call(db, make_record("z2", "2026-11-23T09:00:00+00:00"), make_result(
         texts=("投资诉讼的问题", "I will file a complaint today", "退款已经处理")))
 
-    hits = repo.search_utterances(db, "投诉")
+    hits = search.search_utterances(db, "投诉")
     assert [(h["call_id"], h["text"]) for h in hits] == [("z1", "我要投诉你们的服务")]
     hit = hits[0]
     assert hit["speaker"] == "customer" and hit["start_s"] == 2.5
     assert hit["snippet"] == "我要[投诉]你们的服务"
 
-    assert [h["text"] for h in repo.search_utterances(db, "投訴")] == ["我要投诉你们的服务"]
-    assert [h["text"] for h in repo.search_utterances(db, "投诉你们")] == ["我要投诉你们的服务"]
-    assert [h["text"] for h in repo.search_utterances(db, "务")] == ["我要投诉你们的服务"]
-    assert [h["text"] for h in repo.search_utterances(db, "投")] == [
+    assert [h["text"] for h in search.search_utterances(db, "投訴")] == ["我要投诉你们的服务"]
+    assert [h["text"] for h in search.search_utterances(db, "投诉你们")] == ["我要投诉你们的服务"]
+    assert [h["text"] for h in search.search_utterances(db, "务")] == ["我要投诉你们的服务"]
+    assert [h["text"] for h in search.search_utterances(db, "投")] == [
         "投资诉讼的问题", "我要投诉你们的服务"]  # newest call first
 
-    eng = repo.search_utterances(db, "manager")
+    eng = search.search_utterances(db, "manager")
     assert [h["call_id"] for h in eng] == ["z1"]
     assert eng[0]["snippet"] == "Please hold for my [MANAGER]"
-    assert [h["call_id"] for h in repo.search_utterances(db, "COMPLAINT")] == ["z2"]
-    assert [h["call_id"] for h in repo.search_utterances(db, "complain*")] == ["z2"]
+    assert [h["call_id"] for h in search.search_utterances(db, "COMPLAINT")] == ["z2"]
+    assert [h["call_id"] for h in search.search_utterances(db, "complain*")] == ["z2"]
 
     # words are ANDed
-    assert len(repo.search_utterances(db, "投诉 服务")) == 1
-    assert repo.search_utterances(db, "投诉 退款") == []
-    assert len(repo.search_utterances(db, "hold manager")) == 1
+    assert len(search.search_utterances(db, "投诉 服务")) == 1
+    assert search.search_utterances(db, "投诉 退款") == []
+    assert len(search.search_utterances(db, "hold manager")) == 1
 
 
 def test_search_has_no_false_hits(db) -> None:
     repo.save_scored_call(db, make_record("n1"), make_result(texts=(
         "投资诉讼的问题", "诉投", "complaints about managers", "我要投 诉")))
-    assert repo.search_utterances(db, "投诉") == []  # characters apart or reversed
-    assert repo.search_utterances(db, "complaint") == []  # whole words only
-    assert repo.search_utterances(db, "manage") == []
-    assert repo.search_utterances(db, "") == []
-    assert repo.search_utterances(db, "  ，。 ") == []
+    assert search.search_utterances(db, "投诉") == []  # characters apart or reversed
+    assert search.search_utterances(db, "complaint") == []  # whole words only
+    assert search.search_utterances(db, "manage") == []
+    assert search.search_utterances(db, "") == []
+    assert search.search_utterances(db, "  ，。 ") == []
     # query syntax is taken literally
-    assert repo.search_utterances(db, 'AND "OR NEAR(') == []
+    assert search.search_utterances(db, 'AND "OR NEAR(') == []
 
 
 def test_deleting_a_call_unindexes_it(db) -> None:
     repo.save_scored_call(db, make_record("d1"), make_result())
-    assert repo.search_utterances(db, "投诉")
+    assert search.search_utterances(db, "投诉")
     db.execute("DELETE FROM calls WHERE id = 'd1'")
-    assert repo.search_utterances(db, "投诉") == []
+    assert search.search_utterances(db, "投诉") == []
     assert counts(db)["utterances"] == 0
 
 
 def test_snippet_cuts_long_text() -> None:
     text = "好" * 300 + "投诉" + "好" * 300
-    snippet = repo.highlight(text, "投诉", max_chars=40)
+    snippet = search.highlight(text, "投诉", max_chars=40)
     assert "[投诉]" in snippet and snippet.startswith("…") and snippet.endswith("…")
     assert len(snippet) < 50
 

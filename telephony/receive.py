@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, ConfigError, load_values
-from telephony.server import PeerFilter, RecordingServer, ServerSettings
+from telephony.server import RecordingServer, ServerSettings
 from telephony.sessions import CallInfo
+from telephony.sip.transport import PeerFilter
 from telephony.siprec import AGENT_SIDES, AgentPatterns
 
 logger = logging.getLogger(__name__)

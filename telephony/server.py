@@ -20,34 +20,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ipaddress
 import logging
-import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from telephony.media import MediaStream, RtpPortPool
 from telephony.rtp import RtpLeg
 from telephony.sessions import CallInfo, MediaEndpoint, RecordingSession, SessionError
 from telephony.sip.dialog import Dialog, DialogId, dialog_id_of
 from telephony.sip.message import (
-    SipLimitError,
+    SipMessage,
     SipParseError,
     SipRequest,
     SipResponse,
-    StreamFramer,
     make_response,
-    parse_message,
     parse_name_addr,
     parse_uri,
 )
 from telephony.sip.sdp import SdpError, SessionDescription, answer_sdp, parse_sdp
 from telephony.sip.transaction import ServerTransaction, TimerSettings, TransactionLayer
+from telephony.sip.transport import Peer, TransportLayer
+from telephony.sip.transport import PeerFilter as PeerFilter  # re-exported
 from telephony.siprec import (
     AgentPatterns,
     MetadataError,
@@ -65,7 +62,6 @@ SUPPORTED_OPTIONS = ("siprec",)
 RETRY_AFTER_S = 5
 IDLE_CHECK_INTERVAL_S = 1.0
 PAUSED_IDLE_LIMIT_S = 3600.0
-TCP_READ_BYTES = 65_536
 SERVER_NAME = "callqa"
 
 CallEndedCallback = Callable[[CallInfo], Awaitable[None] | None]
@@ -92,41 +88,6 @@ class ServerSettings:
     idle_check_interval_s: float = IDLE_CHECK_INTERVAL_S
 
 
-class PeerFilter:
-    """The allow-list of peers: addresses and networks (`10.0.0.0/24`)."""
-
-    def __init__(self, entries: tuple[str, ...]) -> None:
-        self.networks = [ipaddress.ip_network(e.strip(), strict=False) for e in entries if e]
-
-    def allows(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in net for net in self.networks)
-
-
-@dataclass
-class Peer:
-    """Where a request came from and how to answer it."""
-
-    host: str
-    port: int
-    transport: str
-    local_host: str
-    local_port: int
-    send: Callable[[bytes], None]
-
-    @property
-    def reliable(self) -> bool:
-        return self.transport == "TCP"
-
-    def __str__(self) -> str:
-        return f"{self.transport.lower()}:{self.host}:{self.port}"
-
-
 @dataclass
 class Call:
     dialog: Dialog
@@ -137,33 +98,6 @@ class Call:
     ready: bool = False
     updating: bool = False
     ending: bool = False
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: RecordingServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.server._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("UDP error: %s", exc)
-
-
-@functools.lru_cache(maxsize=256)
-def _local_address_towards(host: str) -> str:
-    """The local address the kernel would use to reach `host` (no packet is sent)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"
 
 
 async def _open_media(host: str, port: int, leg: RtpLeg) -> MediaEndpoint:
@@ -182,15 +116,13 @@ class RecordingServer:
         self.settings = settings
         self.on_call_ended = on_call_ended
         self.counters: Counter[str] = Counter()
-        self.peers = PeerFilter(settings.allowed_peers)
+        self.transport = TransportLayer(
+            settings.host, settings.allowed_peers, settings.max_message_bytes,
+            settings.max_headers, on_message=self._dispatch, counters=self.counters,
+        )  # fmt: skip
         self.ports = RtpPortPool(settings.rtp_port_first, settings.rtp_port_last)
         self.calls: dict[DialogId, Call] = {}
-        self.udp_port: int | None = None
-        self.tcp_port: int | None = None
         self._setting_up: set[tuple[str, ...]] = set()
-        self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
-        self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callbacks: set[asyncio.Task[Any]] = set()
         self._layer: TransactionLayer | None = None
@@ -207,25 +139,22 @@ class RecordingServer:
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
+    @property
+    def udp_port(self) -> int | None:
+        """The bound UDP port, once started with UDP."""
+        return self.transport.udp_port
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The bound TCP port, once started with TCP."""
+        return self.transport.tcp_port
+
     async def start(self) -> None:
         """Bind the configured transports (port 0 picks a free port, the same for both)."""
         self._layer = TransactionLayer(
             self.settings.timers, self.loop, on_ack_timeout=self._on_ack_timeout
         )
-        transports = {t.lower() for t in self.settings.transports}
-        port = self.settings.port
-        if "udp" in transports:
-            transport, _ = await self.loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.settings.host, port)
-            )
-            self._udp = cast(asyncio.DatagramTransport, transport)
-            self.udp_port = int(transport.get_extra_info("sockname")[1])
-            port = self.udp_port
-        if "tcp" in transports:
-            self._tcp = await asyncio.start_server(
-                self._on_tcp, self.settings.host, port, reuse_address=True
-            )
-            self.tcp_port = int(self._tcp.sockets[0].getsockname()[1])
+        await self.transport.start(self.settings.transports, self.settings.port)
         self._monitor = self.loop.create_task(self._watch_idle())
         logger.info(
             "recording server on %s (udp %s, tcp %s)", self.settings.host, self.udp_port,
@@ -246,13 +175,7 @@ class RecordingServer:
             await self._end_call(call, "shutdown", send_bye=False)
         if self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
-        if self._udp is not None:
-            self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            for writer in list(self._tcp_writers):
-                writer.close()
-            await self._tcp.wait_closed()
+        await self.transport.close()
         if self._layer is not None:
             self._layer.close()
 
@@ -265,7 +188,7 @@ class RecordingServer:
     def active_calls(self) -> int:
         return len(self.calls) + len(self._setting_up)
 
-    # ---------------------------------------------------------------- transports
+    # ---------------------------------------------------------------- dispatch
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(coro)
@@ -278,108 +201,13 @@ class RecordingServer:
             self.counters["internal_errors"] += 1
             logger.error("request handling failed", exc_info=task.exception())
 
-    def _local_host(self, peer_host: str) -> str:
-        host = self.settings.host
-        if host in ("0.0.0.0", "::", ""):
-            return _local_address_towards(peer_host)
-        return host
-
-    def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        host, port = str(addr[0]), int(addr[1])
-        if not self.peers.allows(host):
-            self._count_refused(host)
-            return
-        if not data.strip(b"\r\n"):
-            self.counters["keepalives"] += 1
-            return
-        udp = self._udp
-        assert udp is not None and self.udp_port is not None
-
-        def send(wire: bytes) -> None:
-            udp.sendto(wire, (host, port))
-
-        peer = Peer(host, port, "UDP", self._local_host(host), self.udp_port, send)
-        try:
-            message = parse_message(
-                data, self.settings.max_message_bytes, self.settings.max_headers
-            )
-        except SipParseError as exc:
-            self._count_parse_error(exc, peer)
-            return
-        self._dispatch(message, peer)
-
-    def _count_refused(self, host: str) -> None:
-        self.counters["peer_refused"] += 1
-        count = self.counters["peer_refused"]
-        if _is_power_of_ten(count):
-            logger.warning("%d SIP message(s) from peers not in sip_allowed_peers refused; "
-                           "the last from %s", count, host)  # fmt: skip
-
-    def _count_parse_error(self, exc: SipParseError, peer: Peer) -> None:
-        if isinstance(exc, SipLimitError):
-            self.counters[f"limit_{exc.limit}"] += 1
-        self.counters["malformed"] += 1
-        count = self.counters["malformed"]
-        if _is_power_of_ten(count):  # 1, 10, 100, ...: visible without flooding the log
-            logger.warning("%d malformed SIP message(s) dropped; the last from %s: %s",
-                           count, peer, exc)  # fmt: skip
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("dropped a message from %s: %s", peer, exc)
-
-    async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sockname = writer.get_extra_info("sockname")
-        peername = writer.get_extra_info("peername")
-        host, port = str(peername[0]), int(peername[1])
-        allowed = self.peers.allows(host)
-        if not allowed:
-            self._count_refused(host)
-        self._tcp_writers.add(writer)
-
-        def send(wire: bytes) -> None:
-            if not writer.is_closing():
-                writer.write(wire)
-
-        peer = Peer(host, port, "TCP", str(sockname[0]), int(sockname[1]), send)
-        framer = StreamFramer(self.settings.max_message_bytes, self.settings.max_headers)
-        try:
-            while True:
-                data = await reader.read(TCP_READ_BYTES)
-                if not data:
-                    break
-                try:
-                    messages = framer.feed(data)
-                except SipParseError as exc:
-                    self._count_parse_error(exc, peer)
-                    break
-                for message in messages:
-                    if not allowed:
-                        self._refuse(message, peer)
-                        continue
-                    self._dispatch(message, peer)
-                if not allowed:
-                    break
-        except (ConnectionError, OSError) as exc:
-            logger.debug("TCP connection from %s: %s", peer, exc)
-        finally:
-            self._tcp_writers.discard(writer)
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.drain()
-            writer.close()
-
-    def _refuse(self, message: SipRequest | SipResponse, peer: Peer) -> None:
-        if isinstance(message, SipRequest) and message.method != "ACK":
-            with contextlib.suppress(SipParseError, OSError):
-                peer.send(make_response(message, 403).serialize())
-
-    # ---------------------------------------------------------------- dispatch
-
-    def _dispatch(self, message: SipRequest | SipResponse, peer: Peer) -> None:
+    def _dispatch(self, message: SipMessage, peer: Peer) -> None:
         if isinstance(message, SipResponse):
             try:
                 if not self.layer.receive_response(message):
                     self.counters["stray_responses"] += 1
             except SipParseError as exc:
-                self._count_parse_error(exc, peer)
+                self.transport.count_parse_error(exc, peer)
             return
         try:
             self._check_request(message)
@@ -387,7 +215,7 @@ class RecordingServer:
                 self.counters["retransmissions_absorbed"] += 1
                 return
         except SipParseError as exc:
-            self._count_parse_error(exc, peer)
+            self.transport.count_parse_error(exc, peer)
             self._bad_request(message, peer, str(exc))
             return
         known = message.method in ALLOWED_METHODS
@@ -537,7 +365,7 @@ class RecordingServer:
             await self._end_call(call, "cancel", send_bye=False, notify=False)
             return
         body = answer_sdp(
-            offer, answers, self._local_host(peer.host), session.session_id,
+            offer, answers, self.transport.local_host(peer.host), session.session_id,
             session.session_version,
         )  # fmt: skip
         tx.respond(self._ok(request, dialog, peer, body))
@@ -552,7 +380,7 @@ class RecordingServer:
 
     def _ok(self, request: SipRequest, dialog: Dialog, peer: Peer, body: str) -> SipResponse:
         response = make_response(request, 200, to_tag=dialog.local_tag, body=body.encode())
-        host = self._local_host(peer.host)
+        host = self.transport.local_host(peer.host)
         if ":" in host:
             host = f"[{host}]"
         transport = ";transport=tcp" if peer.reliable else ""
@@ -623,20 +451,21 @@ class RecordingServer:
         session = call.session
         if offer is not None and answers is not None:
             body = answer_sdp(
-                offer, answers, self._local_host(peer.host), session.session_id,
+                offer, answers, self.transport.local_host(peer.host), session.session_id,
                 session.session_version,
             )  # fmt: skip
             tx.respond(self._ok(request, call.dialog, peer, body))
         elif request.method == "INVITE" and session.last_offer is not None:
             # An INVITE without an offer asks for one: offer what was last agreed.
             body = answer_sdp(
-                session.last_offer, session.current_answers(), self._local_host(peer.host),
+                session.last_offer, session.current_answers(), self.transport.local_host(peer.host),
                 session.session_id, session.session_version,
             )  # fmt: skip
             tx.respond(self._ok(request, call.dialog, peer, body))
         else:
             response = make_response(request, 200)
-            response.headers.add("Contact", f"<sip:srs@{self._local_host(peer.host)}>;+sip.srs")
+            host = self.transport.local_host(peer.host)
+            response.headers.add("Contact", f"<sip:srs@{host}>;+sip.srs")
             tx.respond(response)
 
     async def _on_bye(self, request: SipRequest, tx: ServerTransaction) -> None:
@@ -679,7 +508,7 @@ class RecordingServer:
 
     def _send_bye(self, call: Call) -> None:
         peer = call.peer
-        host = self._local_host(peer.host)
+        host = self.transport.local_host(peer.host)
         try:
             bye = call.dialog.create_request("BYE", host, peer.local_port, peer.transport)
             bye.headers.add("Reason", 'SIP;cause=200;text="RTP timeout"')
@@ -712,12 +541,6 @@ async def _guard(result: Awaitable[None], counters: Counter[str], call_id: str) 
     except Exception:
         counters["callback_errors"] += 1
         logger.exception("call %s: the call-ended callback failed", call_id)
-
-
-def _is_power_of_ten(n: int) -> bool:
-    while n >= 10 and n % 10 == 0:
-        n //= 10
-    return n == 1
 
 
 def _aor(value: str | None) -> str | None:

@@ -23,8 +23,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from telephony.sip.headers import Headers
 from telephony.sip.message import (
-    Headers,
     SipParseError,
     SipRequest,
     parse_name_addr,

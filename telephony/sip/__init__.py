@@ -1,7 +1,7 @@
-"""SIP signalling for the recorder: messages, transactions, dialogs and SDP."""
+"""SIP signalling for the recorder: messages, transports, transactions, dialogs and SDP."""
 
+from telephony.sip.headers import Headers
 from telephony.sip.message import (
-    Headers,
     SipParseError,
     SipRequest,
     SipResponse,

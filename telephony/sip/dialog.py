@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from telephony.sip.headers import Headers
 from telephony.sip.message import (
     BRANCH_COOKIE,
-    Headers,
     SipParseError,
     SipRequest,
     parse_name_addr,

@@ -77,9 +77,10 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "default": ("the engine's defaults (AsrOptions())", {}),
     "beam1": ("defaults, greedy (beam 1)", {"beam_size": 1}),
+    "noprompt": ("defaults without a Mandarin prompt", {"zh_prompt": None}),
     "zhprompt": (
         "defaults, with the Mandarin prompt 以下是普通话的句子。",
-        {"simplified_chinese_prompt": True},
+        {"zh_prompt": "以下是普通话的句子。"},
     ),
     "nofallback": ("defaults, temperature 0 only (no retry)", {"temperatures": (0.0,)}),
     "rubric": ("defaults, prompt listing the rubric phrases", {"initial_prompt": "RUBRIC"}),

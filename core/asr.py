@@ -55,6 +55,7 @@ from core.asr_types import (
     SAMPLE_RATE_HZ,
     WHISPER_MAX_LENGTH_TOKENS,
     ZH_SIMPLIFIED_PROMPT,
+    ZH_VERBATIM_PROMPT,
     AsrOptions,
     AsrRequest,
     AsrResult,
@@ -73,6 +74,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MAX_TEMPERATURE_ATTEMPTS",
     "ZH_SIMPLIFIED_PROMPT",
+    "ZH_VERBATIM_PROMPT",
     "AsrEngine",
     "AsrOptions",
     "AsrRequest",
@@ -253,8 +255,8 @@ class AsrEngine:
         sp = self.tokenizer.special
         prompt: list[int] = []
         prompt_text = self.options.initial_prompt
-        if prompt_text is None and language == "zh" and self.options.simplified_chinese_prompt:
-            prompt_text = ZH_SIMPLIFIED_PROMPT
+        if prompt_text is None and language == "zh":
+            prompt_text = self.options.zh_prompt
         if prompt_text:
             prompt = [sp.sot_prev, *self.tokenizer.encode(" " + prompt_text.strip())]
         prompt.append(sp.sot)

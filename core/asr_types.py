@@ -21,6 +21,10 @@ MAX_TEMPERATURE_ATTEMPTS = 2
 MAX_TEMPERATURE = 1.0
 WHISPER_MAX_LENGTH_TOKENS = 448
 ZH_SIMPLIFIED_PROMPT = "以下是普通话的句子。"
+# A disfluent Mandarin prompt: it tells the decoder to write hesitations and fillers as
+# spoken (verbatim), which Whisper otherwise drops, with ASCII commas as Whisper writes
+# them (a prompt with full-width punctuation led to stray full-width digits in the output).
+ZH_VERBATIM_PROMPT = "嗯,这个,啊,那个,好的呀。"
 CPU_MAX_BATCH = 8
 CUDA_MAX_BATCH = 32
 
@@ -55,10 +59,11 @@ class AsrOptions:
             None disables the check.
         no_speech_threshold: a result whose no-speech probability is above this and whose
             average log-probability is below log_prob_threshold is dropped as silence.
-        simplified_chinese_prompt: prompt Mandarin decoding with ZH_SIMPLIFIED_PROMPT. Off:
-            on the corpus it cost about 2 CER points (14.6% vs 12.8% and 17.0% vs 14.9% on
-            two samples of calls) and found no more rubric phrases; the output is converted
-            to simplified characters offline either way.
+        zh_prompt: prompt for Mandarin decoding (None: none). The default, the verbatim
+            prompt, was chosen on the corpus: against no prompt it brought filler recall from
+            0 to 3 of 3 calls and CER from 14.2% to 13.6%, and never wrote more fillers than
+            were said (three wordings gave the same findings); ZH_SIMPLIFIED_PROMPT cost about
+            2 CER points. The output is converted to simplified characters either way.
         initial_prompt: prompt text used for every utterance instead (None: none).
         max_tokens_per_s: cap on generated tokens per second of audio (plus
             max_tokens_base), which bounds the cost of a loop.
@@ -83,7 +88,7 @@ class AsrOptions:
     compression_ratio_threshold: float | None = 2.4
     log_prob_threshold: float | None = -1.0
     no_speech_threshold: float | None = 0.6
-    simplified_chinese_prompt: bool = False
+    zh_prompt: str | None = ZH_VERBATIM_PROMPT
     initial_prompt: str | None = None
     max_tokens_per_s: float = 15.0
     max_tokens_base: int = 24

@@ -143,6 +143,21 @@ class Endpointer:
         """Number of frames pushed since the start (or the last reset)."""
         return self._frame
 
+    @property
+    def open_since_s(self) -> float | None:
+        """Start (padding included) of the utterance in progress, or None between them.
+
+        Audio from here on may still be needed to transcribe it; a live leg keeps it.
+        """
+        if not self._open:
+            return None
+        return (self._start - self._lead) * self.frame_s
+
+    @property
+    def open_speech_start_s(self) -> float | None:
+        """First speech frame of the utterance in progress, or None between them."""
+        return self._start * self.frame_s if self._open else None
+
     def push(
         self,
         voice: np.ndarray,

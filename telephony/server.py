@@ -13,7 +13,10 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
 * malformed messages and every limit hit are counted in `counters`, logged at debug level
   and dropped; nothing a peer sends stops the server.
 
-At the end of each call `on_call_ended(CallInfo)` is called; it may return an awaitable.
+When a call's roles and recording are known, `on_call_started(RecordingSession)` may return
+a function giving, per role, where that leg's decoded audio goes besides the recording (the
+live daemon's pipeline). At the end of each call `on_call_ended(CallInfo)` is called; it may
+return an awaitable.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ from typing import Any
 
 from telephony.media import MediaStream, RtpPortPool
 from telephony.rtp import RtpLeg
-from telephony.sessions import CallInfo, MediaEndpoint, RecordingSession, SessionError
+from telephony.sessions import (
+    CallInfo,
+    CallStartedHook,
+    MediaEndpoint,
+    RecordingSession,
+    SessionError,
+)
 from telephony.sip.dialog import Dialog, DialogId, dialog_id_of
 from telephony.sip.message import (
     SipMessage,
@@ -112,9 +121,11 @@ class RecordingServer:
         self,
         settings: ServerSettings,
         on_call_ended: CallEndedCallback | None = None,
+        on_call_started: CallStartedHook | None = None,
     ) -> None:
         self.settings = settings
         self.on_call_ended = on_call_ended
+        self.on_call_started = on_call_started
         self.counters: Counter[str] = Counter()
         self.transport = TransportLayer(
             settings.host, settings.allowed_peers, settings.max_message_bytes,
@@ -349,6 +360,7 @@ class RecordingServer:
             default_side=self.settings.default_agent_side,
             caller=_aor(request.headers.get("From")),
             callee=_aor(request.headers.get("To")),
+            on_started=self.on_call_started,
         )
         call = Call(dialog, session, peer, tx)
         self._setting_up.add(tx.key)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from telephony.media import PortPoolExhausted
 from telephony.recorder import CallRecorder
-from telephony.rtp import LegStats, RtpLeg
+from telephony.rtp import AudioSink, LegStats, RtpLeg
 from telephony.sip.sdp import (
     MediaAnswer,
     SessionDescription,
@@ -58,6 +59,12 @@ class MediaEndpoint(Protocol):
 
 class MediaOpener(Protocol):
     async def __call__(self, host: str, port: int, leg: RtpLeg) -> MediaEndpoint: ...
+
+
+SinkFactory = Callable[[str], AudioSink | None]
+"""Given a stream's role (agent or customer), where its decoded audio goes too (or None)."""
+CallStartedHook = Callable[["RecordingSession"], SinkFactory | None]
+"""Called once a session's roles and recording are known, before its streams open."""
 
 
 class SessionError(Exception):
@@ -133,8 +140,12 @@ class RecordingSession:
         default_side: str,
         caller: str | None = None,
         callee: str | None = None,
+        on_started: CallStartedHook | None = None,
     ) -> None:
         self.call_id = call_id
+        self.on_started = on_started
+        self.sinks: SinkFactory | None = None
+        self.roles: list[str] = []
         self.source = source
         self.peer = peer
         self.recordings_dir = recordings_dir
@@ -196,7 +207,10 @@ class RecordingSession:
                 self.ports.release(port)
             raise SessionError(f"no free RTP port: {exc}", 503) from exc
         self.recorder = CallRecorder(self.recording_path(), len(chosen), SAMPLE_RATE_HZ)
+        self.roles = list(roles)
         try:
+            if self.on_started is not None:
+                self.sinks = self.on_started(self)
             planned = list(zip(chosen, roles, channels, list(ports), strict=True))
             for index, role, channel, port in planned:
                 ports.remove(port)
@@ -240,7 +254,8 @@ class RecordingSession:
         event_pt = telephone_event_type(media)
         if event_pt is not None:
             payload_types.append(event_pt)
-        leg = RtpLeg(channel, media.payload_map(), self.recorder, SAMPLE_RATE_HZ)
+        sink = self.sinks(role) if self.sinks is not None else None
+        leg = RtpLeg(channel, media.payload_map(), self.recorder, SAMPLE_RATE_HZ, on_audio=sink)
         last_error: Exception | None = None
         for attempt in range(PORT_ATTEMPTS):
             if attempt:  # the port was taken by another program: try the next free one
@@ -277,6 +292,16 @@ class RecordingSession:
         self._answers = answers
         self.session_version += 1
         return answers
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent as known now: from the recording metadata, else the call's parties."""
+        if self._agent_ids:
+            return self._agent_ids[0]
+        if self.decision is not None and self.decision.agent is not None:
+            return aor_user(self.decision.agent.aor)
+        _, agent_aor = plain_call_role(self.caller, self.callee, self.patterns, self.default_side)
+        return aor_user(agent_aor)
 
     # ---------------------------------------------------------------- updates
 

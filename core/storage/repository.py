@@ -28,7 +28,8 @@ from core.storage.search import search_text
 
 SOURCES = ("file", "siprec", "sip", "grpc", "pcap")
 # Conventional call statuses: 'live' (in progress), 'recorded' (ended, not yet scored),
-# 'scoring', 'scored', 'failed'.
+# 'scoring', 'scored', 'failed', 'ending' (ended, scoring not finished when the daemon
+# stopped), 'interrupted' (scored from its recording after a stop cut it short).
 DEFAULT_STATUS = "scored"
 
 
@@ -208,6 +209,12 @@ def create_call(db: Database, record: CallRecord) -> None:
         _write_call(db, record, replace=False)
 
 
+def update_call(db: Database, record: CallRecord) -> None:
+    """Rewrite a stored call's fields (status, duration, meta, recording), or create it."""
+    with write_transaction(db):
+        _write_call(db, record, replace=True)
+
+
 def mark_status(db: Database, call_id: str, status: str) -> None:
     """Set the status of a stored call."""
     if not status:
@@ -336,28 +343,44 @@ def list_calls(
     agent: str | None = None,
     team: str | None = None,
     passed: bool | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    rubric_id: str | None = None,
     limit: int = 50,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Calls newest first, optionally of one agent, one team, passed or failed only."""
+    """Calls newest first, filtered by every condition given.
+
+    ``since`` and ``until`` are ISO 8601 times compared with the call's start (``until``
+    excluded); scores are inclusive bounds.
+    """
     where: list[str] = []
     params: list[Any] = []
-    if agent is not None:
-        where.append("c.agent_id = ?")
-        params.append(agent)
-    if team is not None:
-        where.append("c.team_id = ?")
-        params.append(team)
-    if passed is not None:
-        where.append("s.passed = ?")
-        params.append(int(passed))
+    for clause, value in (
+        ("c.agent_id = ?", agent),
+        ("c.team_id = ?", team),
+        ("s.passed = ?", None if passed is None else int(passed)),
+        ("c.status = ?", status),
+        ("c.started_at >= ?", since),
+        ("c.started_at < ?", until),
+        ("s.score >= ?", min_score),
+        ("s.score <= ?", max_score),
+        ("s.rubric_id = ?", rubric_id),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
     sql = (
         "SELECT c.id, c.started_at, c.agent_id, c.team_id, c.duration_s, c.source, c.status,"
         " c.language, s.score, s.passed, s.fatal, s.rubric_id, s.rubric_version"
         " FROM calls c LEFT JOIN scores s ON s.call_id = c.id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY c.started_at DESC, c.id DESC LIMIT ?"
+        + " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?"
     )
-    params.append(max(0, int(limit)))
+    params += [max(0, int(limit)), max(0, int(offset))]
     return [_score_fields(row) for row in db.query(sql, params)]
 
 

@@ -1,0 +1,1 @@
+"""The live pipeline of the daemon: legs, ASR scheduling, live rules, alerts and events."""

@@ -1,0 +1,198 @@
+"""The state of one live call: its legs, transcript so far, timelines, findings and alerts.
+
+Audio reaches the legs on the ingest thread; everything else here (utterances, timelines,
+findings) is changed only on the engine's rules thread, so the rule engine sees a
+consistent call. :meth:`LiveCall.evidence` is the growing evidence the rubric engine runs on
+while the call goes on (``ended`` false), and once more at its end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.calldata import CallEvidence, Finding, LegActivity, Segment, Speaker, Utterance
+from core.live.events import CallEvent, LiveAlert
+from core.live.leg import LiveLeg
+from core.rubric.engine import live_findings
+from core.rubric.schema import Rubric
+
+HISTORY_LIMIT = 5_000
+SAME_FINDING_S = 0.5
+
+
+@dataclass
+class CallSetup:
+    """What is known about a call when it starts."""
+
+    source: str
+    """How it reached the box: siprec, sip, grpc, mirror."""
+    external_id: str | None = None
+    """The sender's id for it (SIP Call-ID, the integration's call id)."""
+    agent_id: str | None = None
+    team_id: str | None = None
+    skill: str | None = None
+    rubric: str | None = None
+    """A rubric chosen by the sender; else the routing rules choose."""
+    caller: str | None = None
+    callee: str | None = None
+    sample_rate: int = 8000
+    recording_path: Path | None = None
+    """Where the ingest records the call; None: the engine records it itself."""
+    legs: tuple[Speaker, ...] = ("agent", "customer")
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LegClock:
+    """Maps a leg's audio time to wall time, from the latest audio that arrived."""
+
+    position_s: float = 0.0
+    wall: float = 0.0
+    mono: float = 0.0
+
+    def wall_of(self, leg_time_s: float) -> float:
+        return self.wall - max(0.0, self.position_s - leg_time_s)
+
+    def mono_of(self, leg_time_s: float) -> float:
+        return self.mono - max(0.0, self.position_s - leg_time_s)
+
+
+class LiveCall:
+    """One call in progress (see the module notes for which thread touches what)."""
+
+    def __init__(
+        self,
+        call_id: str,
+        setup: CallSetup,
+        rubric: Rubric,
+        rubric_version: int | None,
+        legs: dict[Speaker, LiveLeg],
+        recording_path: Path,
+        started_at: str,
+    ) -> None:
+        self.call_id = call_id
+        self.setup = setup
+        self.rubric = rubric
+        self.rubric_version = rubric_version
+        self.language = rubric.language
+        self.legs = legs
+        self.recording_path = recording_path
+        self.started_at = started_at
+        self.started_wall = time.time()
+        self.clocks: dict[Speaker, LegClock] = {sp: LegClock() for sp in legs}
+        # rules-thread state
+        self.utterances: list[Utterance] = []
+        self.partials: dict[tuple[Speaker, int], Utterance] = {}
+        self.activity: dict[str, LegActivity] = {
+            sp: LegActivity(speaker=sp, voiced=[], duration_s=0.0) for sp in legs
+        }
+        self.raised: dict[tuple[str, float], Finding] = {}
+        self.alerts: list[LiveAlert] = []
+        self.history: list[CallEvent] = []
+        self.pending_asr = 0
+        self.ended = False
+        self.end_reason: str | None = None
+        self.finalized = False
+        self.dropped_utterances = 0
+        self.extra_meta: dict[str, Any] = {}
+        self.recorder: Any = None  # a CallRecorder when the engine records the call
+        self.ingest_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.setup.agent_id
+
+    @property
+    def team_id(self) -> str | None:
+        return self.setup.team_id
+
+    @property
+    def duration_s(self) -> float:
+        return max((a.duration_s for a in self.activity.values()), default=0.0)
+
+    # ---------------------------------------------------------------- evidence
+
+    def add_utterance(self, utt: Utterance, seq: int) -> None:
+        self.partials.pop((utt.speaker, seq), None)
+        self.utterances.append(utt)
+        self.utterances.sort(key=lambda u: (u.start, u.speaker))
+
+    def set_partial(self, utt: Utterance, seq: int) -> None:
+        self.partials[(utt.speaker, seq)] = utt
+
+    def drop_partial(self, speaker: Speaker, seq: int) -> None:
+        self.partials.pop((speaker, seq), None)
+
+    def add_timeline(self, speaker: Speaker, voiced: list[Segment], position_s: float) -> None:
+        act = self.activity[speaker]
+        act.voiced.extend(voiced)
+        act.duration_s = max(act.duration_s, position_s)
+
+    def evidence(self, *, ended: bool) -> CallEvidence:
+        utterances = list(self.utterances)
+        if not ended:
+            utterances += list(self.partials.values())
+            utterances.sort(key=lambda u: (u.start, u.speaker))
+        return CallEvidence(
+            duration_s=self.duration_s,
+            language=self.language,
+            utterances=utterances,
+            activity=dict(self.activity),
+            ended=ended,
+        )
+
+    def new_findings(self) -> list[Finding]:
+        """Findings of the live kinds not raised before.
+
+        A finding counts as raised when one of the same item overlaps it (within
+        ``SAME_FINDING_S``): the part of an utterance and the finished utterance report the
+        same words with slightly different times, and a silence in progress grows.
+        """
+        fresh: list[Finding] = []
+        for finding in live_findings(self.rubric, self.evidence(ended=False)):
+            if self.already_raised(finding):
+                continue
+            self.raised[(finding.item_id, round(finding.start, 2))] = finding
+            fresh.append(finding)
+        return fresh
+
+    def already_raised(self, finding: Finding) -> bool:
+        for (item_id, _), seen in self.raised.items():
+            if (
+                item_id == finding.item_id
+                and seen.speaker == finding.speaker
+                and finding.start <= seen.end + SAME_FINDING_S
+                and seen.start <= finding.end + SAME_FINDING_S
+            ):
+                return True
+        return False
+
+    def remember(self, event: CallEvent) -> None:
+        self.history.append(event)
+        if len(self.history) > HISTORY_LIMIT:
+            # Keep the start and the most recent events of very long calls.
+            del self.history[1 : len(self.history) - HISTORY_LIMIT + 1]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "source": self.setup.source,
+            "external_id": self.setup.external_id,
+            "agent_id": self.agent_id,
+            "team_id": self.team_id,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 2),
+            "rubric_id": self.rubric.id,
+            "rubric_version": self.rubric_version,
+            "utterances": len(self.utterances),
+            "findings": len(self.raised),
+            "alerts": len(self.alerts),
+            "pending_asr": self.pending_asr,
+            "ended": self.ended,
+        }

@@ -1,0 +1,625 @@
+"""The live engine: every line's audio in; transcripts, findings, alerts and scores out.
+
+Threads, and what each owns (ARCHITECTURE.md, "One packet's way"):
+
+* ingest threads (the SIP/RTP event loop, gRPC stream handlers) call :meth:`feed`: the leg's
+  VAD and endpointer run there, finished utterances go to the ASR scheduler;
+* the ASR scheduler's thread owns the one Whisper model (``core.live.scheduler``);
+* the rules thread owns every call's state: it adds transcripts and timelines, runs the
+  rubric's live kinds on each change, publishes findings and alerts, and runs the end-of-call
+  pass once a call has ended and its last utterance is transcribed;
+* the storage writer thread owns the database's write connection.
+
+A call is stored as ``live`` when it starts, with the path of its recording, so that after
+a crash (kill -9, power loss) :meth:`recover` finds it, repairs the recording's header and
+scores it from the file; it is then stored as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.asr_types import AsrRequest, AsrResult
+from core.calldata import CallResult, Finding, Speaker, Utterance
+from core.config import Config
+from core.live.call import CallSetup, LiveCall
+from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
+from core.live.leg import LegOutput, LiveLeg, LiveUtterance
+from core.live.routing import RubricRoutes
+from core.live.scheduler import (
+    PRIORITY_BACKFILL,
+    PRIORITY_FINAL,
+    PRIORITY_PARTIAL,
+    AsrJob,
+    AsrScheduler,
+    Transcriber,
+)
+from core.rubric.engine import evaluate
+from core.rubric_catalog import ResolvedRubric, resolve_rubric
+from core.storage import repository
+from core.storage.writer import StorageWriter
+
+logger = logging.getLogger(__name__)
+
+LIVE_SPOOL = "live"
+QUEUE_SPOOL = "asr-queue"
+TIMELINE_EVERY_S = 1.0
+RECOVERABLE = ("live", "ending")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """The live pipeline's knobs (see the settings table in core.config)."""
+
+    min_silence_s: float = 0.5
+    max_utterance_s: float = 15.0
+    partial_every_s: float = 4.0
+    alert_deadline_s: float = 2.0
+    asr_batch_size: int = 8
+    asr_queue_memory_s: float = 600.0
+    rubric_routes: str = ""
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> LiveSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class LiveEngine:
+    """See the module notes. ``start()``, feed calls, ``shutdown()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        settings: LiveSettings,
+        engine_factory: Callable[[], Transcriber],
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.routes = RubricRoutes.parse(settings.rubric_routes)
+        self.hub = EventHub()
+        self.spool_dir = config.data_dir / "spool" / LIVE_SPOOL
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.scheduler = AsrScheduler(
+            engine_factory,
+            batch_size=settings.asr_batch_size,
+            memory_s=settings.asr_queue_memory_s,
+            spool_dir=config.data_dir / "spool" / QUEUE_SPOOL,
+        )
+        self.writer = StorageWriter(config.db_path)
+        self.calls: dict[str, LiveCall] = {}
+        self.by_external: dict[str, str] = {}
+        self.counters: dict[str, int] = {
+            "calls_started": 0, "calls_scored": 0, "calls_failed": 0, "alerts": 0,
+            "late_alerts": 0, "findings": 0, "utterances": 0, "recovered": 0,
+        }  # fmt: skip
+        self.alert_latencies_ms: list[float] = []
+        self._lock = threading.Lock()
+        self._rules: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._rules_thread = threading.Thread(
+            target=self._rules_loop, name="callqa-rules", daemon=True
+        )
+        self._alert_ids = itertools.count(1)
+        self._rubric_cache: dict[tuple[str, int], ResolvedRubric] = {}
+        self._stopped = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Load the model, start the threads, and re-score calls a crash interrupted."""
+        self.scheduler.start(wait=True)
+        self._rules_thread.start()
+        interrupted = self.writer.submit(_interrupted_calls).result()
+        if interrupted:
+            logger.info("%d calls were interrupted by a stop; scoring them", len(interrupted))
+            threading.Thread(
+                target=self._recover_all, args=(interrupted,), name="callqa-recover",
+                daemon=True,
+            ).start()  # fmt: skip
+
+    def shutdown(self, grace_s: float = 20.0) -> list[str]:
+        """End every live call, finish scoring within ``grace_s``, then stop the threads.
+
+        Calls whose scoring does not finish in time stay stored as ``ending`` with their
+        recording; the next start scores them. Returns the ids of those calls.
+        """
+        with self._lock:
+            live = list(self.calls.values())
+        for call in live:
+            if not call.ended:
+                self.end_call(call, "shutdown")
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.calls:
+                    break
+            time.sleep(0.05)
+        with self._lock:
+            left = list(self.calls)
+        self._stopped = True
+        self.scheduler.stop(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+        self._rules.put(None)
+        self._rules_thread.join(5.0)
+        self.writer.close(timeout=10.0)
+        self.hub.close_all()
+        if left:
+            logger.warning(
+                "%d calls not scored before the stop; they are scored at the next start", len(left)
+            )
+        return left
+
+    # ---------------------------------------------------------------- calls
+
+    def open_call(self, setup: CallSetup) -> LiveCall:
+        """Start tracking a call (any thread). Raises ValueError for an unknown rubric."""
+        if self._stopped:
+            raise RuntimeError("the daemon is stopping")
+        if setup.sample_rate not in (8000, 16000):
+            raise ValueError(f"sample rate must be 8000 or 16000 Hz, got {setup.sample_rate}")
+        team = setup.team_id
+        if team is None and setup.agent_id:
+            team = self.writer.submit(_team_of, setup.agent_id).result()
+            setup.team_id = team
+        ref = setup.rubric or self.routes.choose(
+            agent_id=setup.agent_id, team_id=team, skill=setup.skill, default=self.config.rubric
+        )
+        resolved = self._resolve(ref)
+        call_id = repository.new_call_id()
+        started = _utc_now()
+        legs = {
+            sp: LiveLeg(
+                sp, setup.sample_rate, min_silence_s=self.settings.min_silence_s,
+                max_utterance_s=self.settings.max_utterance_s,
+                partial_every_s=self.settings.partial_every_s,
+            )
+            for sp in setup.legs
+        }  # fmt: skip
+        recorder = None
+        if setup.recording_path is None:
+            from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL, CallRecorder
+
+            path = self.spool_dir / f"{call_id}.wav"
+            recorder = CallRecorder(path, 2, setup.sample_rate)
+            channels = {"agent": AGENT_CHANNEL, "customer": CUSTOMER_CHANNEL}
+            setup.meta.setdefault("channel_roles", channels)
+        else:
+            path = setup.recording_path
+        call = LiveCall(call_id, setup, resolved.rubric, resolved.version, legs, path, started)
+        call.recorder = recorder
+        record = self._record(call, status="live")
+        self.writer.submit(repository.create_call, record).result()
+        with self._lock:
+            self.calls[call_id] = call
+            if setup.external_id:
+                self.by_external[setup.external_id] = call_id
+            self.counters["calls_started"] += 1
+        event = self._event(call, "started", {"rubric_id": resolved.rubric.id,
+                                              "rubric_version": resolved.version})  # fmt: skip
+        self._post(lambda: self._publish(call, event))
+        logger.info(
+            "call %s (%s %s) started: agent %s, team %s, rubric %s v%s", call_id, setup.source,
+            setup.external_id or "-", setup.agent_id, team, resolved.rubric.id, resolved.version,
+        )  # fmt: skip
+        return call
+
+    def find(self, ref: str) -> LiveCall | None:
+        """A live call by its id or by the sender's id for it."""
+        with self._lock:
+            call = self.calls.get(ref)
+            if call is None and ref in self.by_external:
+                call = self.calls.get(self.by_external[ref])
+            return call
+
+    def live_calls(self) -> list[LiveCall]:
+        with self._lock:
+            return list(self.calls.values())
+
+    def feed(
+        self, call: LiveCall, speaker: Speaker, pcm: np.ndarray, at_sample: int | None = None
+    ) -> None:
+        """Audio of one leg (int16 or float32 at the call's rate), from that leg's ingest."""
+        leg = call.legs.get(speaker)
+        if leg is None or call.ended:
+            return
+        if call.recorder is not None:
+            from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL
+
+            channel = AGENT_CHANNEL if speaker == "agent" else CUSTOMER_CHANNEL
+            pcm16 = pcm if pcm.dtype == np.int16 else _to_int16(pcm)
+            start = leg.samples if at_sample is None else at_sample
+            with call.ingest_lock:
+                call.recorder.write(channel, pcm16, start)
+        out = leg.push(pcm, at_sample)
+        self._handle(call, leg, out)
+
+    def end_call(self, call: LiveCall, reason: str, meta: dict[str, Any] | None = None) -> None:
+        """The call has ended (BYE, end of stream, timeout): flush it and score it."""
+        if call.ended:
+            return
+        for leg in call.legs.values():
+            self._handle(call, leg, leg.flush())
+        if call.recorder is not None:
+            with call.ingest_lock:
+                call.recorder.close()
+
+        def mark() -> None:
+            call.ended = True
+            call.end_reason = reason
+            if meta:
+                call.extra_meta.update(meta)
+            self._maybe_finish(call)
+
+        call.ended = True  # no more audio is taken; the rules thread finishes the rest
+        self._post(mark)
+
+    # ---------------------------------------------------------------- per leg
+
+    def _handle(self, call: LiveCall, leg: LiveLeg, out: LegOutput) -> None:
+        clock = call.clocks[leg.speaker]
+        clock.position_s = out.position_s
+        clock.wall = time.time()
+        clock.mono = time.monotonic()
+        for utt in out.finished:
+            self._submit(call, utt, PRIORITY_FINAL)
+        for utt in out.partials:
+            self._submit(call, utt, PRIORITY_PARTIAL)
+        last = getattr(leg, "_timeline_posted_s", -1.0)
+        if out.voiced or out.position_s - last >= TIMELINE_EVERY_S:
+            leg._timeline_posted_s = out.position_s  # type: ignore[attr-defined]
+            voiced, position = list(out.voiced), out.position_s
+            self._post(lambda: self._timeline(call, leg.speaker, voiced, position))
+
+    def _submit(self, call: LiveCall, utt: LiveUtterance, priority: int) -> None:
+        clock = call.clocks[utt.speaker]
+        end_wall = clock.wall_of(utt.span.speech_end)
+        ready = clock.mono_of(utt.span.speech_end)
+        if priority == PRIORITY_FINAL:
+            self._post(lambda: _count_pending(call, +1))
+        job = AsrJob(
+            key=f"{call.call_id}/{utt.speaker}/{utt.seq}{'p' if utt.partial else ''}",
+            audio=utt.audio16, language=call.language, ready_at=ready,
+            done=self._asr_done, priority=priority, context=(call, utt, end_wall),
+        )  # fmt: skip
+        self.scheduler.submit(job)
+
+    def _asr_done(self, job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        call, utt, end_wall = job.context
+        self._post(lambda: self._transcribed(call, utt, end_wall, result, error))
+
+    # ---------------------------------------------------------------- rules thread
+
+    def _post(self, task: Callable[[], None]) -> None:
+        self._rules.put(task)
+
+    def _rules_loop(self) -> None:
+        while True:
+            task = self._rules.get()
+            if task is None:
+                return
+            try:
+                task()
+            except Exception:
+                logger.exception("the rules thread hit an error")
+
+    def _transcribed(
+        self, call: LiveCall, lu: LiveUtterance, end_wall: float, result: AsrResult | None,
+        error: str | None,
+    ) -> None:  # fmt: skip
+        if not lu.partial:
+            call.pending_asr -= 1
+        span = lu.span
+        text = "" if result is None or result.filtered else result.text.strip()
+        if error and not lu.partial:
+            call.extra_meta.setdefault("asr_errors", []).append(error)
+        if not text:
+            if lu.partial:
+                call.drop_partial(lu.speaker, lu.seq)
+            else:
+                call.dropped_utterances += 1
+                self._maybe_finish(call)
+            return
+        utt = Utterance(
+            speaker=lu.speaker, start=span.start, end=span.end, text=text,
+            level_db=span.level_db, voiced_s=span.voiced_s, pitch_hz=span.pitch_hz,
+            avg_logprob=result.avg_logprob if result else None,
+            no_speech_prob=result.no_speech_prob if result else None,
+        )  # fmt: skip
+        if lu.partial:
+            if call.ended:
+                return
+            call.set_partial(utt, lu.seq)
+        else:
+            call.add_utterance(utt, lu.seq)
+            self.counters["utterances"] += 1
+        self._publish(call, self._event(call, "transcript", TranscriptLine(utt, lu.partial)))
+        if not call.ended:
+            self._check_live(call, end_wall)
+        self._maybe_finish(call)
+
+    def _timeline(
+        self, call: LiveCall, speaker: Speaker, voiced: list[Any], position_s: float
+    ) -> None:
+        call.add_timeline(speaker, voiced, position_s)
+        if not call.ended:
+            self._check_live(call, call.clocks[speaker].wall_of(position_s))
+
+    def _check_live(self, call: LiveCall, trigger_wall: float) -> None:
+        for finding in call.new_findings():
+            self.counters["findings"] += 1
+            self._publish(call, self._event(call, "finding", finding))
+            if finding.alert:
+                self._raise_alert(call, finding, self._end_wall(call, finding, trigger_wall))
+
+    def _end_wall(self, call: LiveCall, finding: Finding, fallback: float) -> float:
+        """Wall time at which the evidence of a finding ended (its speech or its silence)."""
+        speakers = [sp for sp in call.clocks if finding.speaker in (sp, "any", "both")]
+        walls = [call.clocks[sp].wall_of(finding.end) for sp in speakers or list(call.clocks)
+                 if call.clocks[sp].wall]  # fmt: skip
+        return min(walls) if walls else fallback
+
+    def _raise_alert(
+        self, call: LiveCall, finding: Finding, end_wall: float, *, live: bool = True
+    ) -> LiveAlert:
+        now = time.time()
+        late = (now - end_wall) > self.settings.alert_deadline_s
+        alert = LiveAlert(
+            alert_id=f"{call.call_id}-{next(self._alert_ids)}", call_id=call.call_id,
+            agent_id=call.agent_id, team_id=call.team_id, finding=finding,
+            utterance_end_at=end_wall, raised_at=now, late=late, live=live,
+        )  # fmt: skip
+        call.alerts.append(alert)
+        self.counters["alerts"] += 1
+        if late:
+            self.counters["late_alerts"] += 1
+        if live:
+            self.alert_latencies_ms.append(alert.latency_ms)
+            if len(self.alert_latencies_ms) > 10_000:
+                del self.alert_latencies_ms[:5_000]
+        self._publish(call, self._event(call, "alert", alert))
+        logger.info(
+            "ALERT call %s agent %s: %s (%s) %r at %.1f s, %.0f ms after the speech%s",
+            call.call_id, call.agent_id, finding.item_id, finding.severity, finding.evidence,
+            finding.start, alert.latency_ms, " (late)" if late else "",
+        )  # fmt: skip
+        return alert
+
+    def _maybe_finish(self, call: LiveCall) -> None:
+        if not call.ended or call.finalized or call.pending_asr > 0:
+            return
+        call.finalized = True
+        try:
+            result = evaluate(call.rubric, call.evidence(ended=True),
+                              rubric_version=call.rubric_version)  # fmt: skip
+        except Exception:
+            logger.exception("call %s: the end-of-call pass failed", call.call_id)
+            result = None
+        if result is not None:
+            self._alert_missed(call, result)
+            self._publish(call, self._event(call, "scored", result))
+        record = self._record(call, status="scored" if result is not None else "failed")
+        future = self.writer.submit(_store_live_call, self.config, record, result,
+                                    call.recording_path)  # fmt: skip
+        future.add_done_callback(lambda f: self._post(lambda: self._stored(call, f)))
+
+    def _alert_missed(self, call: LiveCall, result: CallResult) -> None:
+        """Alerts for findings only the whole call shows (e.g. an end-of-call item)."""
+        for finding in result.findings:
+            if finding.alert and not call.already_raised(finding):
+                call.raised[(finding.item_id, round(finding.start, 2))] = finding
+                self.counters["findings"] += 1
+                self._publish(call, self._event(call, "finding", finding))
+                self._raise_alert(call, finding, time.time())
+
+    def _stored(self, call: LiveCall, future: Any) -> None:
+        status = "stored"
+        try:
+            future.result()
+            self.counters["calls_scored"] += 1
+        except Exception as exc:
+            status = f"not stored: {exc}"
+            self.counters["calls_failed"] += 1
+            logger.exception("call %s could not be stored; recording kept at %s",
+                             call.call_id, call.recording_path)  # fmt: skip
+        self._publish(call, self._event(call, "ended", {"reason": call.end_reason,
+                                                        "status": status}))  # fmt: skip
+        with self._lock:
+            self.calls.pop(call.call_id, None)
+            if call.setup.external_id:
+                self.by_external.pop(call.setup.external_id, None)
+        logger.info("call %s ended (%s), %s", call.call_id, call.end_reason, status)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _event(self, call: LiveCall, kind: str, data: Any) -> CallEvent:
+        return CallEvent(call.call_id, kind, data, agent_id=call.agent_id,  # type: ignore[arg-type]
+                         team_id=call.team_id)  # fmt: skip
+
+    def _publish(self, call: LiveCall, event: CallEvent) -> None:
+        call.remember(event)
+        self.hub.publish(event)
+
+    def _resolve(self, ref: str) -> ResolvedRubric:
+        resolved: ResolvedRubric = self.writer.submit(resolve_rubric, ref).result()
+        return resolved
+
+    def _record(self, call: LiveCall, status: str) -> repository.CallRecord:
+        s = call.setup
+        meta = {
+            **s.meta, **call.extra_meta,
+            "live": {
+                "external_id": s.external_id, "skill": s.skill, "end_reason": call.end_reason,
+                "alerts": len(call.alerts), "late_alerts": sum(a.late for a in call.alerts),
+                "dropped_utterances": call.dropped_utterances, "sample_rate": s.sample_rate,
+                "rubric_id": call.rubric.id, "rubric_version": call.rubric_version,
+                "recorded_by": "engine" if call.recorder is not None else "ingest",
+            },
+        }  # fmt: skip
+        return repository.CallRecord(
+            id=call.call_id, source=s.source, recording_path=str(call.recording_path),
+            duration_s=round(call.duration_s, 3), started_at=call.started_at,
+            agent_id=s.agent_id, team_id=s.team_id, language=call.language, meta=meta,
+            status=status, caller=s.caller, callee=s.callee,
+        )  # fmt: skip
+
+    # ---------------------------------------------------------------- recovery
+
+    def transcriber(self) -> Transcriber:
+        """A transcriber that queues on the scheduler as backfill work (for re-scoring)."""
+        return _BackfillTranscriber(self.scheduler)
+
+    def _recover_all(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            try:
+                self.recover_call(row)
+            except Exception:
+                logger.exception("call %s could not be recovered", row["id"])
+
+    def recover_call(self, row: dict[str, Any]) -> None:
+        """Score a call a stop interrupted, from its recording; store it as interrupted."""
+        from core.audio_io import read_wav
+        from core.pipeline import legs_from_recording, score_legs
+        from telephony.recorder import RecordingError, recover_wav
+
+        call_id = row["id"]
+        path = Path(row["recording_path"]) if row.get("recording_path") else None
+        meta = row.get("meta") or {}
+        meta["interrupted"] = {"status_at_stop": row["status"], "recovered_at": _utc_now()}
+        record = repository.CallRecord(
+            id=call_id, source=row["source"], recording_path=str(path) if path else None,
+            duration_s=row.get("duration_s"), started_at=row["started_at"],
+            agent_id=row.get("agent_id"), team_id=row.get("team_id"),
+            language=row.get("language"), meta=meta, status="interrupted",
+            caller=row.get("caller"), callee=row.get("callee"),
+        )  # fmt: skip
+        if path is None or not path.is_file():
+            meta["interrupted"]["error"] = "the recording was not found"
+            self.writer.submit(_store_live_call, self.config, record, None, None).result()
+            return
+        try:
+            duration = recover_wav(path)
+        except RecordingError as exc:
+            meta["interrupted"]["error"] = str(exc)
+            self.writer.submit(_store_live_call, self.config, record, None, path).result()
+            return
+        record.duration_s = round(duration, 3)
+        ref = (meta.get("live") or {}).get("rubric_id") or self.config.rubric
+        resolved = self._resolve(ref)
+        recording = read_wav(path)
+        agent_channel = "left"
+        if len(recording.channels) == 2 and (meta.get("agent_channel") == "right"):
+            agent_channel = "right"
+        legs = legs_from_recording(recording, agent_channel=agent_channel,
+                                   mono_speaker=meta.get("mono_speaker") or "agent")  # fmt: skip
+        scored = score_legs(
+            self.transcriber(), resolved.rubric, legs,  # type: ignore[arg-type]
+            rubric_version=resolved.version, min_silence_s=self.settings.min_silence_s,
+            max_utterance_s=self.settings.max_utterance_s,
+            batch_size=self.settings.asr_batch_size,
+        )  # fmt: skip
+        record.language = scored.evidence.language
+        self.writer.submit(_store_live_call, self.config, record, scored.result, path).result()
+        self.counters["recovered"] += 1
+        logger.info("interrupted call %s re-scored from %s: %.0f (%.1f s)", call_id, path,
+                    scored.result.score, duration)  # fmt: skip
+
+
+class _BackfillTranscriber:
+    """`transcribe_batch` through the scheduler, behind the live lines' work."""
+
+    def __init__(self, scheduler: AsrScheduler) -> None:
+        self.scheduler = scheduler
+
+    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
+        results: dict[str, AsrResult] = {}
+        done = threading.Event()
+        left = [len(requests)]
+        lock = threading.Lock()
+
+        def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+            with lock:
+                results[job.key] = result or AsrResult(
+                    id=job.key, text="", language="", filtered=True, filter_reason="empty"
+                )
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+        if not requests:
+            return []
+        for req in requests:
+            self.scheduler.submit(AsrJob(
+                key=req.id, audio=req.audio, language=req.language, ready_at=time.monotonic(),
+                done=finished, priority=PRIORITY_BACKFILL,
+            ))  # fmt: skip
+        done.wait()
+        return [results[req.id] for req in requests]
+
+
+def _count_pending(call: LiveCall, delta: int) -> None:
+    call.pending_asr += delta
+
+
+def _to_int16(pcm: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(pcm, np.float32) * 32768.0, -32768, 32767).astype(np.int16)
+
+
+# ---------------------------------------------------------------- writer-thread functions
+
+
+def _team_of(db: Any, agent_id: str) -> str | None:
+    row = db.execute("SELECT team_id FROM agents WHERE id = ?", [agent_id]).fetchone()
+    return row[0] if row else None
+
+
+def _interrupted_calls(db: Any) -> list[dict[str, Any]]:
+    marks = ", ".join("?" for _ in RECOVERABLE)
+    rows = db.execute(
+        f"SELECT id FROM calls WHERE status IN ({marks}) ORDER BY started_at", list(RECOVERABLE)
+    ).fetchall()
+    out = []
+    for (call_id,) in rows:
+        call = repository.get_call(db, call_id)
+        if call is not None:
+            out.append(call)
+    return out
+
+
+def _store_live_call(
+    db: Any, config: Config, record: repository.CallRecord, result: CallResult | None,
+    recording: Path | None,
+) -> Path | None:  # fmt: skip
+    """File the recording under recordings/ and write the call's final rows."""
+    target: Path | None = None
+    if recording is not None and recording.is_file():
+        target = repository.recording_path(config.data_dir, record.id, record.started_at)
+        if recording.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(recording), target)
+        record.recording_path = str(target)
+    try:
+        if result is not None:
+            repository.save_scored_call(db, record, result)
+        else:
+            repository.update_call(db, record)
+    except BaseException:
+        if target is not None and recording is not None and target != recording:
+            shutil.move(str(target), recording)
+        raise
+    return target

@@ -1,0 +1,282 @@
+"""One ASR scheduler for every live line: one model, batches across lines, oldest first.
+
+Utterances from all calls wait in one queue ordered by (class, time the speech ended):
+finished utterances of live calls first, then the parts of utterances still going on, then
+backfill work (calls re-scored after a restart). A single thread takes up to
+``batch_size`` of the oldest and transcribes them in one call to the model, so latency is
+bounded by one batch's decoding time plus the queue ahead, and nothing waits to fill a
+batch. Parts of an utterance are a courtesy: when the queue is long they are skipped, since
+the finished utterance will carry the same words.
+
+Memory stays bounded when the box is overloaded: past ``memory_s`` seconds of queued audio,
+new utterances are written to ``spool_dir`` and read back when their turn comes, so the
+queue grows on disk, not in RAM. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from core.asr_types import AsrRequest, AsrResult
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16000
+PRIORITY_FINAL = 0
+PRIORITY_PARTIAL = 1
+PRIORITY_BACKFILL = 2
+
+
+class Transcriber(Protocol):
+    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]: ...
+
+
+@dataclass
+class AsrJob:
+    """One utterance waiting for text; ``done(job, result)`` runs on the scheduler thread."""
+
+    key: str
+    audio: np.ndarray | None
+    language: str | None
+    ready_at: float
+    """time.monotonic() when the audio was complete (the speech ended)."""
+    done: Callable[[AsrJob, AsrResult | None, str | None], None]
+    priority: int = PRIORITY_FINAL
+    context: Any = None
+    audio_s: float = 0.0
+    spooled: Path | None = None
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SchedulerStats:
+    batches: int = 0
+    utterances: int = 0
+    partials_skipped: int = 0
+    audio_s: float = 0.0
+    busy_s: float = 0.0
+    spooled: int = 0
+    failures: int = 0
+    queue_wait_s: list[float] = field(default_factory=list)
+
+
+class AsrScheduler:
+    """Owns the model's one instance; see the module notes."""
+
+    def __init__(
+        self,
+        engine_factory: Callable[[], Transcriber],
+        *,
+        batch_size: int = 8,
+        memory_s: float = 600.0,
+        spool_dir: Path | None = None,
+        skip_partials_above: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size = batch_size
+        self.memory_s = memory_s
+        self.spool_dir = spool_dir
+        self.skip_partials_above = (
+            batch_size if skip_partials_above is None else skip_partials_above
+        )
+        self.stats = SchedulerStats()
+        self._factory = engine_factory
+        self._engine: Transcriber | None = None
+        self._heap: list[tuple[int, float, int, AsrJob]] = []
+        self._count = itertools.count()
+        self._cond = threading.Condition()
+        self._memory_audio_s = 0.0
+        self._queued_audio_s = 0.0
+        self._in_flight = 0
+        self._stopping = False
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="callqa-asr", daemon=True)
+        if spool_dir is not None:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            for stale in spool_dir.glob("*.f32"):  # a previous run's queue: its calls are
+                stale.unlink(missing_ok=True)  # re-scored from their recordings
+
+    # ---------------------------------------------------------------- control
+
+    def start(self, wait: bool = True) -> None:
+        """Start the thread; with ``wait``, return once the model is loaded (or raise)."""
+        self._thread.start()
+        if wait:
+            self._ready.wait()
+            if self._error is not None:
+                raise RuntimeError(f"the ASR model could not be loaded: {self._error}")
+
+    @property
+    def engine(self) -> Transcriber | None:
+        return self._engine
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish what is queued (up to ``timeout``), then stop."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def submit(self, job: AsrJob) -> None:
+        if job.audio is not None:
+            job.audio_s = len(job.audio) / SAMPLE_RATE_HZ
+        with self._cond:
+            if self._stopping and job.priority != PRIORITY_BACKFILL and not self._thread.is_alive():
+                raise RuntimeError("the ASR scheduler has stopped")
+            if (
+                self.spool_dir is not None
+                and job.audio is not None
+                and self._memory_audio_s + job.audio_s > self.memory_s
+            ):
+                self._spool(job)
+            elif job.audio is not None:
+                self._memory_audio_s += job.audio_s
+            self._queued_audio_s += job.audio_s
+            heapq.heappush(self._heap, (job.priority, job.ready_at, next(self._count), job))
+            self._cond.notify()
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def backlog(self) -> int:
+        """Utterances waiting or being transcribed."""
+        with self._cond:
+            return len(self._heap) + self._in_flight
+
+    @property
+    def backlog_audio_s(self) -> float:
+        with self._cond:
+            return self._queued_audio_s
+
+    @property
+    def spooled_now(self) -> int:
+        with self._cond:
+            return sum(1 for *_, job in self._heap if job.spooled is not None)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is queued or in flight; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._in_flight:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left if left is not None else 0.5)
+        return True
+
+    # ---------------------------------------------------------------- spooling
+
+    def _spool(self, job: AsrJob) -> None:
+        assert self.spool_dir is not None and job.audio is not None
+        path = self.spool_dir / f"{os.getpid()}-{next(self._count)}.f32"
+        tmp = path.with_suffix(".tmp")
+        np.ascontiguousarray(job.audio, dtype=np.float32).tofile(tmp)
+        tmp.replace(path)
+        job.spooled = path
+        job.audio = None
+        self.stats.spooled += 1
+
+    def _load(self, job: AsrJob) -> None:
+        if job.spooled is not None:
+            job.audio = np.fromfile(job.spooled, dtype=np.float32)
+            job.spooled.unlink(missing_ok=True)
+            job.spooled = None
+        else:
+            self._memory_audio_s -= job.audio_s
+
+    # ---------------------------------------------------------------- thread
+
+    def _take(self) -> list[AsrJob] | None:
+        with self._cond:
+            while not self._heap:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            batch: list[AsrJob] = []
+            deep = len(self._heap) > self.skip_partials_above
+            while self._heap and len(batch) < self.batch_size:
+                *_, job = heapq.heappop(self._heap)
+                self._queued_audio_s -= job.audio_s
+                if job.priority == PRIORITY_PARTIAL and deep:
+                    self._skip(job)
+                    continue
+                self._load(job)
+                batch.append(job)
+            self._in_flight = len(batch)
+            return batch
+
+    def _skip(self, job: AsrJob) -> None:
+        self.stats.partials_skipped += 1
+        if job.spooled is not None:
+            job.spooled.unlink(missing_ok=True)
+        else:
+            self._memory_audio_s -= job.audio_s
+        try:
+            job.done(job, None, "skipped")
+        except Exception:
+            logger.exception("ASR job %s: its callback failed", job.key)
+
+    def _run(self) -> None:
+        try:
+            self._engine = self._factory()
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            logger.exception("the ASR model could not be loaded")
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            self._transcribe(batch)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def _transcribe(self, batch: list[AsrJob]) -> None:
+        assert self._engine is not None
+        requests = [
+            AsrRequest(id=job.key, audio=job.audio if job.audio is not None else np.zeros(0),
+                       language=job.language)
+            for job in batch
+        ]  # fmt: skip
+        started = time.monotonic()
+        results: list[AsrResult | None]
+        error: str | None = None
+        try:
+            results = list(self._engine.transcribe_batch(requests))
+        except Exception as exc:
+            logger.exception("ASR failed on a batch of %d utterances", len(batch))
+            self.stats.failures += 1
+            results = [None] * len(batch)
+            error = f"asr failed: {exc}"
+        elapsed = time.monotonic() - started
+        self.stats.batches += 1
+        self.stats.utterances += len(batch)
+        self.stats.busy_s += elapsed
+        for job in batch:
+            self.stats.audio_s += job.audio_s
+            waits = self.stats.queue_wait_s
+            waits.append(started - job.enqueued_at)
+            if len(waits) > 10_000:
+                del waits[:5_000]
+        for job, result in zip(batch, results, strict=True):
+            job.audio = None
+            try:
+                job.done(job, result, error)
+            except Exception:
+                logger.exception("ASR job %s: its callback failed", job.key)

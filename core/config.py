@@ -93,6 +93,47 @@ SETTINGS: tuple[Setting, ...] = (
         "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"
         " domains (`@agents.example.com`), globs (`agent*`), `re:REGEX`, or exact users/AoRs.",
     ),
+    Setting("grpc_host", "0.0.0.0", "Address `callqa serve` listens on for the gRPC API."),
+    Setting("grpc_port", 50051, "Port of the gRPC API (0: any free port)."),
+    Setting(
+        "grpc_token",
+        "",
+        "When set, every gRPC call must send the metadata `authorization: Bearer <token>`.",
+    ),
+    Setting("grpc_tls_cert_file", "", "PEM certificate for gRPC over TLS (with the key file)."),
+    Setting("grpc_tls_key_file", "", "PEM private key for gRPC over TLS."),
+    Setting("grpc_workers", 64, "Most gRPC calls served at once (streams included)."),
+    Setting("sip_enabled", True, "Whether `callqa serve` receives SIP/SIPREC calls."),
+    Setting(
+        "live_partial_every_s",
+        4.0,
+        "A turn still going on is transcribed in parts this often, so alerts need not wait "
+        "for its end (0: off).",
+    ),
+    Setting(
+        "alert_deadline_s",
+        2.0,
+        "An alert published later than this after the speech that caused it is marked late.",
+    ),
+    Setting(
+        "asr_queue_memory_s",
+        600.0,
+        "Seconds of queued utterance audio held in memory; beyond it the queue goes to disk.",
+    ),
+    Setting(
+        "shutdown_grace_s",
+        30.0,
+        "On SIGTERM, how long to finish scoring ended calls before stopping; the rest are "
+        "scored at the next start.",
+    ),
+    Setting(
+        "rubric_routes",
+        "",
+        "Rubric per agent, skill group or team, comma-separated `KIND:VALUE=RUBRIC` "
+        "(e.g. `team:sales=sales-zh,skill:billing=billing-zh`); others get `rubric`.",
+    ),
+    Setting("log_level", "info", "Log level: `debug`, `info`, `warning` or `error`."),
+    Setting("log_file", "", "Also write the log to this file (empty: standard error only)."),
     Setting(
         "default_agent_side",
         "callee",

@@ -332,12 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_telephony_commands(sub: Any) -> None:
-    """Commands of the telephony package. The `callqa` command is the top of the stack:
-    telephony builds on core, so core's own modules never import it; only this entry does."""
-    from telephony import cli_import_pcap, cli_receive
+    """Commands that receive calls through the telephony package, and the daemon's."""
+    from core import cli_serve
+    from core.ingest import cli_import_pcap, cli_receive
 
     cli_receive.add_parser(sub)
     cli_import_pcap.add_parser(sub)
+    cli_serve.add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

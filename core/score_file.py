@@ -19,13 +19,15 @@ from sqlite_utils import Database
 
 from core.asr import AsrEngine, AsrOptions
 from core.asr_types import Device
-from core.audio_io import read_wav
+from core.audio_io import Recording, read_wav
 from core.calldata import CallResult, Speaker
 from core.config import Config
+from core.live.scheduler import Transcriber
 from core.model_store import resolve_model
 from core.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.rubric_catalog import resolve_rubric
 from core.storage import repository
+from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,17 @@ def score_file(
     if not req.store:
         return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
 
+    record = make_record(req, recording, scored)
+    target = store_call(config, db, req.path, record, scored.result, move=req.move)
+    call_id = record.id
+    return ScoreOutcome(call_id=call_id, scored=scored, recording_path=target)
+
+
+
+def make_record(
+    req: ScoreRequest, recording: Recording, scored: ScoredCall
+) -> repository.CallRecord:
+    """The stored call's fields for a scored recording."""
     started = req.started_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     record = repository.CallRecord(
         id=repository.new_call_id(),
@@ -119,9 +132,33 @@ def score_file(
         caller=req.caller,
         callee=req.callee,
     )
-    target = store_call(config, db, req.path, record, scored.result, move=req.move)
-    call_id = record.id
-    return ScoreOutcome(call_id=call_id, scored=scored, recording_path=target)
+    return record
+
+
+def score_with(
+    config: Config, writer: StorageWriter, req: ScoreRequest, transcriber: Transcriber
+) -> ScoreOutcome:
+    """`score_file` inside the daemon: the rubric and the rows go through the writer thread,
+    and the ASR through the daemon's scheduler (``transcriber``), behind the live lines."""
+    recording = read_wav(req.path)
+    legs = legs_from_recording(recording, agent_channel=req.agent_channel, mono_speaker=req.speaker)
+    resolved = writer.submit(resolve_rubric, req.rubric_ref).result()
+    scored = score_legs(
+        transcriber,  # type: ignore[arg-type]
+        resolved.rubric,
+        legs,
+        rubric_version=resolved.version,
+        min_silence_s=config.min_silence_s,
+        max_utterance_s=config.max_utterance_s,
+        batch_size=config.asr_batch_size,
+    )
+    if not req.store:
+        return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
+    record = make_record(req, recording, scored)
+    target = writer.submit(
+        lambda db: store_call(config, db, req.path, record, scored.result, move=req.move)
+    ).result()
+    return ScoreOutcome(call_id=record.id, scored=scored, recording_path=target)
 
 
 def store_call(

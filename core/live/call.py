@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ class CallSetup:
     """Where the ingest records the call; None: the engine records it itself."""
     legs: tuple[Speaker, ...] = ("agent", "customer")
     meta: dict[str, Any] = field(default_factory=dict)
+    store: bool = True
+    """False for calls that are not kept (capacity benchmarks): no rows, no recording."""
+    leg_stats: Callable[[], dict[str, tuple[int, int]]] | None = None
+    """Packets (received, lost) per leg so far, when the ingest counts them."""
 
 
 @dataclass
@@ -100,6 +105,7 @@ class LiveCall:
         self.dropped_utterances = 0
         self.extra_meta: dict[str, Any] = {}
         self.recorder: Any = None  # a CallRecorder when the engine records the call
+        self.subscription: Any = None  # the opener's Subscription, when it asked for one
         self.ingest_lock = threading.Lock()
 
     # ---------------------------------------------------------------- identity

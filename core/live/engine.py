@@ -152,7 +152,13 @@ class LiveEngine:
                     break
             time.sleep(0.05)
         with self._lock:
-            left = list(self.calls)
+            left = [cid for cid, call in self.calls.items() if call.setup.store]
+        for call_id in left:
+            try:
+                self.writer.submit(repository.mark_status, call_id, "ending").result(5.0)
+            except Exception:
+                logger.exception("call %s: could not mark it for scoring at the next start",
+                                 call_id)  # fmt: skip
         self._stopped = True
         self.scheduler.stop(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
         self._rules.put(None)
@@ -167,8 +173,12 @@ class LiveEngine:
 
     # ---------------------------------------------------------------- calls
 
-    def open_call(self, setup: CallSetup) -> LiveCall:
-        """Start tracking a call (any thread). Raises ValueError for an unknown rubric."""
+    def open_call(self, setup: CallSetup, *, subscribe: bool = False) -> LiveCall:
+        """Start tracking a call (any thread). Raises ValueError for an unknown rubric.
+
+        With ``subscribe``, ``call.subscription`` receives every event of the call from
+        its start.
+        """
         if self._stopped:
             raise RuntimeError("the daemon is stopping")
         if setup.sample_rate not in (8000, 16000):
@@ -192,7 +202,7 @@ class LiveEngine:
             for sp in setup.legs
         }  # fmt: skip
         recorder = None
-        if setup.recording_path is None:
+        if setup.recording_path is None and setup.store:
             from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL, CallRecorder
 
             path = self.spool_dir / f"{call_id}.wav"
@@ -200,11 +210,14 @@ class LiveEngine:
             channels = {"agent": AGENT_CHANNEL, "customer": CUSTOMER_CHANNEL}
             setup.meta.setdefault("channel_roles", channels)
         else:
-            path = setup.recording_path
+            path = setup.recording_path or self.spool_dir / f"{call_id}.none"
         call = LiveCall(call_id, setup, resolved.rubric, resolved.version, legs, path, started)
         call.recorder = recorder
-        record = self._record(call, status="live")
-        self.writer.submit(repository.create_call, record).result()
+        if subscribe:
+            call.subscription = self.hub.subscribe(lambda e: e.call_id == call_id)
+        if setup.store:
+            record = self._record(call, status="live")
+            self.writer.submit(repository.create_call, record).result()
         with self._lock:
             self.calls[call_id] = call
             if setup.external_id:
@@ -348,7 +361,9 @@ class LiveEngine:
         else:
             call.add_utterance(utt, lu.seq)
             self.counters["utterances"] += 1
-        self._publish(call, self._event(call, "transcript", TranscriptLine(utt, lu.partial)))
+        latency = max(0.0, time.time() - end_wall) * 1000.0
+        line = TranscriptLine(utt, lu.partial, lu.seq, latency)
+        self._publish(call, self._event(call, "transcript", line))
         if not call.ended:
             self._check_live(call, end_wall)
         self._maybe_finish(call)
@@ -413,6 +428,9 @@ class LiveEngine:
         if result is not None:
             self._alert_missed(call, result)
             self._publish(call, self._event(call, "scored", result))
+        if not call.setup.store:
+            self._stored(call, None)
+            return
         record = self._record(call, status="scored" if result is not None else "failed")
         future = self.writer.submit(_store_live_call, self.config, record, result,
                                     call.recording_path)  # fmt: skip
@@ -428,9 +446,10 @@ class LiveEngine:
                 self._raise_alert(call, finding, time.time())
 
     def _stored(self, call: LiveCall, future: Any) -> None:
-        status = "stored"
+        status = "stored" if future is not None else "not kept"
         try:
-            future.result()
+            if future is not None:
+                future.result()
             self.counters["calls_scored"] += 1
         except Exception as exc:
             status = f"not stored: {exc}"

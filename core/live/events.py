@@ -69,6 +69,10 @@ class LiveAlert:
 class TranscriptLine:
     utterance: Utterance
     partial: bool
+    seq: int = 0
+    """Number of the utterance on its leg; a part and its finished utterance share it."""
+    latency_ms: float | None = None
+    """From the end of the speech (wall time) to this transcript."""
 
 
 @dataclass(frozen=True)

@@ -630,7 +630,7 @@ def test_only_configured_transports_listen(tmp_path: Path, transport: str) -> No
 
 def test_receiver_settings_from_file_environment_and_flags(tmp_path: Path) -> None:
     from core.config import ConfigError
-    from telephony.receive import server_settings
+    from core.ingest.receive import server_settings
 
     toml = tmp_path / "callqa.toml"
     toml.write_text(

@@ -213,7 +213,7 @@ def test_receiver_scores_and_stores_a_siprec_call(
     from core.config import load_config
     from core.storage import repository
     from core.storage.db import open_db
-    from telephony.receive import ReceiverSettings, run_receiver, server_settings
+    from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
 
     sipp = sipp_or_skip()
     audio_s = 10.0  # the agent's greeting ends at 8.3 s

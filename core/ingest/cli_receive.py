@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 from core.config import Config
-from telephony.receive import ReceiverSettings, run_receiver, server_settings
+from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""The gRPC API of the daemon: the service, its server, and the conversions to messages."""

@@ -1,0 +1,520 @@
+"""The gRPC service `callqa.v1.CallQa` (proto/callqa.proto) over the live engine and the store.
+
+Reads open their own read-only-in-practice connection per request (SQLite in WAL mode lets
+readers run beside the writer); every write goes through the engine's storage writer.
+Streaming RPCs poll their subscription with a short timeout so that a client that went
+away is noticed and its subscription closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+
+from core.api import convert
+from core.live.call import CallSetup, LiveCall
+from core.live.events import CallEvent, alert_filter
+from core.rubric.schema import RubricError, load_rubric_text
+from core.storage import repository
+from core.storage.db import open_db
+from kernels.g711 import alaw_decode, ulaw_decode
+from proto import callqa_pb2 as pb
+from proto import callqa_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from core.serve import Daemon
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+MAX_LIST = 1000
+
+
+class CallQaService(pb_grpc.CallQaServicer):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._bench_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Any:
+        return self.daemon.engine
+
+    def _db(self) -> Any:
+        return open_db(self.daemon.config.db_path)
+
+    # ---------------------------------------------------------------- streams in
+
+    def StreamAudio(self, request_iterator: Iterator[pb.AudioFrame], context: Any) -> Iterator[
+        pb.CallEvent
+    ]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("frame") != "setup":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "the first AudioFrame must carry the CallSetup")  # fmt: skip
+            return
+        s = first.setup
+        decode, rate, why = _decoder(s.encoding, s.sample_rate_hz)
+        if decode is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+        setup = CallSetup(
+            source="grpc", external_id=s.external_call_id or None, agent_id=s.agent_id or None,
+            team_id=s.team_id or None, skill=s.skill_group or None,
+            rubric=s.rubric_id if s.HasField("rubric_id") and s.rubric_id else None,
+            caller=s.caller or None, callee=s.callee or None, sample_rate=rate,
+            meta={"stream_metadata": dict(s.metadata), "encoding": pb.AudioEncoding.Name(
+                s.encoding), "language_hint": s.language_hint or None},
+        )  # fmt: skip
+        try:
+            call = self.engine.open_call(setup, subscribe=True)
+        except RubricError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.problems))
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except RuntimeError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        errors: list[str] = []
+        reader = threading.Thread(
+            target=self._read_audio, args=(request_iterator, call, decode, errors),
+            name=f"callqa-grpc-in-{call.call_id[-6:]}", daemon=True,
+        )  # fmt: skip
+        reader.start()
+        sub = call.subscription
+        try:
+            while True:
+                event = sub.get(POLL_S)
+                if event is None:
+                    if sub.closed:
+                        return
+                    continue
+                if context.is_active():
+                    yield convert.event(event, call)
+                if event.kind == "ended":
+                    return
+        finally:
+            sub.close()
+
+    def _read_audio(
+        self, frames: Iterator[pb.AudioFrame], call: LiveCall, decode: Any, errors: list[str]
+    ) -> None:
+        reason = "half_close"
+        rate = call.setup.sample_rate
+        bad = 0
+        try:
+            for frame in frames:
+                kind = frame.WhichOneof("frame")
+                if kind == "end":
+                    reason = "end"
+                    break
+                if kind != "audio":
+                    bad += 1
+                    continue
+                chunk = frame.audio
+                if chunk.leg not in (pb.LEG_AGENT, pb.LEG_CUSTOMER):
+                    bad += 1
+                    continue
+                try:
+                    pcm = decode(chunk.payload)
+                except ValueError:
+                    bad += 1
+                    continue
+                at = chunk.position_ms * rate // 1000 if chunk.HasField("position_ms") else None
+                leg = "agent" if chunk.leg == pb.LEG_AGENT else "customer"
+                self.engine.feed(call, leg, pcm, at)
+        except grpc.RpcError:
+            reason = "cancelled"
+        except Exception as exc:  # a broken stream: keep what arrived, score it
+            reason = "error"
+            errors.append(str(exc))
+            logger.exception("call %s: the audio stream failed", call.call_id)
+        meta = {"malformed_frames": bad} if bad else None
+        if bad:
+            logger.warning("call %s: %d malformed audio frames dropped", call.call_id, bad)
+        self.engine.end_call(call, reason, meta=meta)
+
+    # ---------------------------------------------------------------- streams out
+
+    def WatchAlerts(self, request: pb.AlertFilter, context: Any) -> Iterator[pb.Alert]:
+        severity = convert.SEVERITY_NAMES.get(request.min_severity)
+        sub = self.engine.hub.subscribe(alert_filter(
+            set(request.agent_ids) or None, set(request.team_ids) or None, severity,
+            request.call_id or None,
+        ))  # fmt: skip
+        try:
+            while context.is_active():
+                event = sub.get(POLL_S)
+                if event is None:
+                    if sub.closed:
+                        return
+                    continue
+                yield convert.alert(event.data)
+        finally:
+            sub.close()
+
+    def WatchCall(self, request: pb.CallRef, context: Any) -> Iterator[pb.CallEvent]:
+        call = self.engine.find(request.call_id)
+        if call is None:
+            yield from self._stored_events(request.call_id, context)
+            return
+        sub = self.engine.hub.subscribe(lambda e: e.call_id == call.call_id)
+        try:
+            seen: set[int] = set()
+            for event in list(call.history):
+                seen.add(id(event))
+                yield convert.event(event, call)
+                if event.kind == "ended":
+                    return
+            while context.is_active():
+                live: CallEvent | None = sub.get(POLL_S)
+                if live is None:
+                    if sub.closed:
+                        return
+                    continue
+                if id(live) in seen:
+                    continue
+                yield convert.event(live, call)
+                if live.kind == "ended":
+                    return
+        finally:
+            sub.close()
+
+    def _stored_events(self, call_id: str, context: Any) -> Iterator[pb.CallEvent]:
+        db = self._db()
+        try:
+            row = repository.get_call(db, call_id)
+        finally:
+            db.close()
+        if row is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no call {call_id!r}")
+            return
+        stored = convert.stored_call(row)
+        at = stored.started_at
+        yield pb.CallEvent(call_id=call_id, emitted_at=at, started=pb.CallStarted(
+            rubric_id=stored.rubric_id, rubric_version=stored.rubric_version,
+            started_at=at, language=stored.language))  # fmt: skip
+        for u in stored.transcript:
+            yield pb.CallEvent(call_id=call_id, emitted_at=at,
+                               transcript=pb.Transcript(utterance=u))  # fmt: skip
+        for f in stored.findings:
+            yield pb.CallEvent(call_id=call_id, emitted_at=at,
+                               finding=pb.FindingEvent(finding=f))  # fmt: skip
+        if stored.HasField("score"):
+            result = pb.CallScored(
+                score=stored.score, passed=stored.passed, fatal=stored.fatal,
+                finding_count=len(stored.findings), category_scores=stored.category_scores,
+            )  # fmt: skip
+            yield pb.CallEvent(call_id=call_id, emitted_at=stored.scored_at, scored=result)
+        yield pb.CallEvent(call_id=call_id, emitted_at=stored.scored_at or at, ended=pb.CallEnded(
+            status=stored.status, duration_s=stored.duration_s))  # fmt: skip
+
+    # ---------------------------------------------------------------- calls
+
+    def ListLiveCalls(self, request: pb.ListLiveCallsRequest, context: Any) -> Any:
+        agents, teams = set(request.agent_ids), set(request.team_ids)
+        out = pb.ListLiveCallsResponse()
+        for call in self.engine.live_calls():
+            if call.ended or not call.setup.store:
+                continue
+            if agents and call.agent_id not in agents:
+                continue
+            if teams and call.team_id not in teams:
+                continue
+            out.calls.append(convert.live_call(call))
+        return out
+
+    def GetCall(self, request: pb.CallRef, context: Any) -> pb.Call:
+        db = self._db()
+        try:
+            row = repository.get_call(db, request.call_id)
+        finally:
+            db.close()
+        if row is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no call {request.call_id!r}")
+            raise AssertionError("abort raises")
+        return convert.stored_call(row)
+
+    def ListCalls(self, request: pb.ListCallsRequest, context: Any) -> pb.ListCallsResponse:
+        try:
+            offset = int(request.page_token or 0)
+        except ValueError:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this API gave")
+        limit = min(MAX_LIST, request.limit or 50)
+        db = self._db()
+        try:
+            rows = repository.list_calls(
+                db, agent=request.agent_id or None, team=request.team_id or None,
+                passed=request.passed if request.HasField("passed") else None,
+                status=convert.STATUS_NAMES.get(request.status),
+                since=convert.iso(request.since) if request.HasField("since") else None,
+                until=convert.iso(request.until) if request.HasField("until") else None,
+                min_score=request.min_score if request.HasField("min_score") else None,
+                max_score=request.max_score if request.HasField("max_score") else None,
+                rubric_id=request.rubric_id or None, limit=limit + 1, offset=offset,
+            )  # fmt: skip
+        finally:
+            db.close()
+        out = pb.ListCallsResponse(calls=[convert.stored_summary(r) for r in rows[:limit]])
+        if len(rows) > limit:
+            out.next_page_token = str(offset + limit)
+        return out
+
+    def SearchTranscripts(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
+        from core.storage.search import search_utterances
+
+        if not request.query.strip():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "query is empty")
+        limit = min(MAX_LIST, request.limit or 50)
+        want_speaker = convert.SPEAKER_NAMES.get(request.speaker)
+        db = self._db()
+        try:
+            rows = search_utterances(db, request.query, limit=MAX_LIST)
+        finally:
+            db.close()
+        out = pb.SearchResponse()
+        for r in rows:
+            if want_speaker and r["speaker"] != want_speaker:
+                continue
+            if request.agent_id and r.get("agent_id") != request.agent_id:
+                continue
+            out.hits.append(pb.SearchHit(
+                call_id=r["call_id"], call_started_at=convert.ts(r.get("started_at")),
+                agent_id=r.get("agent_id") or "", speaker=convert.speaker(r["speaker"]),
+                start_s=r["start_s"], end_s=r["end_s"], text=r["text"], snippet=r["snippet"],
+            ))  # fmt: skip
+            if len(out.hits) >= limit:
+                break
+        return out
+
+    def ScoreRecording(self, request: pb.ScoreRecordingRequest, context: Any) -> Any:
+        from core.audio_io import AudioFileError
+
+        if not request.wav:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wav is empty")
+        with tempfile.NamedTemporaryFile(suffix=".wav", delete=False,
+                                         dir=self.daemon.config.data_dir) as f:  # fmt: skip
+            f.write(request.wav)
+            path = Path(f.name)
+        try:
+            call_id, unstored = self._score(path, request)
+        except (AudioFileError, RubricError, ValueError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort raises") from exc
+        finally:
+            path.unlink(missing_ok=True)
+        if call_id is None:
+            return pb.ScoreRecordingResponse(call=unstored)
+        db = self._db()
+        try:
+            row = repository.get_call(db, call_id)
+        finally:
+            db.close()
+        return pb.ScoreRecordingResponse(call=convert.stored_call(row or {"id": call_id}))
+
+    def _score(
+        self, path: Path, request: pb.ScoreRecordingRequest
+    ) -> tuple[str | None, pb.Call | None]:
+        from core.score_file import ScoreRequest, score_with
+
+        mono = convert.SPEAKER_NAMES.get(request.mono_speaker)
+        req = ScoreRequest(
+            path=path, rubric_ref=request.rubric_id or self.daemon.config.rubric,
+            agent_id=request.agent_id or None, team_id=request.team_id or None,
+            agent_channel="right" if request.agent_channel == pb.AGENT_CHANNEL_RIGHT else "left",
+            speaker=mono,  # type: ignore[arg-type]
+            started_at=convert.iso(request.started_at) if request.HasField("started_at") else None,
+            store=request.store, source="file", move=True,
+            meta={"received_by": "ScoreRecording"},
+        )  # fmt: skip
+        outcome = score_with(self.daemon.config, self.engine.writer, req,
+                             self.engine.transcriber())  # fmt: skip
+        unstored = None
+        if outcome.call_id is None:
+            r = outcome.scored.result
+            unstored = pb.Call(
+                call_id="", status=pb.CALL_STATUS_SCORED, rubric_id=r.rubric_id,
+                score=r.score, passed=r.passed, fatal=r.fatal,
+                duration_s=outcome.scored.evidence.duration_s,
+                language=outcome.scored.evidence.language,
+                findings=[convert.finding(f) for f in r.findings],
+                transcript=[convert.utterance(u, seq=i) for i, u in enumerate(r.transcript)],
+                category_scores={k: float(v) for k, v in r.category_scores.items()},
+            )  # fmt: skip
+        return outcome.call_id, unstored
+
+    # ---------------------------------------------------------------- rubrics
+
+    def ListRubrics(self, request: pb.ListRubricsRequest, context: Any) -> Any:
+        from core.rubric.defaults import builtin_rubrics
+
+        db = self._db()
+        try:
+            rows = repository.list_rubrics(db)
+            versions = {
+                r["rubric_id"]: [int(v[0]) for v in db.execute(
+                    "SELECT version FROM rubric_versions WHERE rubric_id = ? ORDER BY version",
+                    [r["rubric_id"]]).fetchall()]
+                for r in rows
+            }  # fmt: skip
+        finally:
+            db.close()
+        builtins = builtin_rubrics()
+        out = pb.ListRubricsResponse()
+        seen = set()
+        for r in rows:
+            rubric = load_rubric_text(r["yaml"]) if "yaml" in r else None
+            info = pb.RubricInfo(
+                rubric_id=r["rubric_id"], versions=versions.get(r["rubric_id"], []),
+                built_in=r["rubric_id"] in builtins,
+                name=(rubric.name if rubric else "") or "", language=rubric.language if rubric
+                else "",
+            )  # fmt: skip
+            if r["active"]:
+                info.active_version = r["version"]
+            out.rubrics.append(info)
+            seen.add(r["rubric_id"])
+        for rid, text in sorted(builtins.items()):
+            if rid not in seen:
+                rubric = load_rubric_text(text)
+                info = pb.RubricInfo(rubric_id=rid, name=rubric.name or "",
+                                     language=rubric.language, built_in=True)  # fmt: skip
+                out.rubrics.append(info)
+        for info in out.rubrics:
+            if not info.name or not info.language:
+                self._fill_rubric(info)
+        return out
+
+    def _fill_rubric(self, info: pb.RubricInfo) -> None:
+        db = self._db()
+        try:
+            row = repository.get_rubric_version(db, info.rubric_id)
+        finally:
+            db.close()
+        if row is not None:
+            rubric = load_rubric_text(row["yaml"])
+            info.name = rubric.name or ""
+            info.language = rubric.language
+
+    def PutRubric(self, request: pb.PutRubricRequest, context: Any) -> pb.PutRubricResponse:
+        try:
+            rubric = load_rubric_text(request.yaml)
+        except RubricError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.problems))
+        writer = self.engine.writer
+
+        def put(db: Any) -> tuple[int, bool]:
+            before = repository.get_rubric_version(db, rubric.id)
+            latest = db.execute("SELECT max(version) FROM rubric_versions WHERE rubric_id = ?",
+                                [rubric.id]).fetchone()[0]  # fmt: skip
+            version = repository.record_rubric_version(db, rubric.id, request.yaml)
+            if request.activate:
+                repository.set_active(db, rubric.id, version)
+            unchanged = latest is not None and version == latest
+            del before
+            return version, unchanged
+
+        version, unchanged = writer.submit(put).result()
+        logger.info("rubric %s version %d stored%s", rubric.id, version,
+                    " and activated" if request.activate else "")  # fmt: skip
+        return pb.PutRubricResponse(rubric_id=rubric.id, version=version, unchanged=unchanged,
+                                    active=request.activate)  # fmt: skip
+
+    def ActivateRubric(self, request: pb.ActivateRubricRequest, context: Any) -> pb.RubricInfo:
+        try:
+            self.engine.writer.submit(
+                repository.set_active, request.rubric_id, request.version
+            ).result()
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        logger.info("rubric %s version %d is active", request.rubric_id, request.version)
+        listing = self.ListRubrics(pb.ListRubricsRequest(), context)
+        for info in listing.rubrics:
+            if info.rubric_id == request.rubric_id:
+                return info
+        return pb.RubricInfo(rubric_id=request.rubric_id, active_version=request.version)
+
+    # ---------------------------------------------------------------- capacity
+
+    def GetCapacity(self, request: pb.GetCapacityRequest, context: Any) -> pb.Capacity:
+        engine = self.engine
+        sched = engine.scheduler
+        model = sched.engine
+        out = pb.Capacity(
+            live_lines=sum(1 for c in engine.live_calls() if not c.ended),
+            max_sessions=int(self.daemon.values["sip_max_sessions"]),
+            asr_backlog_utterances=sched.backlog, asr_backlog_audio_s=sched.backlog_audio_s,
+            queued_on_disk_utterances=sched.spooled_now,
+            asr_device=getattr(model, "device", ""),
+            asr_compute_type=getattr(model, "compute_type", ""),
+            model_name=getattr(getattr(model, "model_info", None), "name", "")
+            or self.daemon.config.model,
+        )  # fmt: skip
+        if sched.stats.audio_s > 0:
+            out.asr_real_time_factor = sched.stats.busy_s / sched.stats.audio_s
+        last = _last_benchmark(self.daemon.config.db_path)
+        if last is not None:
+            out.last_benchmark.CopyFrom(last)
+        return out
+
+    def RunBenchmark(self, request: pb.RunBenchmarkRequest, context: Any) -> Iterator[
+        pb.BenchmarkProgress
+    ]:
+        from core.api.benchmark import run_benchmark_rpc
+
+        if not self._bench_lock.acquire(blocking=False):
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "a benchmark is already running")
+        try:
+            yield from run_benchmark_rpc(self.daemon, request, context)
+        finally:
+            self._bench_lock.release()
+
+
+def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:
+    try:
+        from core.storage.benchmarks import last_benchmark
+    except ImportError:
+        return None
+    db = open_db(db_path)
+    try:
+        row = last_benchmark(db)
+    finally:
+        db.close()
+    if not row:
+        return None
+    return pb.BenchmarkResult(
+        max_lines=row.get("max_lines_held") or 0,
+        finished_at=convert.ts(row.get("finished_at")),
+        asr_device=row.get("asr_device") or "", model_name=row.get("model_name") or "",
+        summary=row.get("summary") or "",
+    )  # fmt: skip
+
+
+def _decoder(encoding: int, rate: int) -> tuple[Any, int, str]:
+    """The payload decoder for a stream's encoding, its sample rate, or why it is refused."""
+    if encoding in (pb.AUDIO_ENCODING_PCMU, pb.AUDIO_ENCODING_PCMA):
+        if rate not in (0, 8000):
+            return None, 0, "PCMU and PCMA run at 8000 Hz"
+        table = ulaw_decode if encoding == pb.AUDIO_ENCODING_PCMU else alaw_decode
+
+        def g711(payload: bytes) -> np.ndarray:
+            if not payload:
+                raise ValueError("empty payload")
+            return np.asarray(table(np.frombuffer(payload, dtype=np.uint8)))
+
+        return g711, 8000, ""
+    if encoding == pb.AUDIO_ENCODING_PCM16_LE:
+        if rate not in (8000, 16000):
+            return None, 0, f"sample_rate_hz must be 8000 or 16000 for PCM16, got {rate}"
+
+        def pcm16(payload: bytes) -> np.ndarray:
+            if not payload or len(payload) % 2:
+                raise ValueError("PCM16 payloads hold whole 2-byte samples")
+            return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+
+        return pcm16, rate, ""
+    return None, 0, "encoding must be PCM16_LE, PCMU or PCMA"

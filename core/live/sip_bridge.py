@@ -1,0 +1,77 @@
+"""Calls recorded by the SIP/SIPREC server, fed live into the engine.
+
+The recording server (``telephony.server``) records each call to a spool file as before;
+this bridge opens a live call in the engine when a session's roles are known, hands every
+leg's decoded audio to it as the jitter buffers release it, and ends it at BYE or timeout
+with what signalling knew about the call. Runs on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from core.ingest.receive import call_meta
+from core.live.call import CallSetup
+from core.live.engine import LiveEngine
+from telephony.rtp import AudioSink
+from telephony.sessions import CallInfo, RecordingSession, SinkFactory
+
+logger = logging.getLogger(__name__)
+
+
+class SipBridge:
+    def __init__(self, engine: LiveEngine) -> None:
+        self.engine = engine
+        self.refused = 0
+
+    def on_call_started(self, session: RecordingSession) -> SinkFactory | None:
+        """Open the live call; a call the engine cannot take is still recorded."""
+        roles = tuple(r for r in session.roles if r in ("agent", "customer"))
+        assert session.recorder is not None
+        setup = CallSetup(
+            source=session.source,
+            external_id=session.call_id,
+            agent_id=session.agent_id,
+            caller=session.caller,
+            callee=session.callee,
+            sample_rate=session.recorder.sample_rate,
+            recording_path=session.recorder.path,
+            legs=roles,  # type: ignore[arg-type]
+            meta={"sip_call_id": session.call_id, "peer": session.peer},
+        )
+        try:
+            call = self.engine.open_call(setup)
+        except Exception:
+            self.refused += 1
+            logger.exception("call %s: not scored live; it is recorded only", session.call_id)
+            return None
+        engine = self.engine
+
+        def sink_for(role: str) -> AudioSink | None:
+            if role not in call.legs:
+                return None
+
+            def sink(at_sample: int, pcm: np.ndarray) -> None:
+                engine.feed(call, role, pcm, at_sample)
+
+            return sink
+
+        return sink_for
+
+    def on_call_ended(self, info: CallInfo) -> None:
+        call = self.engine.find(info.call_id)
+        if call is None:
+            logger.warning("call %s ended but was not live; recording kept at %s",
+                           info.call_id, info.recording_path)  # fmt: skip
+            return
+        if info.agent_id and not call.setup.agent_id:
+            call.setup.agent_id = info.agent_id
+        if info.caller:
+            call.setup.caller = info.caller
+        if info.callee:
+            call.setup.callee = info.callee
+        meta: dict[str, Any] = call_meta(info)
+        self.engine.end_call(call, info.end_reason, meta=meta)

@@ -1,0 +1,215 @@
+"""`callqa serve`: the daemon. Every live line transcribed and scored as it happens.
+
+It runs, in one process:
+
+* the live engine (``core.live.engine``): the one Whisper model, the rules, the writer;
+* the SIP/SIPREC recording server (``telephony.server``) on its own event-loop thread,
+  bridged into the engine (``core.live.sip_bridge``);
+* the gRPC API (``core.api``): streams in (`StreamAudio`), alerts and calls out, rubric
+  management, capacity; with the standard health service and server reflection.
+
+SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, new calls are
+refused, calls in progress are ended and scored (within ``shutdown_grace_s``; the rest are
+scored at the next start). SIGHUP reloads the rubric routes from the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import Config, ConfigError, load_config, load_values
+from core.live.engine import LiveEngine, LiveSettings
+from core.live.routing import RubricRoutes
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+
+
+def setup_logging(level: str, log_file: str = "") -> None:
+    """Log to standard error (journald picks it up), and to ``log_file`` when given."""
+    numeric = getattr(logging, level.upper(), None)
+    if not isinstance(numeric, int):
+        raise ConfigError(f"setting 'log_level' must be debug, info, warning or error: {level!r}")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(log_file, maxBytes=50_000_000, backupCount=5)
+        )
+    logging.basicConfig(level=numeric, format=LOG_FORMAT, handlers=handlers, force=True)
+    for noisy in ("numba", "grpc._cython", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+@dataclass
+class ServeOptions:
+    config_file: Path | None = None
+    overrides: Mapping[str, Any] | None = None
+    environ: Mapping[str, str] | None = None
+
+
+class Daemon:
+    """The running daemon; :meth:`start`, then :meth:`stop` (or :meth:`run_forever`)."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        env = dict(os.environ if options.environ is None else options.environ)
+        overrides = dict(options.overrides or {})
+        self.values = load_values(options.config_file, overrides, env)
+        self.config: Config = load_config(options.config_file, overrides, env)
+        try:
+            RubricRoutes.parse(self.values["rubric_routes"])
+        except ValueError as exc:
+            raise ConfigError(f"setting 'rubric_routes': {exc}") from exc
+        self.settings = LiveSettings.from_values(self.values)
+        self.engine: LiveEngine | None = None
+        self.grpc: Any = None
+        self.grpc_port: int | None = None
+        self.sip_server: Any = None
+        self.sip_bridge: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._stopping = False
+        self.started_at = time.time()
+
+    # ---------------------------------------------------------------- start
+
+    def start(self) -> None:
+        from core.score_file import get_engine
+
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.config
+        self.engine = LiveEngine(config, self.settings, lambda: get_engine(config))
+        self.engine.start()
+        from core.api.server import start_grpc_server
+
+        self.grpc, self.grpc_port = start_grpc_server(self, self.values)
+        if self.values["sip_enabled"]:
+            self._start_sip()
+        logger.info(
+            "callqa serving: gRPC on %s:%s%s, model %s on %s", self.values["grpc_host"],
+            self.grpc_port, "" if self.sip_server is None else
+            f", SIP on {self.values['sip_host']}:{self.sip_port}",
+            self.config.model, getattr(self.engine.scheduler.engine, "device", "?"),
+        )  # fmt: skip
+
+    @property
+    def sip_port(self) -> int | None:
+        if self.sip_server is None:
+            return None
+        port: int | None = self.sip_server.udp_port or self.sip_server.tcp_port
+        return port
+
+    def _start_sip(self) -> None:
+        from core.ingest.receive import server_settings
+        from core.live.sip_bridge import SipBridge
+        from telephony.server import RecordingServer
+
+        assert self.engine is not None
+        env = os.environ if self.options.environ is None else self.options.environ
+        settings = server_settings(
+            self.config.data_dir, self.options.config_file, env, self.options.overrides or {}
+        )
+        self.sip_bridge = SipBridge(self.engine)
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self.sip_server = RecordingServer(
+                settings, on_call_ended=self.sip_bridge.on_call_ended,
+                on_call_started=self.sip_bridge.on_call_started,
+            )  # fmt: skip
+            try:
+                self._loop.run_until_complete(self.sip_server.start())
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._loop_thread = threading.Thread(target=run, name="callqa-sip", daemon=True)
+        self._loop_thread.start()
+        ready.wait()
+        if errors:
+            raise ConfigError(f"SIP could not start on port {settings.port}: {errors[0]}")
+
+    # ---------------------------------------------------------------- reload
+
+    def reload(self) -> None:
+        """Re-read the rubric routes (SIGHUP); calls in progress keep their rubric."""
+        env = os.environ if self.options.environ is None else self.options.environ
+        try:
+            values = load_values(self.options.config_file, self.options.overrides or {}, env)
+            routes = RubricRoutes.parse(values["rubric_routes"])
+        except (ConfigError, ValueError) as exc:
+            logger.error("reload refused, the settings are kept: %s", exc)
+            return
+        assert self.engine is not None
+        self.engine.routes = routes
+        logger.info("rubric routes reloaded: %s", values["rubric_routes"] or "(none)")
+
+    # ---------------------------------------------------------------- stop
+
+    def stop(self) -> None:
+        """Graceful stop; see the module notes. Safe to call twice."""
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        grace = float(self.values["shutdown_grace_s"])
+        logger.info("stopping: ending live calls (grace %.0f s)", grace)
+        from core.api.server import mark_not_serving
+
+        if self.grpc is not None:
+            mark_not_serving(self.grpc)
+        if self.sip_server is not None and self._loop is not None:
+            future = asyncio.run_coroutine_threadsafe(self.sip_server.stop(), self._loop)
+            try:
+                future.result(timeout=grace)
+            except Exception:
+                logger.exception("the SIP server did not stop cleanly")
+        if self.grpc is not None:
+            self.grpc.stop(grace=min(5.0, grace)).wait(min(5.0, grace) + 1)
+        left: list[str] = []
+        if self.engine is not None:
+            left = self.engine.shutdown(grace)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(5)
+        logger.info("stopped%s", f"; {len(left)} calls left for the next start" if left else "")
+        self._stopped.set()
+
+    def run_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads."""
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
+        self.start()
+        while not stop.wait(1.0):
+            pass
+        self.stop()
+
+
+def run_serve(options: ServeOptions) -> int:
+    daemon = Daemon(options)
+    setup_logging(daemon.values["log_level"], daemon.values["log_file"])
+    daemon.run_forever()
+    return 0

@@ -184,11 +184,16 @@ class Daemon:
                 future.result(timeout=grace)
             except Exception:
                 logger.exception("the SIP server did not stop cleanly")
-        if self.grpc is not None:
-            self.grpc.stop(grace=min(5.0, grace)).wait(min(5.0, grace) + 1)
+        deadline = time.monotonic() + grace
         left: list[str] = []
         if self.engine is not None:
-            left = self.engine.shutdown(grace)
+            # Streams get their calls' last events (scored, ended) before the port closes.
+            self.engine.end_all("shutdown")
+            self.engine.wait_calls(grace)
+        if self.grpc is not None:
+            self.grpc.stop(grace=2.0).wait(3.0)
+        if self.engine is not None:
+            left = self.engine.shutdown(max(1.0, deadline - time.monotonic()))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:

@@ -103,6 +103,7 @@ class LiveCall:
         self.end_reason: str | None = None
         self.finalized = False
         self.dropped_utterances = 0
+        self.recorded_s = 0.0  # length of the recording, once the call has ended
         self.extra_meta: dict[str, Any] = {}
         self.recorder: Any = None  # a CallRecorder when the engine records the call
         self.subscription: Any = None  # the opener's Subscription, when it asked for one
@@ -120,7 +121,8 @@ class LiveCall:
 
     @property
     def duration_s(self) -> float:
-        return max((a.duration_s for a in self.activity.values()), default=0.0)
+        heard = max((a.duration_s for a in self.activity.values()), default=0.0)
+        return max(heard, self.recorded_s)
 
     # ---------------------------------------------------------------- evidence
 

@@ -134,23 +134,34 @@ class LiveEngine:
                 daemon=True,
             ).start()  # fmt: skip
 
-    def shutdown(self, grace_s: float = 20.0) -> list[str]:
-        """End every live call, finish scoring within ``grace_s``, then stop the threads.
-
-        Calls whose scoring does not finish in time stay stored as ``ending`` with their
-        recording; the next start scores them. Returns the ids of those calls.
-        """
+    def end_all(self, reason: str = "shutdown") -> None:
+        """Refuse new calls and end every live one (they are then scored and stored)."""
+        self._stopped = True
         with self._lock:
             live = list(self.calls.values())
         for call in live:
             if not call.ended:
-                self.end_call(call, "shutdown")
-        deadline = time.monotonic() + grace_s
+                self.end_call(call, reason)
+
+    def wait_calls(self, timeout_s: float) -> bool:
+        """Wait until every call has been scored and stored; False on timeout."""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
                 if not self.calls:
-                    break
+                    return True
             time.sleep(0.05)
+        return False
+
+    def shutdown(self, grace_s: float = 20.0) -> list[str]:
+        """End every live call, finish scoring within ``grace_s``, then stop the threads.
+
+        Calls whose scoring does not finish in time are stored as ``ending`` with their
+        recording; the next start scores them. Returns the ids of those calls.
+        """
+        deadline = time.monotonic() + grace_s
+        self.end_all("shutdown")
+        self.wait_calls(grace_s)
         with self._lock:
             left = [cid for cid, call in self.calls.items() if call.setup.store]
         for call_id in left:
@@ -251,40 +262,51 @@ class LiveEngine:
         leg = call.legs.get(speaker)
         if leg is None or call.ended:
             return
-        if call.recorder is not None:
-            from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL
+        with call.ingest_lock:  # end_call may run on another thread
+            if call.ended:
+                return
+            if call.recorder is not None:
+                from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL
 
-            channel = AGENT_CHANNEL if speaker == "agent" else CUSTOMER_CHANNEL
-            pcm16 = pcm if pcm.dtype == np.int16 else _to_int16(pcm)
-            start = leg.samples if at_sample is None else at_sample
-            with call.ingest_lock:
+                channel = AGENT_CHANNEL if speaker == "agent" else CUSTOMER_CHANNEL
+                pcm16 = pcm if pcm.dtype == np.int16 else _to_int16(pcm)
+                start = leg.samples if at_sample is None else at_sample
                 call.recorder.write(channel, pcm16, start)
-        out = leg.push(pcm, at_sample)
-        self._handle(call, leg, out)
+            # Handled under the lock too, so that an end_call on another thread cannot
+            # slip its end-of-call mark in before these utterances are counted.
+            self._handle(call, leg, leg.push(pcm, at_sample))
 
-    def end_call(self, call: LiveCall, reason: str, meta: dict[str, Any] | None = None) -> None:
-        """The call has ended (BYE, end of stream, timeout): flush it and score it."""
-        if call.ended:
-            return
-        for leg in call.legs.values():
-            self._handle(call, leg, leg.flush())
-        if call.recorder is not None:
-            with call.ingest_lock:
+    def end_call(
+        self, call: LiveCall, reason: str, meta: dict[str, Any] | None = None,
+        duration_s: float | None = None,
+    ) -> None:  # fmt: skip
+        """The call has ended (BYE, end of stream, timeout): flush it and score it.
+
+        ``duration_s`` is the recording's length when the ingest recorded the call.
+        """
+        with call.ingest_lock:
+            if call.ended:
+                return
+            call.ended = True  # no more audio is taken; the rules thread finishes the rest
+            for leg in call.legs.values():
+                self._handle(call, leg, leg.flush(), final=True)
+            if call.recorder is not None:
+                call.recorded_s = call.recorder.duration_s
                 call.recorder.close()
+            elif duration_s is not None:
+                call.recorded_s = duration_s
 
-        def mark() -> None:
-            call.ended = True
-            call.end_reason = reason
-            if meta:
-                call.extra_meta.update(meta)
-            self._maybe_finish(call)
+            def mark() -> None:
+                call.end_reason = reason
+                if meta:
+                    call.extra_meta.update(meta)
+                self._maybe_finish(call)
 
-        call.ended = True  # no more audio is taken; the rules thread finishes the rest
-        self._post(mark)
+            self._post(mark)
 
     # ---------------------------------------------------------------- per leg
 
-    def _handle(self, call: LiveCall, leg: LiveLeg, out: LegOutput) -> None:
+    def _handle(self, call: LiveCall, leg: LiveLeg, out: LegOutput, final: bool = False) -> None:
         clock = call.clocks[leg.speaker]
         clock.position_s = out.position_s
         clock.wall = time.time()
@@ -294,7 +316,7 @@ class LiveEngine:
         for utt in out.partials:
             self._submit(call, utt, PRIORITY_PARTIAL)
         last = getattr(leg, "_timeline_posted_s", -1.0)
-        if out.voiced or out.position_s - last >= TIMELINE_EVERY_S:
+        if final or out.voiced or out.position_s - last >= TIMELINE_EVERY_S:
             leg._timeline_posted_s = out.position_s  # type: ignore[attr-defined]
             voiced, position = list(out.voiced), out.position_s
             self._post(lambda: self._timeline(call, leg.speaker, voiced, position))

@@ -74,4 +74,4 @@ class SipBridge:
         if info.callee:
             call.setup.callee = info.callee
         meta: dict[str, Any] = call_meta(info)
-        self.engine.end_call(call, info.end_reason, meta=meta)
+        self.engine.end_call(call, info.end_reason, meta=meta, duration_s=info.duration_s)

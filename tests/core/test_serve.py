@@ -1,0 +1,234 @@
+"""`callqa serve` as a process, driven by real gRPC clients (and, in test_serve_sipp, SIPp).
+
+What is checked: a StreamAudio round trip (transcripts, the alert, the score, the stored
+call), PutRubric refusing an invalid rubric with its reasons, SIGTERM ending a live call
+and storing it scored, and kill -9 mid-call: the recording is on disk and the call is
+scored as interrupted after the restart.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from core.samples import SAMPLE_CALLS, make_samples
+from proto import callqa_pb2 as pb
+from tests.core.serve_harness import Daemon, EventCollector, audio_frames, legs_int16
+
+pytestmark = pytest.mark.model
+
+RUDE = "en-complaint-rude"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("samples")
+    paths = make_samples(out)
+    return {p.stem: p for p in paths if p.suffix == ".wav"}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path):  # type: ignore[no-untyped-def]
+    d = Daemon(tmp_path_factory.mktemp("serve"), base_model_dir).start()
+    yield d
+    d.stop()
+
+
+def _kinds(events: list[pb.CallEvent]) -> list[str]:
+    return [e.WhichOneof("event") or "" for e in events]
+
+
+def _wait_status(daemon: Daemon, call_id: str, statuses: set[int], timeout_s: float) -> pb.Call:
+    stub = daemon.stub()
+    deadline = time.monotonic() + timeout_s
+    call = None
+    while time.monotonic() < deadline:
+        try:
+            call = stub.GetCall(pb.CallRef(call_id=call_id), timeout=5)
+            if call.status in statuses:
+                return call
+        except grpc.RpcError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"call {call_id} never reached {statuses}: {call}\n{daemon.log()}")
+
+
+def test_stream_audio_round_trip(daemon: Daemon, samples: dict[str, Path]) -> None:
+    expected = next(c for c in SAMPLE_CALLS if c.name == RUDE)
+    agent, customer = legs_int16(samples[RUDE])
+    stub = daemon.stub()
+    alerts = EventCollector(stub.WatchAlerts(pb.AlertFilter(agent_ids=["E07"])))
+    time.sleep(0.3)
+    events = list(stub.StreamAudio(
+        audio_frames(agent, customer, speed=3.0, rubric="default-en", agent_id="E07",
+                     encoding=pb.AUDIO_ENCODING_PCMU, external_id="pbx-77"),
+        timeout=300,
+    ))  # fmt: skip
+    alerts.cancel()
+    kinds = _kinds(events)
+    assert kinds[0] == "started" and kinds[-1] == "ended", kinds
+    assert kinds[-2] == "scored", kinds
+    call_id = events[0].call_id
+    assert all(e.call_id == call_id for e in events)
+    assert events[0].started.rubric_id == "default-en"
+    finals = [e.transcript.utterance for e in events if e.WhichOneof("event") == "transcript"
+              and not e.transcript.utterance.partial]  # fmt: skip
+    text = " ".join(u.text for u in finals).lower()
+    assert "complaint" in text, text
+    stream_alerts = [e.alert for e in events if e.WhichOneof("event") == "alert"]
+    assert {"forbidden_words", "complaint_risk"} <= {a.item_id for a in stream_alerts}, kinds
+    # Every alert on the call's stream also reached the WatchAlerts subscriber.
+    assert {a.alert_id for a in stream_alerts} <= {a.alert_id for a in alerts.items}
+    for a in alerts.items:
+        assert a.agent_id == "E07" and a.call_id == call_id
+        assert a.latency_ms >= 0 and a.raised_at.seconds > 0
+    scored = events[-2].scored
+    stored = stub.GetCall(pb.CallRef(call_id=call_id))
+    assert stored.status == pb.CALL_STATUS_SCORED
+    assert stored.source == pb.CALL_SOURCE_GRPC
+    assert stored.score == pytest.approx(scored.score)
+    assert Path(stored.recording_path).is_file()
+    assert stored.duration_s == pytest.approx(len(agent) / 8000, abs=0.5)
+    found = {f.item_id for f in stored.findings}
+    assert set(expected.expected_items) <= found, (expected.expected_items, found)
+    listed = stub.ListCalls(pb.ListCallsRequest(agent_id="E07"))
+    assert [c.call_id for c in listed.calls] == [call_id]
+    hits = stub.SearchTranscripts(pb.SearchRequest(query="complaint"))
+    assert any(h.call_id == call_id for h in hits.hits)
+    # WatchCall on an ended call replays it from the store.
+    replay = list(stub.WatchCall(pb.CallRef(call_id=call_id), timeout=30))
+    assert _kinds(replay)[0] == "started" and _kinds(replay)[-1] == "ended"
+
+
+def test_stream_audio_refuses_a_bad_setup(daemon: Daemon) -> None:
+    stub = daemon.stub()
+
+    def frames():  # type: ignore[no-untyped-def]
+        yield pb.AudioFrame(setup=pb.CallSetup(encoding=pb.AUDIO_ENCODING_PCMU,
+                                               sample_rate_hz=16000))  # fmt: skip
+
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.StreamAudio(frames(), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "8000" in err.value.details()
+
+    def no_setup():  # type: ignore[no-untyped-def]
+        yield pb.AudioFrame(audio=pb.AudioChunk(leg=pb.LEG_AGENT, payload=b"\xff" * 160))
+
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.StreamAudio(no_setup(), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_put_rubric_invalid_and_valid(daemon: Daemon) -> None:
+    stub = daemon.stub()
+    bad = "format: 1\nid: broken\nlanguage: zh\npass_score: 60\nitems:\n  - id: x\n    kind: nope\n"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.PutRubric(pb.PutRubricRequest(yaml=bad))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reasons = err.value.details().splitlines()
+    assert reasons and any("kind" in r for r in reasons), reasons
+    with pytest.raises(grpc.RpcError) as err:
+        stub.PutRubric(pb.PutRubricRequest(yaml="{{{ not yaml"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    names = {r.rubric_id for r in stub.ListRubrics(pb.ListRubricsRequest()).rubrics}
+    assert "broken" not in names and {"default-zh", "default-en"} <= names
+
+    text = (Path(__file__).resolve().parents[2] / "core/rubrics/default-en.yaml").read_text()
+    text = text.replace("id: default-en", "id: team-en", 1)
+    put = stub.PutRubric(pb.PutRubricRequest(yaml=text, activate=True))
+    assert put.rubric_id == "team-en" and put.version == 1 and put.active
+    again = stub.PutRubric(pb.PutRubricRequest(yaml=text))
+    assert again.version == 1 and again.unchanged
+    info = stub.ActivateRubric(pb.ActivateRubricRequest(rubric_id="team-en", version=1))
+    assert info.active_version == 1 and info.language == "en"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ActivateRubric(pb.ActivateRubricRequest(rubric_id="team-en", version=9))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_capacity_and_live_calls(daemon: Daemon, samples: dict[str, Path]) -> None:
+    stub = daemon.stub()
+    agent, customer = legs_int16(samples[RUDE])
+    events = EventCollector(stub.StreamAudio(
+        audio_frames(agent, customer, speed=1.0, rubric="default-en", agent_id="E09",
+                     stop_after_s=6.0),
+        timeout=120,
+    ))  # fmt: skip
+    time.sleep(3.0)
+    live = stub.ListLiveCalls(pb.ListLiveCallsRequest(agent_ids=["E09"]))
+    assert len(live.calls) == 1 and live.calls[0].source == pb.CALL_SOURCE_GRPC
+    assert live.calls[0].duration_s > 1.0
+    cap = stub.GetCapacity(pb.GetCapacityRequest())
+    assert cap.live_lines >= 1 and cap.asr_device == "cpu" and cap.model_name
+    events.join(120)
+    assert _kinds(events.items)[-1] == "ended"
+
+
+def test_sigterm_finishes_live_calls(
+    tmp_path: Path, base_model_dir: Path, samples: dict[str, Path]
+) -> None:
+    d = Daemon(tmp_path / "term", base_model_dir).start()
+    try:
+        agent, customer = legs_int16(samples[RUDE])
+        stream = EventCollector(d.stub().StreamAudio(
+            audio_frames(agent, customer, speed=1.0, rubric="default-en", end=False),
+            timeout=120,
+        ))  # fmt: skip
+        time.sleep(8.0)
+        d.signal(signal.SIGTERM)
+        assert d.wait(90) == 0, d.log()
+        stream.join(10)
+        kinds = _kinds(stream.items)
+        assert kinds[0] == "started" and "scored" in kinds and kinds[-1] == "ended", kinds
+        ended = stream.items[-1].ended
+        assert ended.reason in (pb.END_REASON_SHUTDOWN, pb.END_REASON_CANCELLED), ended
+        call_id = stream.items[0].call_id
+        log = d.log()
+        assert "stopping" in log and "stopped" in log
+    finally:
+        d.stop()
+    again = Daemon(tmp_path / "term", base_model_dir).start()
+    try:
+        call = again.stub().GetCall(pb.CallRef(call_id=call_id))
+        assert call.status == pb.CALL_STATUS_SCORED, call.status
+        assert 5.0 < call.duration_s < 12.0
+        assert Path(call.recording_path).is_file()
+    finally:
+        again.stop()
+
+
+def test_kill_9_mid_call_is_recovered_after_restart(
+    tmp_path: Path, base_model_dir: Path, samples: dict[str, Path]
+) -> None:
+    from telephony.recorder import recover_wav
+
+    d = Daemon(tmp_path / "crash", base_model_dir).start()
+    agent, customer = legs_int16(samples[RUDE])
+    stream = EventCollector(d.stub().StreamAudio(
+        audio_frames(agent, customer, speed=1.0, rubric="default-en", end=False), timeout=120,
+    ))  # fmt: skip
+    time.sleep(9.0)
+    d.signal(signal.SIGKILL)
+    d.wait(10)
+    stream.join(10)
+    call_id = stream.items[0].call_id
+    spooled = list((tmp_path / "crash" / "spool" / "live").glob(f"{call_id}.wav"))
+    assert len(spooled) == 1
+    on_disk = recover_wav(spooled[0])
+    assert 7.5 < on_disk <= 9.5, on_disk  # up to the last second before the kill
+
+    again = Daemon(tmp_path / "crash", base_model_dir).start()
+    try:
+        call = _wait_status(again, call_id, {pb.CALL_STATUS_INTERRUPTED}, 120)
+        assert call.HasField("score"), call
+        assert call.duration_s == pytest.approx(on_disk, abs=0.05)
+        assert Path(call.recording_path).is_file()
+        assert '"interrupted"' in call.metadata_json
+        assert any(u.speaker == pb.SPEAKER_AGENT for u in call.transcript)
+    finally:
+        again.stop()

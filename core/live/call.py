@@ -92,6 +92,7 @@ class LiveCall:
         # rules-thread state
         self.utterances: list[Utterance] = []
         self.partials: dict[tuple[Speaker, int], Utterance] = {}
+        self.speech_ends: dict[int, float] = {}  # id(utterance) -> end of its speech (s)
         self.activity: dict[str, LegActivity] = {
             sp: LegActivity(speaker=sp, voiced=[], duration_s=0.0) for sp in legs
         }
@@ -126,16 +127,32 @@ class LiveCall:
 
     # ---------------------------------------------------------------- evidence
 
-    def add_utterance(self, utt: Utterance, seq: int) -> None:
+    def add_utterance(self, utt: Utterance, seq: int, speech_end: float) -> None:
         self.partials.pop((utt.speaker, seq), None)
         self.utterances.append(utt)
         self.utterances.sort(key=lambda u: (u.start, u.speaker))
+        self.speech_ends[id(utt)] = speech_end
 
-    def set_partial(self, utt: Utterance, seq: int) -> None:
+    def set_partial(self, utt: Utterance, seq: int, speech_end: float) -> None:
+        old = self.partials.get((utt.speaker, seq))
+        if old is not None:
+            self.speech_ends.pop(id(old), None)
         self.partials[(utt.speaker, seq)] = utt
+        self.speech_ends[id(utt)] = speech_end
+
+    def speech_end_holding(self, finding: Finding) -> float:
+        """End of the speech of the utterance (or part) holding ``finding``; else its end."""
+        best: float | None = None
+        for u in [*self.utterances, *self.partials.values()]:
+            if finding.speaker in (u.speaker, "any") and u.start <= finding.start < u.end:
+                end = self.speech_ends.get(id(u), u.end)
+                best = end if best is None else min(best, end)
+        return finding.end if best is None else max(best, finding.end)
 
     def drop_partial(self, speaker: Speaker, seq: int) -> None:
-        self.partials.pop((speaker, seq), None)
+        old = self.partials.pop((speaker, seq), None)
+        if old is not None:
+            self.speech_ends.pop(id(old), None)
 
     def add_timeline(self, speaker: Speaker, voiced: list[Segment], position_s: float) -> None:
         act = self.activity[speaker]

@@ -379,9 +379,9 @@ class LiveEngine:
         if lu.partial:
             if call.ended:
                 return
-            call.set_partial(utt, lu.seq)
+            call.set_partial(utt, lu.seq, span.speech_end)
         else:
-            call.add_utterance(utt, lu.seq)
+            call.add_utterance(utt, lu.seq, span.speech_end)
             self.counters["utterances"] += 1
         latency = max(0.0, time.time() - end_wall) * 1000.0
         line = TranscriptLine(utt, lu.partial, lu.seq, latency)
@@ -405,9 +405,12 @@ class LiveEngine:
                 self._raise_alert(call, finding, self._end_wall(call, finding, trigger_wall))
 
     def _end_wall(self, call: LiveCall, finding: Finding, fallback: float) -> float:
-        """Wall time at which the evidence of a finding ended (its speech or its silence)."""
+        """Wall time at which the evidence of a finding ended: the end of the speech of the
+        utterance (or the part of one) that holds it, else the end of the finding itself (a
+        silence, an overtalk)."""
         speakers = [sp for sp in call.clocks if finding.speaker in (sp, "any", "both")]
-        walls = [call.clocks[sp].wall_of(finding.end) for sp in speakers or list(call.clocks)
+        end = call.speech_end_holding(finding)
+        walls = [call.clocks[sp].wall_of(end) for sp in speakers or list(call.clocks)
                  if call.clocks[sp].wall]  # fmt: skip
         return min(walls) if walls else fallback
 

@@ -103,12 +103,13 @@ def sipp_or_skip() -> str:
 
 
 async def run_sipp(
-    sipp: str, folder: Path, port: int, calls: int, audio_s: float
-) -> subprocess.CompletedProcess[bytes]:
+    sipp: str, folder: Path, port: int, calls: int, audio_s: float,
+    scenario: Path = SCENARIO,
+) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """Run the SIPREC scenario against `port`; siprec_call.pcap must be in `folder`."""
     rest_ms = int(audio_s * 1000) - FIRST_PAUSE_MS + 800
     command = [
-        sipp, f"{HOST}:{port}", "-sf", str(SCENARIO), "-i", HOST,
+        sipp, f"{HOST}:{port}", "-sf", str(scenario), "-i", HOST,
         "-p", str(_free_udp_port()), "-mp", str(_free_udp_port()),
         "-m", str(calls), "-l", str(calls), "-r", str(calls), "-d", str(rest_ms),
         "-nostdin", "-timeout", f"{int(audio_s) + 30}s", "-timeout_error", "-trace_err",
@@ -211,9 +212,9 @@ def test_receiver_scores_and_stores_a_siprec_call(
 ) -> None:
     """SIPp → `run_receiver` → recording → Whisper and the rubric → SQLite, end to end."""
     from core.config import load_config
+    from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
     from core.storage import repository
     from core.storage.db import open_db
-    from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
 
     sipp = sipp_or_skip()
     audio_s = 10.0  # the agent's greeting ends at 8.3 s

@@ -105,6 +105,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grpc_workers", 64, "Most gRPC calls served at once (streams included)."),
     Setting("sip_enabled", True, "Whether `callqa serve` receives SIP/SIPREC calls."),
     Setting(
+        "mirror_interface",
+        "",
+        "Network interface carrying mirrored SIP and RTP (a switch's SPAN port) for "
+        "`callqa serve` to follow calls on; empty: off. Needs root or CAP_NET_RAW.",
+    ),
+    Setting(
+        "mirror_agent_side",
+        "callee",
+        "On mirrored calls, which party is the agent: `callee` (inbound) or `caller`.",
+    ),
+    Setting(
         "live_partial_every_s",
         4.0,
         "A turn still going on is transcribed in parts this often, so alerts need not wait "

@@ -78,6 +78,8 @@ class Daemon:
         self.grpc_port: int | None = None
         self.sip_server: Any = None
         self.sip_bridge: Any = None
+        self.capture: Any = None
+        self.follower: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -98,6 +100,8 @@ class Daemon:
         self.grpc, self.grpc_port = start_grpc_server(self, self.values)
         if self.values["sip_enabled"]:
             self._start_sip()
+        if self.values["mirror_interface"]:
+            self._start_mirror()
         logger.info(
             "callqa serving: gRPC on %s:%s%s, model %s on %s", self.values["grpc_host"],
             self.grpc_port, "" if self.sip_server is None else
@@ -149,6 +153,31 @@ class Daemon:
         if errors:
             raise ConfigError(f"SIP could not start on port {settings.port}: {errors[0]}")
 
+    def _start_mirror(self) -> None:
+        from core.live.sip_bridge import MirrorBridge
+        from telephony.capture import CaptureError, follow_interface
+        from telephony.follow import FollowOptions
+
+        assert self.engine is not None
+        interface = self.values["mirror_interface"]
+        try:
+            options = FollowOptions(agent_side=self.values["mirror_agent_side"])
+        except ValueError as exc:
+            raise ConfigError(f"setting 'mirror_agent_side': {exc}") from exc
+        bridge = MirrorBridge(self.engine)
+        try:
+            self.capture, self.follower = follow_interface(
+                interface, self.config.data_dir / "spool" / "mirror", bridge.on_call_ended,
+                options, on_call_started=bridge.on_call_started,
+            )  # fmt: skip
+        except (CaptureError, OSError) as exc:
+            raise ConfigError(
+                f"setting 'mirror_interface': cannot capture on {interface}: {exc}"
+            ) from exc
+        (self.config.data_dir / "spool" / "mirror").mkdir(parents=True, exist_ok=True)
+        self.capture.start()
+        logger.info("following mirrored calls on %s", interface)
+
     # ---------------------------------------------------------------- reload
 
     def reload(self) -> None:
@@ -184,6 +213,9 @@ class Daemon:
                 future.result(timeout=grace)
             except Exception:
                 logger.exception("the SIP server did not stop cleanly")
+        if self.capture is not None:
+            self.capture.stop()
+            self.follower.close()  # ends the calls it follows
         deadline = time.monotonic() + grace
         left: list[str] = []
         if self.engine is not None:

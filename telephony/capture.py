@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from telephony.follow import CallFollower, EndedCallback, FollowOptions
+from telephony.follow import CallFollower, EndedCallback, FollowOptions, StartedCallback
 from telephony.packets import PacketDecoder, UdpDatagram
 from telephony.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
@@ -217,13 +217,14 @@ def follow_interface(
     options: FollowOptions | None = None,
     *,
     promiscuous: bool = True,
+    on_call_started: StartedCallback | None = None,
 ) -> tuple[LiveCapture, CallFollower]:
     """Record every SIP call seen on ``interface``; call ``.start()`` on the capture.
 
     The follower runs on the capture thread; ``on_call_ended`` is called there too. Stop
     the capture, then ``follower.close()`` to end the calls still open.
     """
-    follower = CallFollower(out_dir, on_call_ended, options)
+    follower = CallFollower(out_dir, on_call_ended, options, on_call_started)
     capture = LiveCapture(
         interface, follower.feed, on_idle=follower.expire, promiscuous=promiscuous
     )

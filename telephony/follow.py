@@ -26,7 +26,7 @@ from pathlib import Path
 
 from telephony.packets import UdpDatagram
 from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL, CallRecorder
-from telephony.rtp import LegStats, RtpLeg
+from telephony.rtp import AudioSink, LegStats, RtpLeg
 from telephony.sip.message import SipMessage, SipParseError, SipRequest, parse_message
 from telephony.sip.sdp import SdpError, SessionDescription, parse_sdp
 
@@ -107,12 +107,28 @@ class _Call:
     routes: list[tuple[str, int]] = field(default_factory=list)
     legs: dict[str, RtpLeg] = field(default_factory=dict)  # keyed by whose voice
     recorder: CallRecorder | None = None
+    sinks: Callable[[str], AudioSink | None] | None = None
     end_at: float | None = None
     end_reason: str = ""
     answered: bool = False
 
 
 EndedCallback = Callable[[EndedCall], None]
+
+
+@dataclass(frozen=True)
+class FollowedCall:
+    """A followed call whose audio has begun: what a live consumer needs to take it."""
+
+    call_id: str
+    caller: str
+    callee: str
+    agent_side: str
+    recording: Path
+
+
+StartedCallback = Callable[[FollowedCall], Callable[[str], AudioSink | None] | None]
+"""Given a call whose first RTP arrived, where each role's audio goes too (or None)."""
 
 
 class CallFollower:
@@ -123,10 +139,12 @@ class CallFollower:
         out_dir: Path,
         on_call_ended: EndedCallback,
         options: FollowOptions | None = None,
+        on_call_started: StartedCallback | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.options = options or FollowOptions()
         self.on_call_ended = on_call_ended
+        self.on_call_started = on_call_started
         self.stats = FollowStats()
         self._calls: dict[str, _Call] = {}
         self._routes: dict[tuple[str, int], tuple[_Call, str]] = {}
@@ -287,12 +305,22 @@ class CallFollower:
     def _open_leg(self, call: _Call, voice: str) -> RtpLeg:
         if call.recorder is None:
             call.recorder = CallRecorder(self._recording_path(call.call_id), 2, SAMPLE_RATE_HZ)
+            if self.on_call_started is not None:
+                started = FollowedCall(call.call_id, call.caller, call.callee,
+                                       self.options.agent_side, call.recorder.path)  # fmt: skip
+                try:
+                    call.sinks = self.on_call_started(started)
+                except Exception:
+                    logger.exception("call %s: the call-started handler failed", call.call_id)
         receiver = call.media.get(_other(voice))
         sender = call.media.get(voice)
         payload_map = {**(sender[2] if sender else {}), **(receiver[2] if receiver else {})}
         channel = AGENT_CHANNEL if voice == self.options.agent_side else CUSTOMER_CHANNEL
+        role = "agent" if voice == self.options.agent_side else "customer"
+        sink = call.sinks(role) if call.sinks is not None else None
         leg = RtpLeg(
-            channel, payload_map, call.recorder, depth_ms=self.options.jitter_depth_ms
+            channel, payload_map, call.recorder, depth_ms=self.options.jitter_depth_ms,
+            on_audio=sink,
         )
         call.legs[voice] = leg
         return leg

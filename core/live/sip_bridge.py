@@ -1,4 +1,5 @@
-"""Calls recorded by the SIP/SIPREC server, fed live into the engine.
+"""Calls recorded by the SIP/SIPREC server, or followed on a mirror port, fed live to the
+engine.
 
 The recording server (``telephony.server``) records each call to a spool file as before;
 this bridge opens a live call in the engine when a session's roles are known, hands every
@@ -8,6 +9,7 @@ with what signalling knew about the call. Runs on the server's event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -16,8 +18,10 @@ import numpy as np
 from core.ingest.receive import call_meta
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine
+from telephony.follow import EndedCall, FollowedCall
 from telephony.rtp import AudioSink
 from telephony.sessions import CallInfo, RecordingSession, SinkFactory
+from telephony.siprec import aor_user
 
 logger = logging.getLogger(__name__)
 
@@ -75,3 +79,55 @@ class SipBridge:
             call.setup.callee = info.callee
         meta: dict[str, Any] = call_meta(info)
         self.engine.end_call(call, info.end_reason, meta=meta, duration_s=info.duration_s)
+
+
+class MirrorBridge:
+    """Calls followed on a mirrored switch port (``telephony.follow``), fed live the same way.
+
+    Runs on the capture thread. The agent is the configured side of each call (the callee
+    for inbound centers); its id is the user part of that side's URI.
+    """
+
+    def __init__(self, engine: LiveEngine) -> None:
+        self.engine = engine
+        self.refused = 0
+
+    def on_call_started(self, followed: FollowedCall) -> SinkFactory | None:
+        agent_uri = followed.callee if followed.agent_side == "callee" else followed.caller
+        setup = CallSetup(
+            source="mirror", external_id=followed.call_id, agent_id=aor_user(agent_uri),
+            caller=followed.caller, callee=followed.callee, recording_path=followed.recording,
+            meta={"sip_call_id": followed.call_id, "agent_side": followed.agent_side},
+        )  # fmt: skip
+        try:
+            call = self.engine.open_call(setup)
+        except Exception:
+            self.refused += 1
+            logger.exception("mirrored call %s: not scored live; it is recorded only",
+                             followed.call_id)  # fmt: skip
+            return None
+        engine = self.engine
+
+        def sink_for(role: str) -> AudioSink | None:
+            if role not in call.legs:
+                return None
+
+            def sink(at_sample: int, pcm: np.ndarray) -> None:
+                engine.feed(call, role, pcm, at_sample)
+
+            return sink
+
+        return sink_for
+
+    def on_call_ended(self, ended: EndedCall) -> None:
+        call = self.engine.find(ended.call_id)
+        if call is None:
+            if ended.recording is not None:
+                logger.warning("mirrored call %s was not live; recording kept at %s",
+                               ended.call_id, ended.recording)  # fmt: skip
+            return
+        meta: dict[str, Any] = {"end_reason": ended.reason, "legs": {
+            role: dataclasses.asdict(stats) for role, stats in
+            (("agent", ended.agent), ("customer", ended.customer)) if stats is not None
+        }}  # fmt: skip
+        self.engine.end_call(call, ended.reason, meta=meta, duration_s=ended.duration_s)

@@ -26,7 +26,7 @@ from core.calldata import SPEAKERS, CallResult, Finding, Utterance
 from core.metrics import speech_time, speech_units
 from core.storage.search import search_text
 
-SOURCES = ("file", "siprec", "sip", "grpc", "pcap")
+SOURCES = ("file", "siprec", "sip", "grpc", "pcap", "mirror")
 # Conventional call statuses: 'live' (in progress), 'recorded' (ended, not yet scored),
 # 'scoring', 'scored', 'failed', 'ending' (ended, scoring not finished when the daemon
 # stopped), 'interrupted' (scored from its recording after a stop cut it short).

@@ -1,0 +1,23 @@
+"""The shipped unit file and settings example agree with the daemon's settings."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+from core.config import load_values
+
+SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
+
+
+def test_example_settings_load_and_unit_waits_for_the_grace_period() -> None:
+    values = load_values(SYSTEMD / "callqa.toml", {}, {})
+    assert values["data_dir"] == "/var/lib/callqa"
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(SYSTEMD / "callqa.service")
+    service = unit["Service"]
+    assert service["ExecStart"].split()[-1] == "serve"
+    assert service["KillSignal"] == "SIGTERM"
+    assert int(service["TimeoutStopSec"]) > values["shutdown_grace_s"]
+    assert service["Environment"] == "CALLQA_CONFIG=/etc/callqa/callqa.toml"
+    assert "CAP_NET_RAW" in service["AmbientCapabilities"]  # mirror_interface capture

@@ -475,10 +475,8 @@ class CallQaService(pb_grpc.CallQaServicer):
 
 
 def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:
-    try:
-        from core.storage.benchmarks import last_benchmark
-    except ImportError:
-        return None
+    from core.storage.benchmarks import last_benchmark
+
     db = open_db(db_path)
     try:
         row = last_benchmark(db)
@@ -486,8 +484,10 @@ def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:
         db.close()
     if not row:
         return None
+    held = [s for s in row.get("steps") or [] if s.get("held")]
+    p95 = held[-1].get("latency_p95_ms") if held else None
     return pb.BenchmarkResult(
-        max_lines=row.get("max_lines_held") or 0,
+        max_lines=row.get("max_lines_held") or 0, latency_p95_ms=p95 or 0.0,
         finished_at=convert.ts(row.get("finished_at")),
         asr_device=row.get("asr_device") or "", model_name=row.get("model_name") or "",
         summary=row.get("summary") or "",

@@ -395,7 +395,7 @@ class _Runner:
                 self.collector.ids.clear()
                 return True
             if self.cancelled():
-                break
+                return False
             time.sleep(POLL_S)
         left = self.engine.scheduler.backlog
         logger.warning("benchmark: %d utterances still queued after %.0f s", left, timeout)

@@ -425,15 +425,16 @@ class LiveEngine:
             utterance_end_at=end_wall, raised_at=now, late=late, live=live,
         )  # fmt: skip
         call.alerts.append(alert)
-        self.counters["alerts"] += 1
-        if late:
-            self.counters["late_alerts"] += 1
-        if live:
+        if call.setup.store:
+            self.counters["alerts"] += 1
+            self.counters["late_alerts"] += int(late)
+        if live and call.setup.store:
             self.alert_latencies_ms.append(alert.latency_ms)
             if len(self.alert_latencies_ms) > 10_000:
                 del self.alert_latencies_ms[:5_000]
         self._publish(call, self._event(call, "alert", alert))
-        logger.info(
+        logger.log(
+            logging.INFO if call.setup.store else logging.DEBUG,
             "ALERT call %s agent %s: %s (%s) %r at %.1f s, %.0f ms after the speech%s",
             call.call_id, call.agent_id, finding.item_id, finding.severity, finding.evidence,
             finding.start, alert.latency_ms, " (late)" if late else "",
@@ -493,7 +494,7 @@ class LiveEngine:
 
     def _event(self, call: LiveCall, kind: str, data: Any) -> CallEvent:
         return CallEvent(call.call_id, kind, data, agent_id=call.agent_id,  # type: ignore[arg-type]
-                         team_id=call.team_id)  # fmt: skip
+                         team_id=call.team_id, internal=not call.setup.store)  # fmt: skip
 
     def _publish(self, call: LiveCall, event: CallEvent) -> None:
         call.remember(event)

@@ -83,6 +83,8 @@ class CallEvent:
     emitted_at: float = field(default_factory=time.time)
     agent_id: str | None = None
     team_id: str | None = None
+    internal: bool = False
+    """An event of a call that is not kept (a capacity benchmark's): watchers skip it."""
 
 
 EventFilter = Callable[[CallEvent], bool]
@@ -170,7 +172,7 @@ def alert_filter(
     floor = SEVERITY_RANK.get(min_severity or "", 0)
 
     def accept(event: CallEvent) -> bool:
-        if event.kind != "alert":
+        if event.kind != "alert" or event.internal:
             return False
         alert: LiveAlert = event.data
         if call_id and alert.call_id != call_id:

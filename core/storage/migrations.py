@@ -209,9 +209,31 @@ V1_SCHEMA = (
     "CREATE INDEX scores_rubric ON scores (rubric_id, rubric_version)",
 )
 
+# Version 2: ``benchmark_runs``, one row per capacity benchmark (`core.storage.benchmarks`):
+# when it ran, what ran it ('daemon', ...), the most lines it held, the ASR it measured and
+# every step's figures as JSON.
+V2_BENCHMARK_RUNS = (
+    """
+    CREATE TABLE benchmark_runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        max_lines_held INTEGER NOT NULL,
+        asr_device TEXT,
+        compute_type TEXT,
+        model_name TEXT,
+        steps_json TEXT NOT NULL DEFAULT '[]',
+        summary TEXT NOT NULL DEFAULT ''
+    )
+    """,
+    "CREATE INDEX benchmark_runs_finished ON benchmark_runs (finished_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
               _run(V1_SCHEMA)),
+    Migration(2, "benchmark_runs: capacity benchmark results", _run(V2_BENCHMARK_RUNS)),
 )
 
 

@@ -169,6 +169,29 @@ def test_capacity_and_live_calls(daemon: Daemon, samples: dict[str, Path]) -> No
     assert _kinds(events.items)[-1] == "ended"
 
 
+def test_run_benchmark_streams_steps_and_is_kept(daemon: Daemon) -> None:
+    stub = daemon.stub()
+    request = pb.RunBenchmarkRequest(max_lines=2, step_lines=1, step_s=10.0,
+                                     audio=pb.BENCHMARK_AUDIO_SAMPLES)  # fmt: skip
+    alerts = EventCollector(stub.WatchAlerts(pb.AlertFilter()))
+    *steps, final = list(stub.RunBenchmark(request, timeout=300))
+    alerts.cancel()
+    assert final.done and not any(s.done for s in steps)
+    assert steps and [s.lines for s in steps] == [1, 2][: len(steps)]
+    assert all(s.latency_p95_ms > 0 for s in steps)
+    result = final.result
+    assert result.model_name and result.asr_device == "cpu" and result.summary
+    assert result.max_lines == max((s.lines for s in steps if s.held), default=0)
+    cap = stub.GetCapacity(pb.GetCapacityRequest())
+    assert cap.last_benchmark.summary == result.summary
+    assert alerts.items == []  # the simulated calls raise nothing to watchers
+    assert not [c for c in stub.ListCalls(pb.ListCallsRequest(limit=100)).calls
+                if c.source == pb.CALL_SOURCE_UNSPECIFIED]  # fmt: skip
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.RunBenchmark(pb.RunBenchmarkRequest(max_lines=5, step_lines=9)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_sigterm_finishes_live_calls(
     tmp_path: Path, base_model_dir: Path, samples: dict[str, Path]
 ) -> None:

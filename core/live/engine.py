@@ -469,7 +469,7 @@ class LiveEngine:
                 call.raised[(finding.item_id, round(finding.start, 2))] = finding
                 self.counters["findings"] += 1
                 self._publish(call, self._event(call, "finding", finding))
-                self._raise_alert(call, finding, time.time())
+                self._raise_alert(call, finding, self._end_wall(call, finding, time.time()))
 
     def _stored(self, call: LiveCall, future: Any) -> None:
         status = "stored" if future is not None else "not kept"

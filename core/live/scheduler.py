@@ -5,8 +5,9 @@ finished utterances of live calls first, then the parts of utterances still goin
 backfill work (calls re-scored after a restart). A single thread takes up to
 ``batch_size`` of the oldest and transcribes them in one call to the model, so latency is
 bounded by one batch's decoding time plus the queue ahead, and nothing waits to fill a
-batch. Parts of an utterance are a courtesy: when the queue is long they are skipped, since
-the finished utterance will carry the same words.
+batch. Parts of an utterance are a courtesy: when the queue is long, or a part has waited
+past ``partial_max_wait_s``, it is skipped, since the finished utterance will carry the same
+words.
 
 Memory stays bounded when the box is overloaded: past ``memory_s`` seconds of queued audio,
 new utterances are written to ``spool_dir`` and read back when their turn comes, so the
@@ -82,6 +83,7 @@ class AsrScheduler:
         memory_s: float = 600.0,
         spool_dir: Path | None = None,
         skip_partials_above: int | None = None,
+        partial_max_wait_s: float = 1.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -91,6 +93,7 @@ class AsrScheduler:
         self.skip_partials_above = (
             batch_size if skip_partials_above is None else skip_partials_above
         )
+        self.partial_max_wait_s = partial_max_wait_s
         self.stats = SchedulerStats()
         self._factory = engine_factory
         self._engine: Transcriber | None = None
@@ -207,10 +210,12 @@ class AsrScheduler:
                 self._cond.wait()
             batch: list[AsrJob] = []
             deep = len(self._heap) > self.skip_partials_above
+            now = time.monotonic()
             while self._heap and len(batch) < self.batch_size:
                 *_, job = heapq.heappop(self._heap)
                 self._queued_audio_s -= job.audio_s
-                if job.priority == PRIORITY_PARTIAL and deep:
+                stale = now - job.enqueued_at > self.partial_max_wait_s
+                if job.priority == PRIORITY_PARTIAL and (deep or stale):
                     self._skip(job)
                     continue
                 self._load(job)

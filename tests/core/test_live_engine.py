@@ -1,0 +1,224 @@
+"""The live pipeline without the model: legs, the ASR scheduler, overload, routing.
+
+A scripted transcriber stands in for Whisper (it is not under test here); the VAD,
+endpointer, scheduler, rules, writer and SQLite are the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.asr_types import AsrRequest, AsrResult
+from core.config import load_config
+from core.live.call import CallSetup
+from core.live.engine import LiveEngine, LiveSettings
+from core.live.leg import LiveLeg
+from core.live.routing import RubricRoutes
+from core.live.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, AsrJob, AsrScheduler
+from core.samples import SAMPLE_CALLS, render
+from core.segmentation import segment_leg
+from core.storage import repository
+from core.storage.db import open_db
+
+RUDE = next(c for c in SAMPLE_CALLS if c.name == "en-complaint-rude")
+
+
+@pytest.fixture(scope="module")
+def rude_legs() -> tuple[np.ndarray, np.ndarray]:
+    agent, customer, _ = render(RUDE)
+    return agent, customer
+
+
+def _int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
+
+
+class ScriptedAsr:
+    """Answers every utterance with one line, after a delay per batch (a slow model)."""
+
+    def __init__(self, text: str = "I don't know. That is not my problem.", delay_s: float = 0.0):
+        self.text = text
+        self.delay_s = delay_s
+        self.batches: list[list[str]] = []
+        self.lock = threading.Lock()
+
+    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.batches.append([r.id for r in requests])
+        return [AsrResult(id=r.id, text=self.text, language="en") for r in requests]
+
+
+def test_live_leg_cuts_the_same_utterances_as_offline(rude_legs: tuple[np.ndarray, ...]) -> None:
+    agent = rude_legs[0].astype(np.float32)
+    offline, _ = segment_leg(agent, "agent")
+    leg = LiveLeg("agent", partial_every_s=0)
+    spans = []
+    pcm = _int16(agent)
+    for i in range(0, len(pcm), 160):  # 20 ms at a time, as RTP delivers it
+        spans += [u.span for u in leg.push(pcm[i : i + 160]).finished]
+    spans += [u.span for u in leg.flush().finished]
+    assert len(spans) == len(offline) > 3
+    for live, off in zip(spans, offline, strict=True):
+        assert live.start == pytest.approx(off.start, abs=0.021)
+        assert live.end == pytest.approx(off.end, abs=0.021)
+        assert live.level_db == pytest.approx(off.level_db, abs=0.5)
+
+
+def test_live_leg_hands_out_parts_of_a_long_turn() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(8000 * 9) / 8000
+    speech = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    speech += 0.01 * rng.standard_normal(len(t))
+    pcm = _int16(np.concatenate([np.zeros(8000), speech, np.zeros(8000)]).astype(np.float32))
+    leg = LiveLeg("agent", partial_every_s=3.0)
+    parts, finished = [], []
+    for i in range(0, len(pcm), 160):
+        out = leg.push(pcm[i : i + 160])
+        parts += out.partials
+        finished += out.finished
+    finished += leg.flush().finished
+    assert len(finished) == 1 and len(parts) >= 2
+    assert all(p.partial and p.seq == finished[0].seq for p in parts)
+    assert parts[0].span.end - parts[0].span.speech_start >= 3.0
+    assert len(parts[0].audio16) == pytest.approx(2 * 8000 * parts[0].span.end
+                                                  - 2 * 8000 * parts[0].span.start, abs=40)
+
+
+def test_scheduler_batches_across_lines_oldest_first_and_spills_to_disk(tmp_path: Path) -> None:
+    asr = ScriptedAsr(delay_s=0.05)
+    spool = tmp_path / "queue"
+    sched = AsrScheduler(lambda: asr, batch_size=4, memory_s=2.0, spool_dir=spool)
+    gate = threading.Event()
+    done: list[str] = []
+
+    def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        gate.wait()
+        done.append(job.key if result is not None else f"skipped {job.key}")
+
+    audio = np.full(16000, 0.1, dtype=np.float32)  # 1 s each
+    sched.start()
+    # The first batch blocks in its callback, so everything else queues up behind it.
+    sched.submit(AsrJob("first", audio, "en", ready_at=0.0, done=finished))
+    time.sleep(0.2)
+    for k in range(12):
+        line = k % 3
+        sched.submit(AsrJob(f"line{line}-{k}", audio, "en", ready_at=1.0 + k, done=finished))
+    sched.submit(AsrJob("part", audio, "en", ready_at=0.5, done=finished,
+                        priority=PRIORITY_PARTIAL))  # fmt: skip
+    assert sched.stats.spooled >= 10  # past 2 s of audio in memory, the queue is on disk
+    assert len(list(spool.glob("*.f32"))) == sched.spooled_now >= 10
+    time.sleep(1.2)  # the part is now stale too
+    gate.set()
+    assert sched.wait_idle(30)
+    sched.stop(5)
+    finals = [k for k in done if k.startswith("line")]
+    assert finals == [f"line{k % 3}-{k}" for k in range(12)]  # oldest first, none lost
+    assert "skipped part" in done  # a part waits behind a long queue: skipped, not decoded
+    assert not list(spool.glob("*.f32"))
+    mixed = [b for b in asr.batches if len({k.split("-")[0] for k in b}) > 1]
+    assert mixed and max(len(b) for b in asr.batches) == 4  # batches take several lines
+
+
+def test_scheduler_takes_parts_when_the_queue_is_short(tmp_path: Path) -> None:
+    asr = ScriptedAsr()
+    sched = AsrScheduler(lambda: asr, batch_size=8)
+    got: list[str | None] = []
+    ready = threading.Event()
+
+    def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        got.append(None if result is None else result.text)
+        ready.set()
+
+    sched.start()
+    sched.submit(AsrJob("p", np.full(8000, 0.1, np.float32), "en", 0.0, finished,
+                        priority=PRIORITY_PARTIAL))  # fmt: skip
+    assert ready.wait(10)
+    sched.stop(5)
+    assert got == [asr.text] and PRIORITY_FINAL < PRIORITY_PARTIAL
+
+
+def _engine(tmp_path: Path, asr: ScriptedAsr, **settings: object) -> LiveEngine:
+    config = load_config(overrides={"data_dir": str(tmp_path), "rubric": "default-en"},
+                         environ={})  # fmt: skip
+    engine = LiveEngine(config, LiveSettings(**settings), lambda: asr)  # type: ignore[arg-type]
+    engine.start()
+    return engine
+
+
+def test_overload_queues_to_disk_marks_alerts_late_and_scores_every_call(
+    tmp_path: Path, rude_legs: tuple[np.ndarray, ...]
+) -> None:
+    asr = ScriptedAsr(delay_s=0.15)
+    engine = _engine(tmp_path, asr, asr_batch_size=1, asr_queue_memory_s=3.0)
+    sub = engine.hub.subscribe(lambda e: e.kind == "alert")
+    agent, customer = (_int16(x) for x in rude_legs)
+    calls = []
+    try:
+        # Three calls delivered far faster than real time: a box many times over capacity.
+        for n in range(3):
+            call = engine.open_call(CallSetup(source="grpc", agent_id=f"X{n}"))
+            calls.append(call)
+            for i in range(0, len(agent), 800):
+                engine.feed(call, "agent", agent[i : i + 800])
+                engine.feed(call, "customer", customer[i : i + 800])
+        assert engine.scheduler.stats.spooled > 0
+        for call in calls:
+            engine.end_call(call, "end")
+        assert engine.wait_calls(120), engine.counters
+    finally:
+        engine.shutdown(10)
+    alerts = []
+    while (event := sub.get(0.1)) is not None:
+        alerts.append(event.data)
+    assert alerts and all(a.late for a in alerts)
+    assert engine.counters["late_alerts"] == len(alerts)
+    db = open_db(tmp_path / "callqa.db")
+    for call in calls:
+        stored = repository.get_call(db, call.call_id)
+        assert stored is not None and stored["status"] == "scored", stored
+        decoded = [k for b in asr.batches for k in b if k.startswith(call.call_id)
+                   and not k.endswith("p")]  # fmt: skip
+        assert len(stored["utterances"]) == len(decoded) > 3  # nothing lost
+        assert any(f["item_id"] == "forbidden_words" for f in stored["findings"])
+    assert not list((tmp_path / "spool" / "asr-queue").glob("*.f32"))
+
+
+def test_rubric_routes() -> None:
+    routes = RubricRoutes.parse("team:sales=sales-zh, skill:billing=billing-zh,agent:1001=coach")
+    pick = routes.choose
+    assert pick(agent_id="1001", team_id="sales", skill="billing", default="d") == "coach"
+    assert pick(agent_id="7", team_id="sales", skill="billing", default="d") == "billing-zh"
+    assert pick(agent_id="7", team_id="sales", skill=None, default="d") == "sales-zh"
+    assert pick(agent_id=None, team_id=None, skill=None, default="d") == "d"
+    for bad in ("team=sales", "crew:x=y", "team:sales=", "team:=x"):
+        with pytest.raises(ValueError, match="KIND:VALUE=RUBRIC"):
+            RubricRoutes.parse(bad)
+
+
+def test_routes_pick_the_rubric_of_a_call_and_reload(tmp_path: Path) -> None:
+    asr = ScriptedAsr()
+    engine = _engine(tmp_path, asr, rubric_routes="team:zh-team=default-zh")
+    try:
+        a = engine.open_call(CallSetup(source="grpc", team_id="zh-team"))
+        b = engine.open_call(CallSetup(source="grpc", team_id="other"))
+        c = engine.open_call(CallSetup(source="grpc", team_id="zh-team", rubric="default-en"))
+        assert (a.rubric.id, b.rubric.id, c.rubric.id) == ("default-zh", "default-en",
+                                                           "default-en")  # fmt: skip
+        engine.routes = RubricRoutes.parse("")
+        d = engine.open_call(CallSetup(source="grpc", team_id="zh-team"))
+        assert d.rubric.id == "default-en"  # new calls follow the reloaded routes
+        assert a.rubric.id == "default-zh"  # calls in progress keep theirs
+        with pytest.raises(Exception, match="no rubric"):
+            engine.open_call(CallSetup(source="grpc", rubric="missing"))
+        for call in (a, b, c, d):
+            engine.end_call(call, "end")
+        assert engine.wait_calls(30)
+    finally:
+        engine.shutdown(5)

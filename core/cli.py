@@ -335,10 +335,12 @@ def _add_telephony_commands(sub: Any) -> None:
     """Commands that receive calls through the telephony package, and the daemon's."""
     from core import cli_serve
     from core.ingest import cli_import_pcap, cli_receive
+    from telephony import cli_simulate
 
     cli_receive.add_parser(sub)
     cli_import_pcap.add_parser(sub)
     cli_serve.add_parsers(sub)
+    cli_simulate.add_simulate_command(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

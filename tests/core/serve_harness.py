@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,115 +10,28 @@ from typing import Any
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.serve_process import LOOPBACK, ServeProcess
 from proto import callqa_pb2 as pb
-from proto import callqa_pb2_grpc as pb_grpc
 
-HOST = "127.0.0.1"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+HOST = LOOPBACK
 
 
-def free_port_both() -> int:
-    """A port free for both TCP and UDP (SIP listens on both)."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((HOST, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-class Daemon:
-    """`callqa serve` on loopback ports, logging to `log_path`."""
+class Daemon(ServeProcess):
+    """`callqa serve` for a test: the given model, and a long shutdown grace."""
 
     def __init__(self, data_dir: Path, model_dir: Path, env: dict[str, str] | None = None,
                  rtp_range: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
-        self.data_dir = data_dir
-        self.model_dir = model_dir
-        self.grpc_port = free_port()
-        self.sip_port = free_port_both()
-        self.extra_env = dict(env or {})
-        self.rtp_range = rtp_range
-        self.log_path = data_dir / f"serve-{self.grpc_port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        settings = {"model": str(model_dir), "shutdown_grace_s": "60"}
+        if rtp_range[0]:
+            settings["rtp_port_first"], settings["rtp_port_last"] = map(str, rtp_range)
+        for name, value in (env or {}).items():  # CALLQA_<NAME> given by a test
+            settings[name.removeprefix("CALLQA_").lower()] = value
+        super().__init__(data_dir, settings)
 
     def start(self, timeout_s: float = 120.0) -> Daemon:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLQA_")}
-        env.update({
-            "CALLQA_DATA_DIR": str(self.data_dir), "CALLQA_MODEL": str(self.model_dir),
-            "CALLQA_GRPC_HOST": HOST, "CALLQA_GRPC_PORT": str(self.grpc_port),
-            "CALLQA_SIP_HOST": HOST, "CALLQA_SIP_PORT": str(self.sip_port),
-            "CALLQA_SIP_ALLOWED_PEERS": HOST, "CALLQA_SHUTDOWN_GRACE_S": "60",
-            "CALLQA_CONFIG": str(self.data_dir / "none.toml"),
-        })  # fmt: skip
-        (self.data_dir / "none.toml").write_text("", encoding="utf-8")
-        if self.rtp_range[0]:
-            env["CALLQA_RTP_PORT_FIRST"] = str(self.rtp_range[0])
-            env["CALLQA_RTP_PORT_LAST"] = str(self.rtp_range[1])
-        env.update(self.extra_env)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve"], env=env, stdout=log,
-            stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
-        )  # fmt: skip
-        self.wait_healthy(timeout_s)
+        super().start(timeout_s)
         return self
-
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"{HOST}:{self.grpc_port}")
-
-    def stub(self) -> pb_grpc.CallQaStub:
-        return pb_grpc.CallQaStub(self.channel())
-
-    def wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        with self.channel() as ch:
-            health = health_pb2_grpc.HealthStub(ch)
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"callqa serve exited {self.proc.returncode}:\n{self.log()}")
-                try:
-                    reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise RuntimeError(f"callqa serve did not become healthy:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except FileNotFoundError:
-            return ""
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout_s: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout_s)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 class EventCollector:

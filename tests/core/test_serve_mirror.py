@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from core.serve_process import free_port
 from proto import callqa_pb2 as pb
-from tests.core.serve_harness import Daemon, EventCollector, free_port
+from tests.core.serve_harness import Daemon, EventCollector
 from tests.telephony.test_sipp_siprec import write_pcap
 
 pytestmark = [

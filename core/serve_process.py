@@ -1,0 +1,136 @@
+"""`callqa serve` in a child process, for the demo and the latency benchmark.
+
+The child gets its settings through `CALLQA_<NAME>` variables (nothing is inherited from the
+caller's own `CALLQA_*` environment), logs to a file, and is ready once the standard gRPC
+health service answers SERVING.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from proto import callqa_pb2_grpc as pb_grpc
+
+LOOPBACK = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_tcp_udp(host: str = LOOPBACK) -> int:
+    """A port free for both TCP and UDP (SIP listens on both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM, host)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port for SIP")
+
+
+class ServeProcess:
+    """A `callqa serve` child on loopback: gRPC and SIP on free ports unless given."""
+
+    def __init__(self, data_dir: Path, settings: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.settings = dict(settings or {})
+        self.grpc_port = int(self.settings.get("grpc_port") or free_port())
+        self.sip_port = int(self.settings.get("sip_port") or free_port_tcp_udp())
+        self.log_path = self.data_dir / f"serve-{self.grpc_port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLQA_")}
+        values = {
+            "data_dir": str(self.data_dir), "grpc_host": LOOPBACK,
+            "grpc_port": str(self.grpc_port), "sip_host": LOOPBACK,
+            "sip_port": str(self.sip_port), "sip_allowed_peers": LOOPBACK,
+            **self.settings,
+        }  # fmt: skip
+        config = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
+        config.write_text("", encoding="utf-8")
+        env["CALLQA_CONFIG"] = str(config)
+        env.update({f"CALLQA_{name.upper()}": value for name, value in values.items()})
+        return env
+
+    def start(self, timeout_s: float = 180.0) -> ServeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "core.cli", "serve"], env=env, stdout=log,
+                stderr=subprocess.STDOUT, cwd=REPO,
+            )  # fmt: skip
+        self.wait_healthy(timeout_s)
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.grpc_port}"
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+    def stub(self) -> pb_grpc.CallQaStub:
+        return pb_grpc.CallQaStub(self.channel())
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self.channel() as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"callqa serve exited with {self.proc.returncode}:\n{self.log()}"
+                    )
+                try:
+                    reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        raise RuntimeError(f"callqa serve did not become healthy:\n{self.log()}")
+
+    def log(self, tail_chars: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail_chars:]
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 90.0) -> int | None:
+        """SIGTERM, wait; kill when it does not stop in time. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode

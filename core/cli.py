@@ -147,34 +147,12 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    """Make the sample calls, score each with the built-in English rubric, and compare."""
-    from core.samples import SAMPLE_CALLS, make_samples
-    from core.score_file import ScoreRequest, score_file
+    """The daemon with sample calls placed live (or, with --offline, scored from files)."""
+    from core import demo
 
-    out_dir = config.data_dir / "samples"
-    print(f"Making {len(SAMPLE_CALLS)} sample calls with espeak-ng in {out_dir} ...")
-    paths = make_samples(out_dir)
-    db = open_db(config.db_path)
-    all_ok = True
-    for call, path in zip(SAMPLE_CALLS, paths, strict=True):
-        req = ScoreRequest(path=path, rubric_ref="default-en", agent_id="demo", team_id="demo")
-        outcome = score_file(config, db, req)
-        result = outcome.scored.result
-        print()
-        print("=" * 78)
-        print(f"{call.name}: {call.title}")
-        print(format_report(outcome.call_id, result, {"file": str(path)}))
-        found = {f.item_id for f in result.findings}
-        expected = set(call.expected_items)
-        ok = found == expected
-        all_ok &= ok
-        print(
-            f"expected findings: {sorted(expected) or 'none'}; found: {sorted(found) or 'none'}"
-            f" -> {'as expected' if ok else 'DIFFERENT'}"
-        )
-    print()
-    print(f"Stored in {config.db_path}; try `callqa calls list` and `callqa search complaint`.")
-    return EXIT_OK if all_ok else EXIT_ERROR
+    if args.offline:
+        return demo.run_offline(config)
+    return demo.run_live(config, args.calls)
 
 
 # ---------------------------------------------------------------- calls, search
@@ -322,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true")
     se.set_defaults(func=cmd_search)
 
-    d = sub.add_parser("demo", help="make sample calls and score them on the embedded defaults")
+    d = sub.add_parser(
+        "demo",
+        help="run the daemon on the embedded defaults and place sample calls to it live",
+    )
+    d.add_argument("--calls", type=int, help="calls at once (default: one per sample)")
+    d.add_argument("--offline", action="store_true", help="score the samples from files")
     d.set_defaults(func=cmd_demo)
 
     st = sub.add_parser("settings", help="print the settings table")

@@ -50,7 +50,7 @@ def _plan(config: Config, calls: int | None) -> list[DemoCall]:
     for i in range(n):
         sample, path = samples[i % len(samples)]
         out.append(DemoCall(str(AGENT_BASE + i), sample.name, sample.title,
-                            getattr(sample, "rubric", "default-en"), path,
+                            sample.rubric, path,
                             set(sample.expected_items)))  # fmt: skip
     return out
 
@@ -206,7 +206,7 @@ def run_offline(config: Config) -> int:
     db = open_db(config.db_path)
     all_ok = True
     for sample, path in _samples(config):
-        rubric = getattr(sample, "rubric", "default-en")
+        rubric = sample.rubric
         req = ScoreRequest(path=path, rubric_ref=rubric, agent_id="demo", team_id="demo")
         outcome = score_file(config, db, req)
         result = outcome.scored.result

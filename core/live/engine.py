@@ -315,9 +315,8 @@ class LiveEngine:
             self._submit(call, utt, PRIORITY_FINAL)
         for utt in out.partials:
             self._submit(call, utt, PRIORITY_PARTIAL)
-        last = getattr(leg, "_timeline_posted_s", -1.0)
-        if final or out.voiced or out.position_s - last >= TIMELINE_EVERY_S:
-            leg._timeline_posted_s = out.position_s  # type: ignore[attr-defined]
+        if final or out.voiced or out.position_s - leg.timeline_posted_s >= TIMELINE_EVERY_S:
+            leg.timeline_posted_s = out.position_s
             voiced, position = list(out.voiced), out.position_s
             self._post(lambda: self._timeline(call, leg.speaker, voiced, position))
 

@@ -96,6 +96,8 @@ class LiveLeg:
         self._pending16: np.ndarray | None = None  # odd 16 kHz sample left from a chunk
         self._seq = 0
         self._last_partial_s = 0.0
+        self.timeline_posted_s = -1.0
+        """Leg time of the last timeline update its engine posted (engine's bookkeeping)."""
 
     # ---------------------------------------------------------------- input
 

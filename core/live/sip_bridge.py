@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.ingest.receive import call_meta
-from core.live.call import CallSetup
+from core.live.call import CallSetup, LiveCall
 from core.live.engine import LiveEngine
 from telephony.follow import EndedCall, FollowedCall
 from telephony.rtp import AudioSink
@@ -24,6 +24,21 @@ from telephony.sessions import CallInfo, RecordingSession, SinkFactory
 from telephony.siprec import aor_user
 
 logger = logging.getLogger(__name__)
+
+
+def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
+    """Where each role's decoded audio goes: into the live call's leg."""
+
+    def sink_for(role: str) -> AudioSink | None:
+        if role not in call.legs:
+            return None
+
+        def sink(at_sample: int, pcm: np.ndarray) -> None:
+            engine.feed(call, role, pcm, at_sample)
+
+        return sink
+
+    return sink_for
 
 
 class SipBridge:
@@ -52,18 +67,7 @@ class SipBridge:
             self.refused += 1
             logger.exception("call %s: not scored live; it is recorded only", session.call_id)
             return None
-        engine = self.engine
-
-        def sink_for(role: str) -> AudioSink | None:
-            if role not in call.legs:
-                return None
-
-            def sink(at_sample: int, pcm: np.ndarray) -> None:
-                engine.feed(call, role, pcm, at_sample)
-
-            return sink
-
-        return sink_for
+        return _sinks(self.engine, call)
 
     def on_call_ended(self, info: CallInfo) -> None:
         call = self.engine.find(info.call_id)
@@ -106,18 +110,7 @@ class MirrorBridge:
             logger.exception("mirrored call %s: not scored live; it is recorded only",
                              followed.call_id)  # fmt: skip
             return None
-        engine = self.engine
-
-        def sink_for(role: str) -> AudioSink | None:
-            if role not in call.legs:
-                return None
-
-            def sink(at_sample: int, pcm: np.ndarray) -> None:
-                engine.feed(call, role, pcm, at_sample)
-
-            return sink
-
-        return sink_for
+        return _sinks(self.engine, call)
 
     def on_call_ended(self, ended: EndedCall) -> None:
         call = self.engine.find(ended.call_id)

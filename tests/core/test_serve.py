@@ -255,3 +255,70 @@ def test_kill_9_mid_call_is_recovered_after_restart(
         assert any(u.speaker == pb.SPEAKER_AGENT for u in call.transcript)
     finally:
         again.stop()
+
+
+def test_watch_call_command_replays_a_stored_call(daemon: Daemon, samples: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    agent, customer = legs_int16(samples["en-clean-billing"])
+    events = list(daemon.stub().StreamAudio(
+        audio_frames(agent, customer, speed=4.0, rubric="default-en", agent_id="E11"),
+        timeout=300,
+    ))  # fmt: skip
+    call_id = events[0].call_id
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "watch", "call", call_id, "--address",
+         f"127.0.0.1:{daemon.grpc_port}"],
+        capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "started, rubric default-en" in lines[0]
+    assert any("Northwind" in line for line in lines)
+    assert "scored 100 (pass)" in done.stdout and "ended" in lines[-1]
+    missing = subprocess.run(
+        [sys.executable, "-m", "core.cli", "watch", "call", "no-such-call", "--address",
+         f"127.0.0.1:{daemon.grpc_port}"],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr
+
+
+def test_token_health_and_reflection(tmp_path: Path, base_model_dir: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    env = {"CALLQA_GRPC_TOKEN": "s3cret", "CALLQA_SIP_ENABLED": "0"}
+    d = Daemon(tmp_path / "token", base_model_dir, env=env).start()
+    try:
+        channel = d.channel()
+        stub = pb_grpc_stub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetCapacity(pb.GetCapacityRequest())
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetCapacity(pb.GetCapacityRequest(), metadata=[("authorization", "Bearer no")])
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        cap = stub.GetCapacity(pb.GetCapacityRequest(),
+                               metadata=[("authorization", "Bearer s3cret")])  # fmt: skip
+        assert cap.model_name
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service="callqa.v1.CallQa"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+            metadata=[("authorization", "Bearer s3cret")],
+        )
+        names = {s.name for a in answers for s in a.list_services_response.service}
+        assert {"callqa.v1.CallQa", "grpc.health.v1.Health"} <= names
+    finally:
+        d.stop()
+
+
+def pb_grpc_stub(channel: grpc.Channel):  # type: ignore[no-untyped-def]
+    from proto import callqa_pb2_grpc
+
+    return callqa_pb2_grpc.CallQaStub(channel)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from core.audio_io import read_wav
+from core.ingest import cli_import_pcap
 from kernels.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from telephony import cli_import_pcap
 from telephony.follow import CallFollower, EndedCall, FollowOptions
 from telephony.packets import UdpDatagram
 from telephony.pcap import LINKTYPE_ETHERNET, PcapWriter

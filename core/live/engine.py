@@ -22,31 +22,30 @@ import datetime as dt
 import itertools
 import logging
 import queue
-import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.asr_types import AsrRequest, AsrResult
+from core.asr_types import AsrResult
 from core.calldata import CallResult, Finding, Speaker, Utterance
 from core.config import Config
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
+from core.live.recovery import BackfillTranscriber, recover_call
 from core.live.routing import RubricRoutes
 from core.live.scheduler import (
-    PRIORITY_BACKFILL,
     PRIORITY_FINAL,
     PRIORITY_PARTIAL,
     AsrJob,
     AsrScheduler,
     Transcriber,
 )
+from core.live.store import interrupted_calls, store_live_call, team_of
 from core.rubric.engine import evaluate
 from core.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage import repository
@@ -57,7 +56,6 @@ logger = logging.getLogger(__name__)
 LIVE_SPOOL = "live"
 QUEUE_SPOOL = "asr-queue"
 TIMELINE_EVERY_S = 1.0
-RECOVERABLE = ("live", "ending")
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ class LiveEngine:
         """Load the model, start the threads, and re-score calls a crash interrupted."""
         self.scheduler.start(wait=True)
         self._rules_thread.start()
-        interrupted = self.writer.submit(_interrupted_calls).result()
+        interrupted = self.writer.submit(interrupted_calls).result()
         if interrupted:
             logger.info("%d calls were interrupted by a stop; scoring them", len(interrupted))
             threading.Thread(
@@ -196,12 +194,12 @@ class LiveEngine:
             raise ValueError(f"sample rate must be 8000 or 16000 Hz, got {setup.sample_rate}")
         team = setup.team_id
         if team is None and setup.agent_id:
-            team = self.writer.submit(_team_of, setup.agent_id).result()
+            team = self.writer.submit(team_of, setup.agent_id).result()
             setup.team_id = team
         ref = setup.rubric or self.routes.choose(
             agent_id=setup.agent_id, team_id=team, skill=setup.skill, default=self.config.rubric
         )
-        resolved = self._resolve(ref)
+        resolved = self.resolve_rubric(ref)
         call_id = repository.new_call_id()
         started = _utc_now()
         legs = {
@@ -457,7 +455,7 @@ class LiveEngine:
             self._stored(call, None)
             return
         record = self._record(call, status="scored" if result is not None else "failed")
-        future = self.writer.submit(_store_live_call, self.config, record, result,
+        future = self.writer.submit(store_live_call, self.config, record, result,
                                     call.recording_path)  # fmt: skip
         future.add_done_callback(lambda f: self._post(lambda: self._stored(call, f)))
 
@@ -499,7 +497,7 @@ class LiveEngine:
         call.remember(event)
         self.hub.publish(event)
 
-    def _resolve(self, ref: str) -> ResolvedRubric:
+    def resolve_rubric(self, ref: str) -> ResolvedRubric:
         resolved: ResolvedRubric = self.writer.submit(resolve_rubric, ref).result()
         return resolved
 
@@ -526,94 +524,15 @@ class LiveEngine:
 
     def transcriber(self) -> Transcriber:
         """A transcriber that queues on the scheduler as backfill work (for re-scoring)."""
-        return _BackfillTranscriber(self.scheduler)
+        return BackfillTranscriber(self.scheduler)
 
     def _recover_all(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             try:
-                self.recover_call(row)
+                recover_call(self, row)
+                self.counters["recovered"] += 1
             except Exception:
                 logger.exception("call %s could not be recovered", row["id"])
-
-    def recover_call(self, row: dict[str, Any]) -> None:
-        """Score a call a stop interrupted, from its recording; store it as interrupted."""
-        from core.audio_io import read_wav
-        from core.pipeline import legs_from_recording, score_legs
-        from telephony.recorder import RecordingError, recover_wav
-
-        call_id = row["id"]
-        path = Path(row["recording_path"]) if row.get("recording_path") else None
-        meta = row.get("meta") or {}
-        meta["interrupted"] = {"status_at_stop": row["status"], "recovered_at": _utc_now()}
-        record = repository.CallRecord(
-            id=call_id, source=row["source"], recording_path=str(path) if path else None,
-            duration_s=row.get("duration_s"), started_at=row["started_at"],
-            agent_id=row.get("agent_id"), team_id=row.get("team_id"),
-            language=row.get("language"), meta=meta, status="interrupted",
-            caller=row.get("caller"), callee=row.get("callee"),
-        )  # fmt: skip
-        if path is None or not path.is_file():
-            meta["interrupted"]["error"] = "the recording was not found"
-            self.writer.submit(_store_live_call, self.config, record, None, None).result()
-            return
-        try:
-            duration = recover_wav(path)
-        except RecordingError as exc:
-            meta["interrupted"]["error"] = str(exc)
-            self.writer.submit(_store_live_call, self.config, record, None, path).result()
-            return
-        record.duration_s = round(duration, 3)
-        ref = (meta.get("live") or {}).get("rubric_id") or self.config.rubric
-        resolved = self._resolve(ref)
-        recording = read_wav(path)
-        agent_channel = "left"
-        if len(recording.channels) == 2 and (meta.get("agent_channel") == "right"):
-            agent_channel = "right"
-        legs = legs_from_recording(recording, agent_channel=agent_channel,
-                                   mono_speaker=meta.get("mono_speaker") or "agent")  # fmt: skip
-        scored = score_legs(
-            self.transcriber(), resolved.rubric, legs,  # type: ignore[arg-type]
-            rubric_version=resolved.version, min_silence_s=self.settings.min_silence_s,
-            max_utterance_s=self.settings.max_utterance_s,
-            batch_size=self.settings.asr_batch_size,
-        )  # fmt: skip
-        record.language = scored.evidence.language
-        self.writer.submit(_store_live_call, self.config, record, scored.result, path).result()
-        self.counters["recovered"] += 1
-        logger.info("interrupted call %s re-scored from %s: %.0f (%.1f s)", call_id, path,
-                    scored.result.score, duration)  # fmt: skip
-
-
-class _BackfillTranscriber:
-    """`transcribe_batch` through the scheduler, behind the live lines' work."""
-
-    def __init__(self, scheduler: AsrScheduler) -> None:
-        self.scheduler = scheduler
-
-    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
-        results: dict[str, AsrResult] = {}
-        done = threading.Event()
-        left = [len(requests)]
-        lock = threading.Lock()
-
-        def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
-            with lock:
-                results[job.key] = result or AsrResult(
-                    id=job.key, text="", language="", filtered=True, filter_reason="empty"
-                )
-                left[0] -= 1
-                if left[0] == 0:
-                    done.set()
-
-        if not requests:
-            return []
-        for req in requests:
-            self.scheduler.submit(AsrJob(
-                key=req.id, audio=req.audio, language=req.language, ready_at=time.monotonic(),
-                done=finished, priority=PRIORITY_BACKFILL,
-            ))  # fmt: skip
-        done.wait()
-        return [results[req.id] for req in requests]
 
 
 def _count_pending(call: LiveCall, delta: int) -> None:
@@ -624,46 +543,3 @@ def _to_int16(pcm: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(pcm, np.float32) * 32768.0, -32768, 32767).astype(np.int16)
 
 
-# ---------------------------------------------------------------- writer-thread functions
-
-
-def _team_of(db: Any, agent_id: str) -> str | None:
-    row = db.execute("SELECT team_id FROM agents WHERE id = ?", [agent_id]).fetchone()
-    return row[0] if row else None
-
-
-def _interrupted_calls(db: Any) -> list[dict[str, Any]]:
-    marks = ", ".join("?" for _ in RECOVERABLE)
-    rows = db.execute(
-        f"SELECT id FROM calls WHERE status IN ({marks}) ORDER BY started_at", list(RECOVERABLE)
-    ).fetchall()
-    out = []
-    for (call_id,) in rows:
-        call = repository.get_call(db, call_id)
-        if call is not None:
-            out.append(call)
-    return out
-
-
-def _store_live_call(
-    db: Any, config: Config, record: repository.CallRecord, result: CallResult | None,
-    recording: Path | None,
-) -> Path | None:  # fmt: skip
-    """File the recording under recordings/ and write the call's final rows."""
-    target: Path | None = None
-    if recording is not None and recording.is_file():
-        target = repository.recording_path(config.data_dir, record.id, record.started_at)
-        if recording.resolve() != target.resolve():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(recording), target)
-        record.recording_path = str(target)
-    try:
-        if result is not None:
-            repository.save_scored_call(db, record, result)
-        else:
-            repository.update_call(db, record)
-    except BaseException:
-        if target is not None and recording is not None and target != recording:
-            shutil.move(str(target), recording)
-        raise
-    return target

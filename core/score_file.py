@@ -169,9 +169,12 @@ def store_call(
     result: CallResult | None,
     *,
     move: bool = False,
+    existing: bool = False,
 ) -> Path:
     """File `recording` under the data directory as `record`'s call and store the call (with
     `result`, or unscored when it is None) in one transaction; returns the filed path.
+
+    ``existing``: the call's row was made earlier (a live call) and is rewritten.
 
     The file is copied (or moved) first; if the database write fails it is removed (or
     moved back), so a call is never stored without its recording nor the other way round.
@@ -188,6 +191,8 @@ def store_call(
     try:
         if result is not None:
             repository.save_scored_call(db, record, result)
+        elif existing:
+            repository.update_call(db, record)
         else:
             repository.create_call(db, record)
     except BaseException:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from core.calldata import CallResult
 from core.config import Config
+from core.score_file import store_call
 from core.storage import repository
 
 RECOVERABLE = ("live", "ending")
@@ -36,21 +36,12 @@ def store_live_call(
     db: Any, config: Config, record: repository.CallRecord, result: CallResult | None,
     recording: Path | None,
 ) -> Path | None:  # fmt: skip
-    """File the recording under recordings/ and write the call's final rows."""
-    target: Path | None = None
+    """File the recording under recordings/ and write the call's final rows (its row exists
+    since the call started); without a recording on disk, the rows only."""
     if recording is not None and recording.is_file():
-        target = repository.recording_path(config.data_dir, record.id, record.started_at)
-        if recording.resolve() != target.resolve():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(recording), target)
-        record.recording_path = str(target)
-    try:
-        if result is not None:
-            repository.save_scored_call(db, record, result)
-        else:
-            repository.update_call(db, record)
-    except BaseException:
-        if target is not None and recording is not None and target != recording:
-            shutil.move(str(target), recording)
-        raise
-    return target
+        return store_call(config, db, recording, record, result, move=True, existing=True)
+    if result is not None:
+        repository.save_scored_call(db, record, result)
+    else:
+        repository.update_call(db, record)
+    return None

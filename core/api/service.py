@@ -352,53 +352,38 @@ class CallQaService(pb_grpc.CallQaServicer):
     def ListRubrics(self, request: pb.ListRubricsRequest, context: Any) -> Any:
         from core.rubric.defaults import builtin_rubrics
 
+        builtins = builtin_rubrics()
+        out = pb.ListRubricsResponse()
         db = self._db()
         try:
             rows = repository.list_rubrics(db)
-            versions = {
-                r["rubric_id"]: [int(v[0]) for v in db.execute(
+            for r in rows:
+                rid = r["rubric_id"]
+                stored = repository.get_rubric_version(db, rid, r["version"])
+                rubric = load_rubric_text(stored["yaml"]) if stored else None
+                versions = db.execute(
                     "SELECT version FROM rubric_versions WHERE rubric_id = ? ORDER BY version",
-                    [r["rubric_id"]]).fetchall()]
-                for r in rows
-            }  # fmt: skip
+                    [rid],
+                ).fetchall()
+                info = pb.RubricInfo(
+                    rubric_id=rid, versions=[int(v[0]) for v in versions],
+                    built_in=rid in builtins, name=(rubric.name if rubric else "") or "",
+                    language=rubric.language if rubric else "",
+                )  # fmt: skip
+                if r["active"]:
+                    info.active_version = r["version"]
+                out.rubrics.append(info)
         finally:
             db.close()
-        builtins = builtin_rubrics()
-        out = pb.ListRubricsResponse()
-        seen = set()
-        for r in rows:
-            rubric = load_rubric_text(r["yaml"]) if "yaml" in r else None
-            info = pb.RubricInfo(
-                rubric_id=r["rubric_id"], versions=versions.get(r["rubric_id"], []),
-                built_in=r["rubric_id"] in builtins,
-                name=(rubric.name if rubric else "") or "", language=rubric.language if rubric
-                else "",
-            )  # fmt: skip
-            if r["active"]:
-                info.active_version = r["version"]
-            out.rubrics.append(info)
-            seen.add(r["rubric_id"])
+        seen = {r["rubric_id"] for r in rows}
         for rid, text in sorted(builtins.items()):
             if rid not in seen:
                 rubric = load_rubric_text(text)
-                info = pb.RubricInfo(rubric_id=rid, name=rubric.name or "",
-                                     language=rubric.language, built_in=True)  # fmt: skip
-                out.rubrics.append(info)
-        for info in out.rubrics:
-            if not info.name or not info.language:
-                self._fill_rubric(info)
+                out.rubrics.append(pb.RubricInfo(
+                    rubric_id=rid, name=rubric.name or "", language=rubric.language,
+                    built_in=True,
+                ))  # fmt: skip
         return out
-
-    def _fill_rubric(self, info: pb.RubricInfo) -> None:
-        db = self._db()
-        try:
-            row = repository.get_rubric_version(db, info.rubric_id)
-        finally:
-            db.close()
-        if row is not None:
-            rubric = load_rubric_text(row["yaml"])
-            info.name = rubric.name or ""
-            info.language = rubric.language
 
     def PutRubric(self, request: pb.PutRubricRequest, context: Any) -> pb.PutRubricResponse:
         try:
@@ -408,14 +393,12 @@ class CallQaService(pb_grpc.CallQaServicer):
         writer = self.engine.writer
 
         def put(db: Any) -> tuple[int, bool]:
-            before = repository.get_rubric_version(db, rubric.id)
             latest = db.execute("SELECT max(version) FROM rubric_versions WHERE rubric_id = ?",
                                 [rubric.id]).fetchone()[0]  # fmt: skip
             version = repository.record_rubric_version(db, rubric.id, request.yaml)
             if request.activate:
                 repository.set_active(db, rubric.id, version)
             unchanged = latest is not None and version == latest
-            del before
             return version, unchanged
 
         version, unchanged = writer.submit(put).result()

@@ -53,6 +53,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("asr_cpu_threads", 0, "Threads per CTranslate2 replica on CPU (0: all cores)."),
     Setting("asr_batch_size", 8, "Most utterances decoded in one call to the model."),
     Setting(
+        "asr_window_min_s",
+        10.0,
+        "Shortest encoder window: an utterance is padded with silence to its length plus 1 s, "
+        "at least this (30: Whisper's fixed window).",
+    ),
+    Setting(
+        "asr_enabled",
+        True,
+        "false: front end only (capacity measurement): utterances are cut and their log-mel "
+        "features computed, but nothing is transcribed.",
+    ),
+    Setting(
         "rubric",
         "default-zh",
         "Rubric used when none is given: a built-in id, a stored id, or a YAML path.",
@@ -165,6 +177,8 @@ class Config:
     asr_beam_size: int
     asr_cpu_threads: int
     asr_batch_size: int
+    asr_window_min_s: float
+    asr_enabled: bool
     rubric: str
     agent_channel: str
     min_silence_s: float

@@ -57,13 +57,16 @@ class ScoreOutcome:
 
 
 @lru_cache(maxsize=4)
-def _engine(model_dir: str, device: str, compute_type: str, threads: int, beam: int) -> AsrEngine:
+def _engine(
+    model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float
+) -> AsrEngine:
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
     chosen: Device = "cpu" if device == "cpu" else "cuda" if device == "cuda" else "auto"
     options = AsrOptions(
-        device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam
-    )
+        device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam,
+        window_min_s=window_min_s,
+    )  # fmt: skip
     return AsrEngine(Path(model_dir), options)
 
 
@@ -76,6 +79,7 @@ def get_engine(config: Config) -> AsrEngine:
         config.asr_compute_type,
         config.asr_cpu_threads,
         config.asr_beam_size,
+        config.asr_window_min_s,
     )
 
 

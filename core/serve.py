@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from typing import Any
 from core.config import Config, ConfigError, load_config, load_values
 from core.live.engine import LiveEngine, LiveSettings
 from core.live.routing import RubricRoutes
+from core.live.scheduler import Transcriber
+from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,13 @@ class Daemon:
 
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
-        self.engine = LiveEngine(config, self.settings, lambda: get_engine(config))
+        factory: Callable[[], Transcriber] = lambda: get_engine(config)  # noqa: E731
+        if not config.asr_enabled:
+            from core.live.features_only import FeaturesOnly
+
+            logger.warning("asr_enabled is false: the front end runs, nothing is transcribed")
+            factory = FeaturesOnly
+        self.engine = LiveEngine(config, self.settings, factory)
         self.engine.start()
         from core.api.server import start_grpc_server
 
@@ -132,6 +140,7 @@ class Daemon:
         errors: list[BaseException] = []
 
         def run() -> None:
+            name_thread("receive")
             assert self._loop is not None
             asyncio.set_event_loop(self._loop)
             self.sip_server = RecordingServer(

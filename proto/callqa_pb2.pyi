@@ -315,10 +315,22 @@ class CallStarted(_message.Message):
     def __init__(self, rubric_id: _Optional[str] = ..., rubric_version: _Optional[int] = ..., external_call_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[str] = ...) -> None: ...
 
 class Transcript(_message.Message):
-    __slots__ = ("utterance",)
+    __slots__ = ("utterance", "latency_ms")
     UTTERANCE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     utterance: Utterance
-    def __init__(self, utterance: _Optional[_Union[Utterance, _Mapping]] = ...) -> None: ...
+    latency_ms: float
+    def __init__(self, utterance: _Optional[_Union[Utterance, _Mapping]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class WatchCallsRequest(_message.Message):
+    __slots__ = ("agent_ids", "team_ids", "include_partials")
+    AGENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PARTIALS_FIELD_NUMBER: _ClassVar[int]
+    agent_ids: _containers.RepeatedScalarFieldContainer[str]
+    team_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_partials: bool
+    def __init__(self, agent_ids: _Optional[_Iterable[str]] = ..., team_ids: _Optional[_Iterable[str]] = ..., include_partials: _Optional[bool] = ...) -> None: ...
 
 class FindingEvent(_message.Message):
     __slots__ = ("finding",)
@@ -667,7 +679,7 @@ class GetCapacityRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Capacity(_message.Message):
-    __slots__ = ("live_lines", "max_sessions", "asr_backlog_utterances", "asr_backlog_audio_s", "queued_on_disk_utterances", "asr_device", "asr_compute_type", "model_name", "asr_real_time_factor", "last_benchmark")
+    __slots__ = ("live_lines", "max_sessions", "asr_backlog_utterances", "asr_backlog_audio_s", "queued_on_disk_utterances", "asr_device", "asr_compute_type", "model_name", "asr_real_time_factor", "last_benchmark", "stage_cpu", "memory_rss_bytes", "memory_peak_rss_bytes", "packets", "asr_utterances", "asr_audio_s", "asr_busy_s", "asr_batches", "asr_partials_skipped", "transcripts", "transcript_latency_p50_ms", "transcript_latency_p95_ms")
     LIVE_LINES_FIELD_NUMBER: _ClassVar[int]
     MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     ASR_BACKLOG_UTTERANCES_FIELD_NUMBER: _ClassVar[int]
@@ -678,6 +690,18 @@ class Capacity(_message.Message):
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ASR_REAL_TIME_FACTOR_FIELD_NUMBER: _ClassVar[int]
     LAST_BENCHMARK_FIELD_NUMBER: _ClassVar[int]
+    STAGE_CPU_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_PEAK_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    ASR_UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    ASR_AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    ASR_BUSY_S_FIELD_NUMBER: _ClassVar[int]
+    ASR_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ASR_PARTIALS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPTS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
     live_lines: int
     max_sessions: int
     asr_backlog_utterances: int
@@ -688,7 +712,43 @@ class Capacity(_message.Message):
     model_name: str
     asr_real_time_factor: float
     last_benchmark: BenchmarkResult
-    def __init__(self, live_lines: _Optional[int] = ..., max_sessions: _Optional[int] = ..., asr_backlog_utterances: _Optional[int] = ..., asr_backlog_audio_s: _Optional[float] = ..., queued_on_disk_utterances: _Optional[int] = ..., asr_device: _Optional[str] = ..., asr_compute_type: _Optional[str] = ..., model_name: _Optional[str] = ..., asr_real_time_factor: _Optional[float] = ..., last_benchmark: _Optional[_Union[BenchmarkResult, _Mapping]] = ...) -> None: ...
+    stage_cpu: _containers.RepeatedCompositeFieldContainer[StageCpu]
+    memory_rss_bytes: int
+    memory_peak_rss_bytes: int
+    packets: PacketCounts
+    asr_utterances: int
+    asr_audio_s: float
+    asr_busy_s: float
+    asr_batches: int
+    asr_partials_skipped: int
+    transcripts: int
+    transcript_latency_p50_ms: float
+    transcript_latency_p95_ms: float
+    def __init__(self, live_lines: _Optional[int] = ..., max_sessions: _Optional[int] = ..., asr_backlog_utterances: _Optional[int] = ..., asr_backlog_audio_s: _Optional[float] = ..., queued_on_disk_utterances: _Optional[int] = ..., asr_device: _Optional[str] = ..., asr_compute_type: _Optional[str] = ..., model_name: _Optional[str] = ..., asr_real_time_factor: _Optional[float] = ..., last_benchmark: _Optional[_Union[BenchmarkResult, _Mapping]] = ..., stage_cpu: _Optional[_Iterable[_Union[StageCpu, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., memory_peak_rss_bytes: _Optional[int] = ..., packets: _Optional[_Union[PacketCounts, _Mapping]] = ..., asr_utterances: _Optional[int] = ..., asr_audio_s: _Optional[float] = ..., asr_busy_s: _Optional[float] = ..., asr_batches: _Optional[int] = ..., asr_partials_skipped: _Optional[int] = ..., transcripts: _Optional[int] = ..., transcript_latency_p50_ms: _Optional[float] = ..., transcript_latency_p95_ms: _Optional[float] = ...) -> None: ...
+
+class StageCpu(_message.Message):
+    __slots__ = ("stage", "cpu_s")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CPU_S_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    cpu_s: float
+    def __init__(self, stage: _Optional[str] = ..., cpu_s: _Optional[float] = ...) -> None: ...
+
+class PacketCounts(_message.Message):
+    __slots__ = ("received", "lost", "late", "duplicates", "malformed", "unknown_payload")
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    MALFORMED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    received: int
+    lost: int
+    late: int
+    duplicates: int
+    malformed: int
+    unknown_payload: int
+    def __init__(self, received: _Optional[int] = ..., lost: _Optional[int] = ..., late: _Optional[int] = ..., duplicates: _Optional[int] = ..., malformed: _Optional[int] = ..., unknown_payload: _Optional[int] = ...) -> None: ...
 
 class RunBenchmarkRequest(_message.Message):
     __slots__ = ("max_lines", "step_lines", "step_s", "audio", "audio_dir")

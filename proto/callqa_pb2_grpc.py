@@ -50,6 +50,11 @@ class CallQaStub:
                 request_serializer=proto_dot_callqa__pb2.CallRef.SerializeToString,
                 response_deserializer=proto_dot_callqa__pb2.CallEvent.FromString,
                 _registered_method=True)
+        self.WatchCalls = channel.unary_stream(
+                '/callqa.v1.CallQa/WatchCalls',
+                request_serializer=proto_dot_callqa__pb2.WatchCallsRequest.SerializeToString,
+                response_deserializer=proto_dot_callqa__pb2.CallEvent.FromString,
+                _registered_method=True)
         self.ListLiveCalls = channel.unary_unary(
                 '/callqa.v1.CallQa/ListLiveCalls',
                 request_serializer=proto_dot_callqa__pb2.ListLiveCallsRequest.SerializeToString,
@@ -136,6 +141,17 @@ class CallQaServicer:
         findings and alerts), then live events until the call ends. For a call that has already
         ended, the stored transcript and findings, its CallScored and its CallEnded are sent and
         the stream closes. Errors: NOT_FOUND for an unknown call id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCalls(self, request, context):
+        """Streams the events of every call on the box from now on (a wallboard's feed): each call
+        that starts after the stream opens begins with its CallStarted, then its transcripts,
+        findings, alerts, CallScored and CallEnded, interleaved with other calls' events in the
+        order they happen. Calls already live when the stream opens are followed from their next
+        event. Nothing is replayed; use WatchCall for one call's history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -238,6 +254,11 @@ def add_CallQaServicer_to_server(servicer, server):
             'WatchCall': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchCall,
                     request_deserializer=proto_dot_callqa__pb2.CallRef.FromString,
+                    response_serializer=proto_dot_callqa__pb2.CallEvent.SerializeToString,
+            ),
+            'WatchCalls': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCalls,
+                    request_deserializer=proto_dot_callqa__pb2.WatchCallsRequest.FromString,
                     response_serializer=proto_dot_callqa__pb2.CallEvent.SerializeToString,
             ),
             'ListLiveCalls': grpc.unary_unary_rpc_method_handler(
@@ -372,6 +393,33 @@ class CallQa:
             target,
             '/callqa.v1.CallQa/WatchCall',
             proto_dot_callqa__pb2.CallRef.SerializeToString,
+            proto_dot_callqa__pb2.CallEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCalls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/callqa.v1.CallQa/WatchCalls',
+            proto_dot_callqa__pb2.WatchCallsRequest.SerializeToString,
             proto_dot_callqa__pb2.CallEvent.FromString,
             options,
             channel_credentials,

@@ -109,6 +109,7 @@ def event(e: CallEvent, call: LiveCall | None = None) -> pb.CallEvent:
         line: TranscriptLine = e.data
         msg.transcript.utterance.CopyFrom(utterance(line.utterance, partial=line.partial,
                                                     seq=line.seq))  # fmt: skip
+        msg.transcript.latency_ms = line.latency_ms or 0.0
     elif e.kind == "finding":
         msg.finding.finding.CopyFrom(finding(e.data))
     elif e.kind == "alert":

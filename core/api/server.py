@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from core.api.service import CallQaService
 from core.config import ConfigError
+from core.stage_cpu import name_thread
 from proto import callqa_pb2, callqa_pb2_grpc
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def start_grpc_server(daemon: Daemon, values: dict[str, Any]) -> tuple[grpc.Serv
     interceptors = [TokenCheck(values["grpc_token"])] if values["grpc_token"] else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=int(values["grpc_workers"]),
-                                   thread_name_prefix="callqa-grpc"),
+                                   thread_name_prefix="callqa-grpc",
+                                   initializer=name_thread, initargs=("grpc",)),
         interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

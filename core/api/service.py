@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
+from core import stage_cpu
 from core.api import convert
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, alert_filter
@@ -181,6 +182,34 @@ class CallQaService(pb_grpc.CallQaServicer):
                 yield convert.event(live, call)
                 if live.kind == "ended":
                     return
+        finally:
+            sub.close()
+
+    def WatchCalls(self, request: pb.WatchCallsRequest, context: Any) -> Iterator[pb.CallEvent]:
+        agents, teams = set(request.agent_ids), set(request.team_ids)
+        partials = request.include_partials
+
+        def accept(event: CallEvent) -> bool:
+            if event.kind == "transcript" and event.data.partial and not partials:
+                return False
+            if not agents and not teams:
+                return True
+            call = self.engine.find(event.call_id)
+            if call is None:
+                return False
+            return (not agents or call.setup.agent_id in agents) and (
+                not teams or call.setup.team_id in teams
+            )
+
+        sub = self.engine.hub.subscribe(accept)
+        try:
+            while context.is_active():
+                event = sub.get(POLL_S)
+                if event is None:
+                    if sub.closed:
+                        return
+                    continue
+                yield convert.event(event, self.engine.find(event.call_id))
         finally:
             sub.close()
 
@@ -437,8 +466,25 @@ class CallQaService(pb_grpc.CallQaServicer):
             model_name=getattr(getattr(model, "model_info", None), "name", "")
             or self.daemon.config.model,
         )  # fmt: skip
-        if sched.stats.audio_s > 0:
-            out.asr_real_time_factor = sched.stats.busy_s / sched.stats.audio_s
+        stats = sched.stats
+        if stats.audio_s > 0:
+            out.asr_real_time_factor = stats.busy_s / stats.audio_s
+        for stage, seconds in stage_cpu.snapshot().items():
+            out.stage_cpu.add(stage=stage, cpu_s=seconds)
+        rss, peak = stage_cpu.memory_bytes()
+        out.memory_rss_bytes, out.memory_peak_rss_bytes = rss, peak
+        bridge = self.daemon.sip_bridge
+        if bridge is not None:
+            out.packets.CopyFrom(pb.PacketCounts(**dict(bridge.packets)))
+        out.asr_utterances, out.asr_audio_s = stats.utterances, stats.audio_s
+        out.asr_busy_s, out.asr_batches = stats.busy_s, stats.batches
+        out.asr_partials_skipped = stats.partials_skipped
+        latencies = sorted(engine.transcript_latencies_ms)
+        out.transcripts = engine.counters["transcripts"]
+        if latencies:
+            out.transcript_latency_p50_ms = latencies[len(latencies) // 2]
+            out.transcript_latency_p95_ms = latencies[min(len(latencies) - 1,
+                                                          int(0.95 * len(latencies)))]  # fmt: skip
         last = _last_benchmark(self.daemon.config.db_path)
         if last is not None:
             out.last_benchmark.CopyFrom(last)

@@ -24,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ from core.live.scheduler import (
 from core.live.store import interrupted_calls, store_live_call, team_of
 from core.rubric.engine import evaluate
 from core.rubric_catalog import ResolvedRubric, resolve_rubric
+from core.stage_cpu import charge, name_thread
 from core.storage import repository
 from core.storage.writer import StorageWriter
 
@@ -56,6 +58,7 @@ logger = logging.getLogger(__name__)
 LIVE_SPOOL = "live"
 QUEUE_SPOOL = "asr-queue"
 TIMELINE_EVERY_S = 1.0
+LATENCY_WINDOW = 1000
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,11 @@ class LiveEngine:
         self.by_external: dict[str, str] = {}
         self.counters: dict[str, int] = {
             "calls_started": 0, "calls_scored": 0, "calls_failed": 0, "alerts": 0,
-            "late_alerts": 0, "findings": 0, "utterances": 0, "recovered": 0,
+            "late_alerts": 0, "findings": 0, "utterances": 0, "recovered": 0, "transcripts": 0,
         }  # fmt: skip
         self.alert_latencies_ms: list[float] = []
+        self.transcript_latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        """End of speech to transcript (or to the ASR's empty answer), finished utterances."""
         self._lock = threading.Lock()
         self._rules: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._rules_thread = threading.Thread(
@@ -272,7 +277,9 @@ class LiveEngine:
                 call.recorder.write(channel, pcm16, start)
             # Handled under the lock too, so that an end_call on another thread cannot
             # slip its end-of-call mark in before these utterances are counted.
-            self._handle(call, leg, leg.push(pcm, at_sample))
+            with charge("dsp"):
+                output = leg.push(pcm, at_sample)
+            self._handle(call, leg, output)
 
     def end_call(
         self, call: LiveCall, reason: str, meta: dict[str, Any] | None = None,
@@ -341,6 +348,7 @@ class LiveEngine:
         self._rules.put(task)
 
     def _rules_loop(self) -> None:
+        name_thread("rules")
         while True:
             task = self._rules.get()
             if task is None:
@@ -356,6 +364,8 @@ class LiveEngine:
     ) -> None:  # fmt: skip
         if not lu.partial:
             call.pending_asr -= 1
+            self.counters["transcripts"] += 1
+            self.transcript_latencies_ms.append(max(0.0, time.time() - end_wall) * 1000.0)
         span = lu.span
         text = "" if result is None or result.filtered else result.text.strip()
         if error and not lu.partial:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.asr_types import AsrRequest, AsrResult
+from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ class AsrScheduler:
             logger.exception("ASR job %s: its callback failed", job.key)
 
     def _run(self) -> None:
+        name_thread("asr")  # before the model loads: its worker threads inherit the name
         try:
             self._engine = self._factory()
         except BaseException as exc:  # reported by start()

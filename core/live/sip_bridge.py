@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,15 @@ def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
     return sink_for
 
 
+PACKET_COUNTS = ("received", "lost", "late", "duplicates", "malformed", "unknown_payload")
+
+
 class SipBridge:
     def __init__(self, engine: LiveEngine) -> None:
         self.engine = engine
         self.refused = 0
+        self.packets: Counter[str] = Counter()
+        """RTP packet counts (PACKET_COUNTS) of the legs of every call ended so far."""
 
     def on_call_started(self, session: RecordingSession) -> SinkFactory | None:
         """Open the live call; a call the engine cannot take is still recorded."""
@@ -70,6 +76,9 @@ class SipBridge:
         return _sinks(self.engine, call)
 
     def on_call_ended(self, info: CallInfo) -> None:
+        for stats in info.leg_stats.values():
+            for name in PACKET_COUNTS:
+                self.packets[name] += int(getattr(stats, name))
         call = self.engine.find(info.call_id)
         if call is None:
             logger.warning("call %s ended but was not live; recording kept at %s",

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from core.stage_cpu import name_thread
 from core.storage.db import open_db
 
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -64,6 +65,7 @@ class StorageWriter:
         self.close()
 
     def _run(self, db_path: Path | str) -> None:
+        name_thread("storage")
         try:
             db: Database = open_db(db_path)
         except BaseException as exc:

@@ -1,6 +1,7 @@
 """Capacity benchmark runs: one row each in ``benchmark_runs`` (migration 2).
 
-`save_benchmark` stores a `core.live.bench.BenchmarkOutcome` with every step's figures as
+`save_benchmark` stores a benchmark run (the daemon's in-process `RunBenchmark`, or a
+`callqa bench` ramp: kind ``capacity-<configuration>``) with every step's figures as
 JSON; `last_benchmark` reads the newest run back, e.g. for the daemon's status.
 """
 
@@ -8,14 +9,38 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
 from core.storage.repository import write_transaction
 
-if TYPE_CHECKING:
-    from core.live.bench import BenchmarkOutcome
+
+class _Step(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class BenchmarkRun(Protocol):
+    """What a stored run needs: `core.live.bench.BenchmarkOutcome` and
+    `core.capacity.ramp.RampOutcome` both have it."""
+
+    @property
+    def steps(self) -> Sequence[_Step]: ...
+    @property
+    def max_lines_held(self) -> int: ...
+    @property
+    def asr_device(self) -> str: ...
+    @property
+    def compute_type(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def started_at(self) -> str: ...
+    @property
+    def finished_at(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
 
 COLUMNS = ("id", "started_at", "finished_at", "kind", "max_lines_held", "asr_device",
            "compute_type", "model_name", "steps_json", "summary")  # fmt: skip
@@ -32,7 +57,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def save_benchmark(db: Database, outcome: BenchmarkOutcome, kind: str = "daemon") -> int:
+def save_benchmark(db: Database, outcome: BenchmarkRun, kind: str = "daemon") -> int:
     """Store one benchmark run; returns its id."""
     steps = _finite([step.to_json() for step in outcome.steps])
     with write_transaction(db):

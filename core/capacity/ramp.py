@@ -1,0 +1,339 @@
+"""The ramp: steps of N concurrent calls against one daemon, until a step does not hold.
+
+One step places ``lines`` SIPREC calls of ``step_s`` seconds each (their starts spread over
+at most ``RAMP_IN_S``), waits for them to end, then for the daemon to finish what they
+queued. Latency is measured by the client for every finished transcript: the wall time it
+arrived, minus the wall time the end of its speech left the simulator (the call's first RTP
+packet plus the utterance's end in call time, less the endpointer's ``PAD_S`` of trailing
+padding). Only utterances whose speech ended once every call of the step was running count,
+so a step is judged at its full load.
+
+A step *holds* when every call went through, the 95th percentile latency is within the
+deadline, the ASR backlog is not growing (the second half of the once-a-second samples does
+not run clearly above the first, as `core.live.bench.backlog_growing` judges), the daemon
+emptied its queue within ``DRAIN_TIMEOUT_S`` of the last call's end, and at most
+``MAX_DROPPED_FRACTION`` of the RTP packets were lost or dropped by the kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import math
+import statistics
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.capacity.load import SimulatorProcess, Source, write_cuts
+from core.capacity.observe import DaemonProbe, Snapshot
+from core.live.bench import backlog_growing
+from core.segmentation import PAD_S
+from core.serve_process import ServeProcess
+
+logger = logging.getLogger(__name__)
+
+RAMP_IN_S = 10.0
+"""Calls of a step start spread over at most this long."""
+MAX_STAGGER_S = 0.5
+DRAIN_TIMEOUT_S = 60.0
+MAX_DROPPED_FRACTION = 0.001
+AGENT_BASE = 4000
+AGENT_PATTERNS = "4000-8999"
+STEP_LADDER = (1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
+FRONT_END_LADDER = (50, 100, 200, 300, 400, 500)
+
+
+@dataclass
+class StepResult:
+    """One step's figures. CPU is in cores (1.0 = one core busy all the time)."""
+
+    config: str
+    lines: int
+    calls_ok: int
+    step_s: float
+    utterances: int
+    """Finished transcripts that count (speech ended at full load)."""
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: float | None
+    server_latency_p95_ms: float | None
+    """The daemon's own figure for the same transcripts (from when their audio arrived)."""
+    backlog_first_half: float
+    backlog_second_half: float
+    backlog_max: int
+    backlog_growing: bool
+    drained: bool
+    drain_s: float
+    daemon_cores: float
+    stage_cores: dict[str, float]
+    simulator_cores: float
+    sender_max_late_ms: float
+    cpu_ms_per_line_s: float
+    """Daemon CPU per second of one line (both legs), in milliseconds."""
+    rss_peak_mb: float
+    packets_received: int
+    packets_lost: int
+    packets_late: int
+    packets_malformed: int
+    kernel_drops: int
+    asr_busy_fraction: float
+    asr_audio_s: float
+    asr_batches: int
+    asr_mean_batch: float
+    asr_partials_skipped: int
+    transcripts_answered: int
+    held: bool = False
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def dropped_fraction(self) -> float:
+        sent = self.packets_received + self.packets_lost
+        return (self.packets_lost + self.kernel_drops) / sent if sent else 0.0
+
+
+@dataclass
+class RampOutcome:
+    """One configuration's ramp (the shape `core.storage.benchmarks.save_benchmark` keeps)."""
+
+    config: str
+    settings: dict[str, str]
+    steps: list[StepResult]
+    asr_device: str
+    compute_type: str
+    model_name: str
+    started_at: str
+    finished_at: str = ""
+    summary: str = ""
+    deadline_ms: float = 2000.0
+
+    @property
+    def max_lines_held(self) -> int:
+        held = [s.lines for s in self.steps if s.held]
+        return max(held, default=0)
+
+    @property
+    def held_step(self) -> StepResult | None:
+        held = [s for s in self.steps if s.held]
+        return max(held, key=lambda s: s.lines) if held else None
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["max_lines_held"] = self.max_lines_held
+        return out
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(float(np.percentile(np.asarray(values, np.float64), q)), 1)
+
+
+def _halves(values: list[int]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
+    half = max(1, len(values) // 2)
+    second = values[half:] or values[-1:]
+    return statistics.fmean(values[:half]), statistics.fmean(second)
+
+
+class Ramp:
+    """Steps against one running daemon; see the module notes."""
+
+    def __init__(
+        self, config: str, serve: ServeProcess, sources: list[Source], *, step_s: float,
+        deadline_ms: float, work_dir: Path, front_end: bool = False,
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.serve = serve
+        self.sources = sources
+        self.step_s = step_s
+        self.deadline_ms = deadline_ms
+        self.work_dir = work_dir
+        self.front_end = front_end
+        assert serve.proc is not None
+        self.probe = DaemonProbe(serve.address, serve.proc.pid).start()
+
+    def close(self) -> None:
+        self.probe.close()
+
+    def identity(self) -> tuple[str, str, str]:
+        cap = self.probe.capacity()
+        return cap.asr_device or "none", cap.asr_compute_type or "none", cap.model_name
+
+    def run_step(self, index: int, lines: int) -> StepResult:
+        files = write_cuts(self.sources, lines, self.step_s, self.work_dir / "audio")
+        stagger = min(MAX_STAGGER_S, RAMP_IN_S / lines) if lines > 1 else 0.0
+        sim = SimulatorProcess(
+            self.serve.sip_port, files, stagger_s=stagger,
+            agent_base=AGENT_BASE + (index * 100) % 4000,
+            log_path=self.work_dir / f"{self.config}-step{index:02d}-{lines}.log",
+        )  # fmt: skip
+        before = self.probe.snapshot()
+        sim.start()
+        try:
+            run = sim.wait()
+        finally:
+            sim.kill()
+        loaded = self.probe.snapshot()
+        drained = self.probe.wait_idle(DRAIN_TIMEOUT_S)
+        after = self.probe.snapshot()
+        load = loaded.minus(before)
+        whole = after.minus(before)
+        starts = run.first_packets()
+        full_load_at = max(starts.values(), default=0.0)
+        latencies, server = [], []
+        for call_id, heard in self.probe.heard(set(starts)):
+            speech_end = starts[call_id] + heard.end_s - PAD_S
+            if speech_end < full_load_at:
+                continue
+            latencies.append(1000.0 * (heard.received_wall - speech_end))
+            server.append(heard.server_latency_ms)
+        samples = self.probe.samples_since(before.mono)
+        load_samples = [s for s in samples if s.mono <= loaded.mono]
+        backlog = [s.backlog for s in load_samples]
+        first, second = _halves(backlog)
+        wall = max(load.mono, 1e-6)
+        stage = {k: round(v / wall, 4) for k, v in load.stage_cpu_s.items()}
+        asr = whole.asr
+        step = StepResult(
+            config=self.config, lines=lines, calls_ok=run.ok, step_s=self.step_s,
+            utterances=len(latencies),
+            latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
+            latency_p99_ms=percentile(latencies, 99),
+            latency_max_ms=round(max(latencies), 1) if latencies else None,
+            server_latency_p95_ms=percentile(server, 95),
+            backlog_first_half=round(first, 2), backlog_second_half=round(second, 2),
+            backlog_max=max(backlog, default=0),
+            backlog_growing=backlog_growing([float(b) for b in backlog]),
+            drained=drained, drain_s=round(after.mono - loaded.mono, 1),
+            daemon_cores=round(load.process_cpu_s / wall, 4), stage_cores=stage,
+            simulator_cores=round(run.cpu_s / max(run.wall_s, 1e-6), 4),
+            sender_max_late_ms=round(1000.0 * float(run.sender.get("max_late_s", 0.0)), 1),
+            cpu_ms_per_line_s=round(1000.0 * load.process_cpu_s / (wall * lines), 3),
+            rss_peak_mb=round(max((s.rss_bytes for s in samples), default=0) / 2**20, 1),
+            packets_received=load_packets(after, before, "received"),
+            packets_lost=load_packets(after, before, "lost"),
+            packets_late=load_packets(after, before, "late"),
+            packets_malformed=load_packets(after, before, "malformed"),
+            kernel_drops=whole.kernel_drops,
+            asr_busy_fraction=round(asr["busy_s"] / wall, 3),
+            asr_audio_s=round(asr["audio_s"], 1), asr_batches=int(asr["batches"]),
+            asr_mean_batch=round(asr["utterances"] / asr["batches"], 2) if asr["batches"] else 0.0,
+            asr_partials_skipped=int(asr["partials_skipped"]),
+            transcripts_answered=int(asr["transcripts"]),
+        )  # fmt: skip
+        step.held, step.note = self.verdict(step, run.error)
+        return step
+
+    def verdict(self, step: StepResult, sim_error: str) -> tuple[bool, str]:
+        reasons = []
+        if sim_error:
+            reasons.append(sim_error)
+        if step.calls_ok < step.lines:
+            reasons.append(f"{step.lines - step.calls_ok} of {step.lines} calls failed")
+        if not self.front_end:
+            if step.latency_p95_ms is None:
+                reasons.append("no transcript at full load")
+            elif step.latency_p95_ms > self.deadline_ms:
+                reasons.append(f"p95 {step.latency_p95_ms:.0f} ms > {self.deadline_ms:.0f} ms")
+            if step.backlog_growing:
+                reasons.append(
+                    f"ASR backlog growing ({step.backlog_first_half:.1f} -> "
+                    f"{step.backlog_second_half:.1f})"
+                )
+        if not step.drained:
+            reasons.append(f"queue not empty {DRAIN_TIMEOUT_S:.0f} s after the calls ended")
+        if step.dropped_fraction > MAX_DROPPED_FRACTION:
+            reasons.append(f"{100 * step.dropped_fraction:.2f} % of packets dropped")
+        return not reasons, "; ".join(reasons)
+
+
+def load_packets(after: Snapshot, before: Snapshot, name: str) -> int:
+    return int(after.packets.get(name, 0) - before.packets.get(name, 0))
+
+
+def run_ramp(
+    config: str,
+    settings: dict[str, str],
+    sources: list[Source],
+    *,
+    ladder: Sequence[int],
+    step_s: float,
+    deadline_ms: float = 2000.0,
+    front_end: bool = False,
+    work_dir: Path | None = None,
+    progress: Callable[[StepResult], None] | None = None,
+) -> RampOutcome:
+    """Start a daemon with ``settings``, climb ``ladder`` until a step does not hold."""
+    work = Path(work_dir or tempfile.mkdtemp(prefix=f"callqa-bench-{config}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    daemon_settings = {
+        "agent_patterns": AGENT_PATTERNS, "log_level": "warning",
+        "sip_max_sessions": str(max(100, 2 * max(ladder, default=1))),
+        "rtp_port_first": "40000", "rtp_port_last": "59999",
+        **settings,
+    }  # fmt: skip
+    serve = ServeProcess(work / "data", daemon_settings)
+    outcome = RampOutcome(config=config, settings=dict(settings), steps=[], asr_device="",
+                          compute_type="", model_name="", started_at=_utc_now(),
+                          deadline_ms=deadline_ms)  # fmt: skip
+    serve.start()
+    ramp: Ramp | None = None
+    try:
+        ramp = Ramp(config, serve, sources, step_s=step_s, deadline_ms=deadline_ms,
+                    work_dir=work, front_end=front_end)  # fmt: skip
+        outcome.asr_device, outcome.compute_type, outcome.model_name = ramp.identity()
+        for index, lines in enumerate(ladder, 1):
+            step = ramp.run_step(index, lines)
+            outcome.steps.append(step)
+            if progress is not None:
+                progress(step)
+            if not step.held:
+                break
+    finally:
+        if ramp is not None:
+            ramp.close()
+        serve.stop()
+    outcome.finished_at = _utc_now()
+    outcome.summary = summarize(outcome)
+    return outcome
+
+
+def summarize(outcome: RampOutcome) -> str:
+    best = outcome.held_step
+    last = outcome.steps[-1] if outcome.steps else None
+    asr = f"{outcome.model_name} on {outcome.asr_device} ({outcome.compute_type})"
+    head = f"{outcome.config}: {asr}"
+    if best is None:
+        held = "held no step"
+    else:
+        p95 = "n/a" if best.latency_p95_ms is None else f"{best.latency_p95_ms:.0f} ms"
+        held = f"held {best.lines} lines (p95 {p95}, {best.daemon_cores:.2f} cores)"
+    stop = ""
+    if last is not None and not last.held:
+        stop = f"; {last.lines} lines did not hold: {last.note}"
+    elif last is not None:
+        stop = "; the ladder ended while still holding"
+    return head + ", " + held + stop
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def ratio(ours: RampOutcome, baseline: RampOutcome) -> float:
+    """Lines held, ours over the baseline's (inf when the baseline held none)."""
+    if baseline.max_lines_held == 0:
+        return math.inf if ours.max_lines_held else math.nan
+    return ours.max_lines_held / baseline.max_lines_held
+

@@ -1,0 +1,161 @@
+"""`callqa bench`: the audio cuts, the argument checks, socket drops, the chart, and one
+short ramp through a real `callqa serve` and the simulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.audio_io import read_wav, write_wav_pcm16
+from core.capacity.cli import BASELINE, parse_ladder, parse_sets
+from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
+from core.capacity.observe import SocketDrops
+from core.capacity.ramp import RampOutcome, StepResult
+from core.capacity.report import chart_svg, table
+from core.cli import main
+from core.config import ConfigError
+
+
+def _source(name: str, seconds: float) -> Source:
+    n = int(seconds * RATE_HZ)
+    ramp = (np.arange(n, dtype=np.float32) / n) * 0.5
+    return Source(name, ramp, -ramp)
+
+
+def test_cuts_have_the_step_length_and_different_offsets(tmp_path: Path) -> None:
+    src = _source("a", 10.0)
+    paths = write_cuts([src], 3, 4.0, tmp_path)
+    assert len(paths) == 3
+    starts = []
+    for path in paths:
+        rec = read_wav(path)
+        assert rec.sample_rate == RATE_HZ and len(rec.channels) == 2
+        assert len(rec.channels[0]) == 4 * RATE_HZ
+        np.testing.assert_allclose(rec.channels[1], -rec.channels[0], atol=1e-4)
+        starts.append(float(rec.channels[0][0]))
+    assert len({round(s, 3) for s in starts}) == 3  # each call starts elsewhere in the file
+
+
+def test_a_cut_past_the_end_wraps_around(tmp_path: Path) -> None:
+    src = _source("short", 1.0)
+    (path,) = write_cuts([src], 1, 2.5, tmp_path)
+    leg = read_wav(path).channels[0]
+    assert len(leg) == int(2.5 * RATE_HZ)
+    np.testing.assert_allclose(leg[RATE_HZ : 2 * RATE_HZ], leg[:RATE_HZ], atol=1e-4)
+
+
+def test_sources_must_be_stereo_8k(tmp_path: Path) -> None:
+    mono = tmp_path / "mono.wav"
+    write_wav_pcm16(mono, [np.zeros(800, np.float32)], 8000)
+    with pytest.raises(ValueError, match="stereo 8 kHz"):
+        load_sources([mono])
+    wide = tmp_path / "wide.wav"
+    write_wav_pcm16(wide, [np.zeros(1600, np.float32)] * 2, 16000)
+    with pytest.raises(ValueError, match="16000 Hz"):
+        load_sources([wide])
+
+
+def test_ladder_and_setting_changes_are_checked() -> None:
+    assert parse_ladder("1,2,8", (4,)) == [1, 2, 8]
+    assert parse_ladder(None, (4, 8)) == [4, 8]
+    for bad in ("2,1", "0,1", "1,x", "1,1"):
+        with pytest.raises(ConfigError):
+            parse_ladder(bad, (1,))
+    assert parse_sets(["asr_beam_size=1"]) == {"asr_beam_size": "1"}
+    with pytest.raises(ConfigError, match="known setting"):
+        parse_sets(["no_such_setting=1"])
+    with pytest.raises(ConfigError, match="asr_beam_size"):
+        parse_sets(["asr_beam_size=wide"])
+    assert BASELINE["asr_batch_size"] == "1" and BASELINE["asr_window_min_s"] == "30"
+
+
+def test_socket_drops_counts_what_the_kernel_dropped_on_our_socket() -> None:
+    import os
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    receiver.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    drops = SocketDrops(os.getpid())
+    before = drops.update()
+    try:
+        for _ in range(400):  # never read: the small buffer fills, the rest is dropped
+            sender.sendto(b"x" * 172, receiver.getsockname())
+        after = drops.update()
+    finally:
+        sender.close()
+        receiver.close()
+    assert after - before > 100
+
+
+def _step(config: str, lines: int, p95: float | None, held: bool) -> StepResult:
+    return StepResult(
+        config=config, lines=lines, calls_ok=lines, step_s=20.0, utterances=10,
+        latency_p50_ms=p95 and p95 / 2, latency_p95_ms=p95, latency_p99_ms=p95,
+        latency_max_ms=p95, server_latency_p95_ms=p95, backlog_first_half=0.5,
+        backlog_second_half=0.7, backlog_max=2, backlog_growing=False, drained=True,
+        drain_s=1.0, daemon_cores=0.5, stage_cores={"asr": 0.4, "receive": 0.05},
+        simulator_cores=0.02, sender_max_late_ms=3.0, cpu_ms_per_line_s=50.0, rss_peak_mb=400,
+        packets_received=1000, packets_lost=0, packets_late=0, packets_malformed=0,
+        kernel_drops=0, asr_busy_fraction=0.4, asr_audio_s=30.0, asr_batches=10,
+        asr_mean_batch=1.5, asr_partials_skipped=0, transcripts_answered=10, held=held,
+        note="" if held else "p95 3000 ms > 2000 ms",
+    )  # fmt: skip
+
+
+def test_chart_and_table_show_every_step() -> None:
+    ours = RampOutcome("callqa", {}, [_step("callqa", 2, 900.0, True),
+                                      _step("callqa", 4, 3000.0, False)],
+                       "cpu", "int8", "whisper-base", "2026-01-01T00:00:00+00:00")  # fmt: skip
+    base = RampOutcome("baseline", {}, [_step("baseline", 2, 2500.0, False)], "cpu", "int8",
+                       "whisper-base", "2026-01-01T00:00:00+00:00")  # fmt: skip
+    svg = ET.fromstring(chart_svg([ours, base], "capacity"))
+    ns = "{http://www.w3.org/2000/svg}"
+    circles = svg.findall(f"{ns}circle")
+    assert len(circles) == 3
+    assert sum(1 for c in circles if c.get("fill") == "white") == 2  # the two that failed
+    texts = " ".join(t.text or "" for t in svg.findall(f"{ns}text"))
+    assert "callqa: 2 lines held" in texts and "baseline: 0 lines held" in texts
+    printed = table([ours, base])
+    assert "p95 3000 ms > 2000 ms" in printed
+    assert printed.count("yes") == 1 and printed.count(" NO") == 2
+
+
+@pytest.mark.model
+def test_a_short_ramp_through_the_daemon(tmp_path: Path, base_model_dir: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from core.samples import SampleError, make_samples
+
+    try:
+        wavs = make_samples(tmp_path / "samples")
+    except (SampleError, OSError) as exc:
+        pytest.skip(f"cannot synthesize speech: {exc}")
+    zh = [p for p in wavs if p.stem == "zh-complaint-rude"]
+    out = tmp_path / "out"
+    data = tmp_path / "data"
+    code = main(["--data-dir", str(data), "bench", *map(str, zh), "--lines", "1,2",
+                 "--step-s", "14", "--no-baseline", "--set", f"model={base_model_dir}",
+                 "--out", str(out), "--work-dir", str(tmp_path / "work")])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "CPU per stage" in printed and "callqa: whisper-base on cpu" in printed
+    runs = json.loads((out / "capacity.json").read_text())
+    (run,) = runs
+    steps = run["steps"]
+    assert [s["lines"] for s in steps] == [1, 2]
+    for step in steps:
+        assert step["calls_ok"] == step["lines"]
+        assert step["utterances"] > 0 and step["latency_p95_ms"] is not None
+        assert step["packets_received"] >= step["lines"] * 2 * 14 * 50 * 0.95
+        assert step["stage_cores"]["asr"] > 0 and step["stage_cores"]["receive"] > 0
+        assert step["rss_peak_mb"] > 50
+    ET.parse(out / "capacity.svg")
+    with sqlite3.connect(data / "callqa.db") as db:
+        rows = db.execute("SELECT kind, max_lines_held FROM benchmark_runs").fetchall()
+    assert rows == [("capacity-callqa", run["max_lines_held"])]

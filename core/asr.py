@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,10 +43,9 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
+from core.asr_device import default_batch_size, load_whisper
 from core.asr_filters import find_repetition, is_phantom, trim_repetition
 from core.asr_types import (
-    CPU_MAX_BATCH,
-    CUDA_MAX_BATCH,
     FRAMES_PER_S,
     MAX_TEMPERATURE_ATTEMPTS,
     MAX_WINDOW_S,
@@ -118,11 +116,10 @@ class AsrEngine:
         self.model_info = model
         self.options = options or AsrOptions()
         self.tokenizer = WhisperTokenizer(model.path)
-        self.model, self.device, self.compute_type = _load_whisper(model.path, self.options)
+        self.model, self.device, self.compute_type = load_whisper(model.path, self.options)
         if self.options.random_seed is not None:
             ctranslate2.set_random_seed(self.options.random_seed)
-        default_batch = CUDA_MAX_BATCH if self.device == "cuda" else CPU_MAX_BATCH
-        self.max_batch_size = self.options.max_batch_size or default_batch
+        self.max_batch_size = self.options.max_batch_size or default_batch_size(self.device)
         self.stats = AsrStats()
         self._prompt_cache: dict[str, list[int]] = {}
         logger.info(
@@ -432,39 +429,3 @@ def _select(encoded: Any, rows: list[int], total: int | None = None) -> Any:
     if len(rows) == array.shape[0]:
         return encoded
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[rows]))
-
-
-def _load_whisper(path: Path, options: AsrOptions) -> tuple[Any, str, str]:
-    """Load the model on the configured device; fall back to the CPU if CUDA fails."""
-    device = options.device
-    if device == "auto":
-        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    if device == "cuda":
-        compute_type = _compute_type("cuda", options.compute_type)
-        try:
-            model = ctranslate2.models.Whisper(
-                str(path),
-                device="cuda",
-                device_index=options.device_index,
-                compute_type=compute_type,
-            )
-            return model, "cuda", compute_type
-        except (RuntimeError, ValueError, OSError) as exc:
-            logger.warning("cannot load Whisper on CUDA (%s); falling back to the CPU", exc)
-    compute_type = _compute_type("cpu", options.compute_type)
-    threads = options.cpu_threads or os.cpu_count() or 1
-    model = ctranslate2.models.Whisper(
-        str(path), device="cpu", compute_type=compute_type, intra_threads=threads
-    )
-    return model, "cpu", compute_type
-
-
-def _compute_type(device: str, requested: str) -> str:
-    wanted = requested
-    if requested == "default":
-        wanted = "float16" if device == "cuda" else "int8"
-    supported = ctranslate2.get_supported_compute_types(device)
-    if wanted not in supported and wanted not in ("auto", "default"):
-        logger.warning("compute type %s is not supported on %s; using auto", wanted, device)
-        return "auto"
-    return wanted

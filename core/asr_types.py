@@ -26,7 +26,7 @@ ZH_SIMPLIFIED_PROMPT = "以下是普通话的句子。"
 # them (a prompt with full-width punctuation led to stray full-width digits in the output).
 ZH_VERBATIM_PROMPT = "嗯,这个,啊,那个,好的呀。"
 CPU_MAX_BATCH = 8
-CUDA_MAX_BATCH = 32
+CUDA_MAX_BATCH = 64
 
 Language = Literal["zh", "en", "auto"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -72,7 +72,10 @@ class AsrOptions:
         device: "auto" (CUDA when ctranslate2 sees a GPU, else CPU), "cpu" or "cuda".
         device_index: GPU index when on CUDA.
         compute_type: "default" (int8 on CPU, float16 on CUDA) or any CTranslate2 type.
-        cpu_threads: intra-op threads on CPU; 0 uses every core.
+        cpu_threads: threads on CPU; 0 uses every core.
+        inter_threads: batches the model decodes at once (CTranslate2 replicas); on CPU
+            each gets cpu_threads / inter_threads threads. The live scheduler runs as many
+            workers.
         max_batch_size: utterances per generate() call; 0 picks CPU_MAX_BATCH or
             CUDA_MAX_BATCH.
         random_seed: seed of CTranslate2's sampler (temperature > 0), for repeatable runs.
@@ -97,6 +100,7 @@ class AsrOptions:
     device_index: int = 0
     compute_type: str = "default"
     cpu_threads: int = 0
+    inter_threads: int = 1
     max_batch_size: int = 0
     random_seed: int | None = 0
 
@@ -127,6 +131,8 @@ class AsrOptions:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.cpu_threads < 0 or self.max_batch_size < 0:
             raise ValueError("cpu_threads and max_batch_size must be >= 0")
+        if self.inter_threads < 1:
+            raise ValueError(f"inter_threads must be >= 1, got {self.inter_threads}")
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_telephony_commands(sub: Any) -> None:
     """Commands that receive calls through the telephony package, and the daemon's."""
-    from core import cli_serve
+    from core import cli_gpu, cli_serve
     from core.capacity import cli as cli_bench
     from core.ingest import cli_import_pcap, cli_receive
     from telephony import cli_simulate
@@ -326,6 +326,7 @@ def _add_telephony_commands(sub: Any) -> None:
     cli_serve.add_parsers(sub)
     cli_simulate.add_simulate_command(sub)
     cli_bench.add_parser(sub)
+    cli_gpu.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,7 +51,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("asr_beam_size", 5, "Beam size for decoding."),
     Setting("asr_cpu_threads", 0, "Threads per CTranslate2 replica on CPU (0: all cores)."),
-    Setting("asr_batch_size", 8, "Most utterances decoded in one call to the model."),
+    Setting(
+        "asr_batch_size",
+        0,
+        "Most utterances decoded in one call to the model (0: 8 on the CPU, 64 on a GPU).",
+    ),
+    Setting(
+        "asr_inter_threads",
+        1,
+        "Batches the ASR decodes at once; on the CPU each gets `asr_cpu_threads` / this many "
+        "threads.",
+    ),
     Setting(
         "asr_window_min_s",
         10.0,
@@ -177,6 +187,7 @@ class Config:
     asr_beam_size: int
     asr_cpu_threads: int
     asr_batch_size: int
+    asr_inter_threads: int
     asr_window_min_s: float
     asr_enabled: bool
     rubric: str

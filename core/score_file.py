@@ -22,7 +22,7 @@ from core.asr_types import Device
 from core.audio_io import Recording, read_wav
 from core.calldata import CallResult, Speaker
 from core.config import Config
-from core.live.scheduler import Transcriber
+from core.live.scheduler import DEFAULT_BATCH, Transcriber
 from core.model_store import resolve_model
 from core.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.rubric_catalog import resolve_rubric
@@ -58,14 +58,15 @@ class ScoreOutcome:
 
 @lru_cache(maxsize=4)
 def _engine(
-    model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float
-) -> AsrEngine:
+    model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float,
+    inter_threads: int, batch: int,
+) -> AsrEngine:  # fmt: skip
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
     chosen: Device = "cpu" if device == "cpu" else "cuda" if device == "cuda" else "auto"
     options = AsrOptions(
         device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam,
-        window_min_s=window_min_s,
+        window_min_s=window_min_s, inter_threads=inter_threads, max_batch_size=batch,
     )  # fmt: skip
     return AsrEngine(Path(model_dir), options)
 
@@ -80,6 +81,8 @@ def get_engine(config: Config) -> AsrEngine:
         config.asr_cpu_threads,
         config.asr_beam_size,
         config.asr_window_min_s,
+        config.asr_inter_threads,
+        config.asr_batch_size,
     )
 
 
@@ -97,7 +100,7 @@ def score_file(
         rubric_version=resolved.version,
         min_silence_s=config.min_silence_s,
         max_utterance_s=config.max_utterance_s,
-        batch_size=config.asr_batch_size,
+        batch_size=engine.max_batch_size,
         progress=progress,
     )
     if not req.store:
@@ -154,7 +157,7 @@ def score_with(
         rubric_version=resolved.version,
         min_silence_s=config.min_silence_s,
         max_utterance_s=config.max_utterance_s,
-        batch_size=config.asr_batch_size,
+        batch_size=config.asr_batch_size or DEFAULT_BATCH,
     )
     if not req.store:
         return ScoreOutcome(call_id=None, scored=scored, recording_path=None)

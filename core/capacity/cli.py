@@ -42,11 +42,12 @@ from core.config import SETTINGS, Config, ConfigError, load_values
 
 PASSED_ON = (
     "model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_cpu_threads",
-    "asr_batch_size", "asr_window_min_s", "live_partial_every_s", "min_silence_s",
-    "max_utterance_s", "rubric", "alert_deadline_s",
+    "asr_batch_size", "asr_inter_threads", "asr_window_min_s", "live_partial_every_s",
+    "min_silence_s", "max_utterance_s", "rubric", "alert_deadline_s",
 )  # fmt: skip
 BASELINE = {
     "asr_batch_size": "1",
+    "asr_inter_threads": "1",
     "asr_window_min_s": "30",
     "asr_beam_size": "5",
     "live_partial_every_s": "0",

@@ -93,6 +93,7 @@ class LiveCall:
         self.utterances: list[Utterance] = []
         self.partials: dict[tuple[Speaker, int], Utterance] = {}
         self.speech_ends: dict[int, float] = {}  # id(utterance) -> end of its speech (s)
+        self.finished_seqs: set[tuple[Speaker, int]] = set()
         self.activity: dict[str, LegActivity] = {
             sp: LegActivity(speaker=sp, voiced=[], duration_s=0.0) for sp in legs
         }
@@ -128,10 +129,16 @@ class LiveCall:
     # ---------------------------------------------------------------- evidence
 
     def add_utterance(self, utt: Utterance, seq: int, speech_end: float) -> None:
+        self.finished_seqs.add((utt.speaker, seq))
         self.partials.pop((utt.speaker, seq), None)
         self.utterances.append(utt)
         self.utterances.sort(key=lambda u: (u.start, u.speaker))
         self.speech_ends[id(utt)] = speech_end
+
+    def is_finished(self, speaker: Speaker, seq: int) -> bool:
+        """Whether the utterance ``seq`` of ``speaker`` has its final transcript already (a
+        part of it decoded later, by another ASR worker, is then out of date)."""
+        return (speaker, seq) in self.finished_seqs
 
     def set_partial(self, utt: Utterance, seq: int, speech_end: float) -> None:
         old = self.partials.get((utt.speaker, seq))

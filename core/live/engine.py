@@ -69,7 +69,8 @@ class LiveSettings:
     max_utterance_s: float = 15.0
     partial_every_s: float = 4.0
     alert_deadline_s: float = 2.0
-    asr_batch_size: int = 8
+    asr_batch_size: int = 0
+    asr_inter_threads: int = 1
     asr_queue_memory_s: float = 600.0
     rubric_routes: str = ""
 
@@ -101,6 +102,7 @@ class LiveEngine:
         self.scheduler = AsrScheduler(
             engine_factory,
             batch_size=settings.asr_batch_size,
+            workers=settings.asr_inter_threads,
             memory_s=settings.asr_queue_memory_s,
             spool_dir=config.data_dir / "spool" / QUEUE_SPOOL,
         )
@@ -384,7 +386,7 @@ class LiveEngine:
             no_speech_prob=result.no_speech_prob if result else None,
         )  # fmt: skip
         if lu.partial:
-            if call.ended:
+            if call.ended or call.is_finished(lu.speaker, lu.seq):
                 return
             call.set_partial(utt, lu.seq, span.speech_end)
         else:

@@ -72,7 +72,7 @@ def recover_call(engine: LiveEngine, row: dict[str, Any]) -> None:
         engine.transcriber(), resolved.rubric, legs,  # type: ignore[arg-type]
         rubric_version=resolved.version, min_silence_s=engine.settings.min_silence_s,
         max_utterance_s=engine.settings.max_utterance_s,
-        batch_size=engine.settings.asr_batch_size,
+        batch_size=engine.scheduler.batch_size,
     )  # fmt: skip
     record.language = scored.evidence.language
     engine.writer.submit(store_live_call, engine.config, record, scored.result, path).result()

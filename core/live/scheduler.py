@@ -9,6 +9,13 @@ batch. Parts of an utterance are a courtesy: when the queue is long, or a part h
 past ``partial_max_wait_s``, it is skipped, since the finished utterance will carry the same
 words.
 
+With ``workers`` above 1, that many threads take batches from the one queue and call the
+model at the same time (a CTranslate2 model built with as many ``inter_threads`` decodes
+them in parallel, each on its share of the cores): on a small CPU, two single-threaded
+decodes of small batches get more done than one two-threaded decode. Results of one call
+can then finish out of order; the engine orders utterances by time and ignores a part of an
+utterance whose final transcript came first.
+
 Memory stays bounded when the box is overloaded: past ``memory_s`` seconds of queued audio,
 new utterances are written to ``spool_dir`` and read back when their turn comes, so the
 queue grows on disk, not in RAM. Nothing is dropped.
@@ -38,6 +45,8 @@ SAMPLE_RATE_HZ = 16000
 PRIORITY_FINAL = 0
 PRIORITY_PARTIAL = 1
 PRIORITY_BACKFILL = 2
+DEFAULT_BATCH = 8
+"""Batch size when it is 0 and the model does not say its own (``max_batch_size``)."""
 
 
 class Transcriber(Protocol):
@@ -85,14 +94,19 @@ class AsrScheduler:
         spool_dir: Path | None = None,
         skip_partials_above: int | None = None,
         partial_max_wait_s: float = 1.0,
+        workers: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        if batch_size < 0:
+            raise ValueError("batch_size must be >= 0 (0: the model's own batch size)")
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
         self.batch_size = batch_size
         self.memory_s = memory_s
         self.spool_dir = spool_dir
+        self._skip_partials_above = skip_partials_above
         self.skip_partials_above = (
-            batch_size if skip_partials_above is None else skip_partials_above
+            (batch_size or DEFAULT_BATCH) if skip_partials_above is None else skip_partials_above
         )
         self.partial_max_wait_s = partial_max_wait_s
         self.stats = SchedulerStats()
@@ -107,7 +121,11 @@ class AsrScheduler:
         self._stopping = False
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="callqa-asr", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"callqa-asr-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        self._thread = self._threads[0]
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
             for stale in spool_dir.glob("*.f32"):  # a previous run's queue: its calls are
@@ -116,8 +134,8 @@ class AsrScheduler:
     # ---------------------------------------------------------------- control
 
     def start(self, wait: bool = True) -> None:
-        """Start the thread; with ``wait``, return once the model is loaded (or raise)."""
-        self._thread.start()
+        """Start the threads; with ``wait``, return once the model is loaded (or raise)."""
+        self._thread.start()  # the first worker loads the model; the others wait for it
         if wait:
             self._ready.wait()
             if self._error is not None:
@@ -132,7 +150,10 @@ class AsrScheduler:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def submit(self, job: AsrJob) -> None:
         if job.audio is not None:
@@ -221,7 +242,7 @@ class AsrScheduler:
                     continue
                 self._load(job)
                 batch.append(job)
-            self._in_flight = len(batch)
+            self._in_flight += len(batch)
             return batch
 
     def _skip(self, job: AsrJob) -> None:
@@ -235,23 +256,31 @@ class AsrScheduler:
         except Exception:
             logger.exception("ASR job %s: its callback failed", job.key)
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         name_thread("asr")  # before the model loads: its worker threads inherit the name
-        try:
-            self._engine = self._factory()
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            logger.exception("the ASR model could not be loaded")
+        if index == 0:
+            try:
+                self._engine = self._factory()
+            except BaseException as exc:  # reported by start()
+                self._error = exc
+                logger.exception("the ASR model could not be loaded")
+                self._ready.set()
+                return
+            if not self.batch_size:
+                self.batch_size = getattr(self._engine, "max_batch_size", None) or DEFAULT_BATCH
+            self.skip_partials_above = (
+                self.batch_size if self._skip_partials_above is None else self._skip_partials_above
+            )
             self._ready.set()
-            return
-        self._ready.set()
+            for thread in self._threads[1:]:
+                thread.start()
         while True:
             batch = self._take()
             if batch is None:
                 return
             self._transcribe(batch)
             with self._cond:
-                self._in_flight = 0
+                self._in_flight -= len(batch)
                 self._cond.notify_all()
 
     def _transcribe(self, batch: list[AsrJob]) -> None:
@@ -272,15 +301,16 @@ class AsrScheduler:
             results = [None] * len(batch)
             error = f"asr failed: {exc}"
         elapsed = time.monotonic() - started
-        self.stats.batches += 1
-        self.stats.utterances += len(batch)
-        self.stats.busy_s += elapsed
-        for job in batch:
-            self.stats.audio_s += job.audio_s
-            waits = self.stats.queue_wait_s
-            waits.append(started - job.enqueued_at)
-            if len(waits) > 10_000:
-                del waits[:5_000]
+        with self._cond:  # workers share the counters
+            self.stats.batches += 1
+            self.stats.utterances += len(batch)
+            self.stats.busy_s += elapsed
+            for job in batch:
+                self.stats.audio_s += job.audio_s
+                waits = self.stats.queue_wait_s
+                waits.append(started - job.enqueued_at)
+                if len(waits) > 10_000:
+                    del waits[:5_000]
         for job, result in zip(batch, results, strict=True):
             job.audio = None
             try:

@@ -19,5 +19,7 @@ def test_example_settings_load_and_unit_waits_for_the_grace_period() -> None:
     assert service["ExecStart"].split()[-1] == "serve"
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) > values["shutdown_grace_s"]
-    assert service["Environment"] == "CALLQA_CONFIG=/etc/callqa/callqa.toml"
+    environment = dict(item.split("=", 1) for item in service["Environment"].split())
+    assert environment["CALLQA_CONFIG"] == "/etc/callqa/callqa.toml"
+    assert environment["CUDA_CACHE_PATH"].startswith(values["data_dir"])
     assert "CAP_NET_RAW" in service["AmbientCapabilities"]  # mirror_interface capture

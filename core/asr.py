@@ -120,14 +120,17 @@ class AsrEngine:
         if self.options.random_seed is not None:
             ctranslate2.set_random_seed(self.options.random_seed)
         self.max_batch_size = self.options.max_batch_size or default_batch_size(self.device)
+        self.inter_threads = int(getattr(self.model, "num_workers", 1) or 1)
+        """Batches the model decodes at once (CTranslate2 replicas)."""
         self.stats = AsrStats()
         self._prompt_cache: dict[str, list[int]] = {}
         logger.info(
-            "Whisper %s loaded on %s (%s), batch %d",
+            "Whisper %s loaded on %s (%s), batch %d, %d at once",
             model.name,
             self.device,
             self.compute_type,
             self.max_batch_size,
+            self.inter_threads,
         )
 
     # ----------------------------------------------------------------- public

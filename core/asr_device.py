@@ -246,7 +246,7 @@ def load_whisper(
                 device="cuda",
                 device_index=options.device_index,
                 compute_type=compute_type,
-                inter_threads=max(1, options.inter_threads),
+                inter_threads=options.inter_threads or GPU_INTER_THREADS,
             )
             warm_up(model, options.window_min_s)
             return model, "cuda", compute_type
@@ -259,12 +259,27 @@ def load_whisper(
             )
     compute_type = compute_type_for("cpu", options.compute_type)
     threads = cpu_threads or options.cpu_threads or os.cpu_count() or 1
-    inter = max(1, options.inter_threads)
+    inter = options.inter_threads or cpu_inter_threads(threads)
     model = ctranslate2.models.Whisper(
         str(path), device="cpu", compute_type=compute_type, inter_threads=inter,
         intra_threads=max(1, threads // inter),
     )  # fmt: skip
     return model, "cpu", compute_type
+
+
+GPU_INTER_THREADS = 1
+MAX_CPU_INTER_THREADS = 4
+
+
+def cpu_inter_threads(threads: int) -> int:
+    """Batches decoded at once on ``threads`` CPU threads when AsrOptions.inter_threads is 0.
+
+    One per core, at most MAX_CPU_INTER_THREADS (the rest of the cores go to each batch's
+    own threads): on the corpus, two single-threaded decodes at once on two cores got 1.9
+    times the audio through of one two-threaded decode, for 0.68 of the CPU per audio
+    second (benchmarks/asr_levers.py).
+    """
+    return max(1, min(threads, MAX_CPU_INTER_THREADS))
 
 
 def warm_up(model: Any, window_s: float) -> None:

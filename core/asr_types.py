@@ -74,8 +74,8 @@ class AsrOptions:
         compute_type: "default" (int8 on CPU, float16 on CUDA) or any CTranslate2 type.
         cpu_threads: threads on CPU; 0 uses every core.
         inter_threads: batches the model decodes at once (CTranslate2 replicas); on CPU
-            each gets cpu_threads / inter_threads threads. The live scheduler runs as many
-            workers.
+            each gets cpu_threads / inter_threads threads; 0 picks (one per core up to 4 on
+            the CPU, 1 on a GPU). The live scheduler runs as many workers.
         max_batch_size: utterances per generate() call; 0 picks CPU_MAX_BATCH or
             CUDA_MAX_BATCH.
         random_seed: seed of CTranslate2's sampler (temperature > 0), for repeatable runs.
@@ -100,7 +100,7 @@ class AsrOptions:
     device_index: int = 0
     compute_type: str = "default"
     cpu_threads: int = 0
-    inter_threads: int = 1
+    inter_threads: int = 0
     max_batch_size: int = 0
     random_seed: int | None = 0
 
@@ -131,8 +131,8 @@ class AsrOptions:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.cpu_threads < 0 or self.max_batch_size < 0:
             raise ValueError("cpu_threads and max_batch_size must be >= 0")
-        if self.inter_threads < 1:
-            raise ValueError(f"inter_threads must be >= 1, got {self.inter_threads}")
+        if self.inter_threads < 0:
+            raise ValueError(f"inter_threads must be >= 0, got {self.inter_threads}")
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "asr_inter_threads",
-        1,
+        0,
         "Batches the ASR decodes at once; on the CPU each gets `asr_cpu_threads` / this many "
-        "threads.",
+        "threads (0: one per core up to 4 on the CPU, 1 on a GPU).",
     ),
     Setting(
         "asr_window_min_s",

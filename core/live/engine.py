@@ -70,7 +70,7 @@ class LiveSettings:
     partial_every_s: float = 4.0
     alert_deadline_s: float = 2.0
     asr_batch_size: int = 0
-    asr_inter_threads: int = 1
+    asr_inter_threads: int = 0
     asr_queue_memory_s: float = 600.0
     rubric_routes: str = ""
 

@@ -94,12 +94,12 @@ class AsrScheduler:
         spool_dir: Path | None = None,
         skip_partials_above: int | None = None,
         partial_max_wait_s: float = 1.0,
-        workers: int = 1,
+        workers: int = 0,
     ) -> None:
         if batch_size < 0:
             raise ValueError("batch_size must be >= 0 (0: the model's own batch size)")
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
+        if workers < 0:
+            raise ValueError("workers must be >= 0 (0: as many as the model decodes at once)")
         self.workers = workers
         self.batch_size = batch_size
         self.memory_s = memory_s
@@ -121,10 +121,7 @@ class AsrScheduler:
         self._stopping = False
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), name=f"callqa-asr-{i}", daemon=True)
-            for i in range(workers)
-        ]
+        self._threads = [self._worker(0)]  # it loads the model, then starts the others
         self._thread = self._threads[0]
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +148,9 @@ class AsrScheduler:
             self._stopping = True
             self._cond.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
+        with self._cond:
+            threads = list(self._threads)
+        for thread in threads:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
@@ -256,6 +255,11 @@ class AsrScheduler:
         except Exception:
             logger.exception("ASR job %s: its callback failed", job.key)
 
+    def _worker(self, index: int) -> threading.Thread:
+        return threading.Thread(
+            target=self._run, args=(index,), name=f"callqa-asr-{index}", daemon=True
+        )
+
     def _run(self, index: int) -> None:
         name_thread("asr")  # before the model loads: its worker threads inherit the name
         if index == 0:
@@ -271,9 +275,13 @@ class AsrScheduler:
             self.skip_partials_above = (
                 self.batch_size if self._skip_partials_above is None else self._skip_partials_above
             )
-            self._ready.set()
+            if not self.workers:
+                self.workers = int(getattr(self._engine, "inter_threads", None) or 1)
+            with self._cond:
+                self._threads += [self._worker(i) for i in range(1, self.workers)]
             for thread in self._threads[1:]:
                 thread.start()
+            self._ready.set()
         while True:
             batch = self._take()
             if batch is None:

@@ -82,6 +82,22 @@ def test_one_worker_never_overlaps() -> None:
     assert asr.batches[0] == ["u0", "u1"]  # oldest first
 
 
+def test_workers_zero_takes_as_many_as_the_model_decodes_at_once() -> None:
+    asr = SlowAsr(0.1)
+    asr.inter_threads = 3  # type: ignore[attr-defined]
+    sched = AsrScheduler(lambda: asr, batch_size=1, workers=0)
+    sched.start()
+    done: list[str] = []
+    try:
+        assert sched.workers == 3
+        for job in _jobs(6, done):
+            sched.submit(job)
+        assert sched.wait_idle(10)
+    finally:
+        sched.stop(5)
+    assert asr.most_at_once == 3 and len(done) == 6
+
+
 def test_batch_size_zero_takes_the_models_own() -> None:
     with_own = AsrScheduler(lambda: SlowAsr(0.0, max_batch_size=5), batch_size=0)
     with_own.start()

@@ -84,7 +84,11 @@ class StepResult:
     packets_malformed: int
     kernel_drops: int
     asr_busy_fraction: float
+    """Seconds the ASR workers were busy per second of the step (up to their number)."""
     asr_audio_s: float
+    asr_audio_fraction: float
+    """Audio sent to the ASR over the audio of all legs: what the VAD gating lets through
+    (parts of turns in progress count again)."""
     asr_batches: int
     asr_mean_batch: float
     asr_partials_skipped: int
@@ -228,6 +232,7 @@ class Ramp:
             kernel_drops=whole.kernel_drops,
             asr_busy_fraction=round(asr["busy_s"] / wall, 3),
             asr_audio_s=round(asr["audio_s"], 1), asr_batches=int(asr["batches"]),
+            asr_audio_fraction=round(asr["audio_s"] / (2 * lines * self.step_s), 3),
             asr_mean_batch=round(asr["utterances"] / asr["batches"], 2) if asr["batches"] else 0.0,
             asr_partials_skipped=int(asr["partials_skipped"]),
             transcripts_answered=int(asr["transcripts"]),

@@ -14,7 +14,8 @@ from core.stage_cpu import STAGES
 COLUMNS = (
     ("config", 9), ("lines", 5), ("ok", 4), ("utts", 5), ("p50 ms", 7), ("p95 ms", 7),
     ("p99 ms", 7), ("max ms", 7), ("backlog 1st/2nd", 15), ("daemon", 7), ("ms/line-s", 9),
-    ("sim", 6), ("RSS MB", 7), ("lost+drop", 9), ("ASR busy", 8), ("batch", 5), ("held", 4),
+    ("sim", 6), ("RSS MB", 7), ("lost+drop", 9), ("ASR busy", 8), ("ASR audio", 9),
+    ("batch", 5), ("held", 4),
 )  # fmt: skip
 
 
@@ -37,6 +38,7 @@ def table(outcomes: Sequence[RampOutcome]) -> str:
                 f"{100 * s.daemon_cores:.0f}%", f"{s.cpu_ms_per_line_s:.1f}",
                 f"{100 * s.simulator_cores:.0f}%", f"{s.rss_peak_mb:.0f}",
                 f"{s.packets_lost + s.kernel_drops}", f"{100 * s.asr_busy_fraction:.0f}%",
+                f"{100 * s.asr_audio_fraction:.0f}%",
                 f"{s.asr_mean_batch:.1f}", "yes" if s.held else "NO",
             ]  # fmt: skip
             lines.append(" ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)))

@@ -104,6 +104,7 @@ def _step(config: str, lines: int, p95: float | None, held: bool) -> StepResult:
         simulator_cores=0.02, sender_max_late_ms=3.0, cpu_ms_per_line_s=50.0, rss_peak_mb=400,
         packets_received=1000, packets_lost=0, packets_late=0, packets_malformed=0,
         kernel_drops=0, asr_busy_fraction=0.4, asr_audio_s=30.0, asr_batches=10,
+        asr_audio_fraction=0.35,
         asr_mean_batch=1.5, asr_partials_skipped=0, transcripts_answered=10, held=held,
         note="" if held else "p95 3000 ms > 2000 ms",
     )  # fmt: skip

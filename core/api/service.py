@@ -21,7 +21,7 @@ import numpy as np
 from core import stage_cpu
 from core.api import convert
 from core.live.call import CallSetup, LiveCall
-from core.live.events import CallEvent, alert_filter
+from core.live.events import CallEvent, Subscription, alert_filter
 from core.rubric.schema import RubricError, load_rubric_text
 from core.storage import repository
 from core.storage.db import open_db
@@ -147,16 +147,8 @@ class CallQaService(pb_grpc.CallQaServicer):
             set(request.agent_ids) or None, set(request.team_ids) or None, severity,
             request.call_id or None,
         ))  # fmt: skip
-        try:
-            while context.is_active():
-                event = sub.get(POLL_S)
-                if event is None:
-                    if sub.closed:
-                        return
-                    continue
-                yield convert.alert(event.data)
-        finally:
-            sub.close()
+        for event in _live_events(sub, context):
+            yield convert.alert(event.data)
 
     def WatchCall(self, request: pb.CallRef, context: Any) -> Iterator[pb.CallEvent]:
         call = self.engine.find(request.call_id)
@@ -201,17 +193,8 @@ class CallQaService(pb_grpc.CallQaServicer):
                 not teams or call.setup.team_id in teams
             )
 
-        sub = self.engine.hub.subscribe(accept)
-        try:
-            while context.is_active():
-                event = sub.get(POLL_S)
-                if event is None:
-                    if sub.closed:
-                        return
-                    continue
-                yield convert.event(event, self.engine.find(event.call_id))
-        finally:
-            sub.close()
+        for event in _live_events(self.engine.hub.subscribe(accept), context):
+            yield convert.event(event, self.engine.find(event.call_id))
 
     def _stored_events(self, call_id: str, context: Any) -> Iterator[pb.CallEvent]:
         db = self._db()
@@ -501,6 +484,20 @@ class CallQaService(pb_grpc.CallQaServicer):
             yield from run_benchmark_rpc(self.daemon, request, context)
         finally:
             self._bench_lock.release()
+
+
+def _live_events(sub: Subscription, context: Any) -> Iterator[CallEvent]:
+    """A subscription's events until the client goes away or the hub closes it."""
+    try:
+        while context.is_active():
+            event = sub.get(POLL_S)
+            if event is None:
+                if sub.closed:
+                    return
+                continue
+            yield event
+    finally:
+        sub.close()
 
 
 def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:

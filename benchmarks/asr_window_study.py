@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ctranslate2
 import yaml
 
-from core.asr import AsrEngine, AsrOptions, AsrRequest, AsrResult
+from core.asr import AsrEngine, AsrOptions, AsrRequest, AsrResult, AsrStats
 from core.audio_io import read_wav
 from core.model_store import ModelInfo, resolve_model
 from core.text_norm import cer_key, edit_distance, match_key
@@ -179,34 +179,57 @@ def encode_costs(info: ModelInfo, threads: int) -> list[tuple[int, float]]:
     return out
 
 
-def run_config(
-    name: str,
-    changes: dict[str, Any],
-    info: ModelInfo,
-    utts: list[Utt],
-    phrases: list[str],
-    threads: int,
-    batch: int,
-) -> tuple[Row, list[dict[str, Any]]]:
+def study_options(
+    changes: dict[str, Any], phrases: list[str], threads: int, batch: int
+) -> AsrOptions:
+    """AsrOptions() on the CPU with ``threads`` and ``batch``, changed by ``changes``."""
     changes = dict(changes)
     if changes.get("initial_prompt") == "RUBRIC":
         changes["initial_prompt"] = ZH_PROMPT + "，".join(phrases) + "。"
-    options = dataclasses.replace(
+    return dataclasses.replace(
         AsrOptions(cpu_threads=threads, max_batch_size=batch, device="cpu"), **changes
     )
-    engine = AsrEngine(info, options)
-    results: dict[tuple[str, int], AsrResult] = {}
-    cpu = 0.0
+
+
+def call_batches(utts: list[Utt], batch: int) -> list[list[Utt]]:
+    """Each call's utterances in arrival order, cut into groups of ``batch``."""
+    out = []
     for call in dict.fromkeys(u.call for u in utts):
         ordered = sorted((u for u in utts if u.call == call), key=lambda u: u.start)
-        for b in range(0, len(ordered), batch):
-            group = ordered[b : b + batch]
-            requests = [AsrRequest(f"{u.call}/{u.index}", u.audio, "zh") for u in group]
-            started = time.process_time()
-            out = engine.transcribe_batch(requests)
-            cpu += time.process_time() - started
-            for u, r in zip(group, out, strict=True):
-                results[(u.call, u.index)] = r
+        out += [ordered[b : b + batch] for b in range(0, len(ordered), batch)]
+    return out
+
+
+def decode_group(engine: AsrEngine, group: list[Utt]) -> list[AsrResult]:
+    """One ``transcribe_batch`` call for ``group``."""
+    requests = [AsrRequest(f"{u.call}/{u.index}", u.audio, "zh") for u in group]
+    return engine.transcribe_batch(requests)
+
+
+def decode_utterances(
+    engine: AsrEngine, utts: list[Utt], batch: int
+) -> tuple[dict[tuple[str, int], AsrResult], float]:
+    """Results by (call, index) and the process CPU seconds spent inside the engine."""
+    results: dict[tuple[str, int], AsrResult] = {}
+    cpu = 0.0
+    for group in call_batches(utts, batch):
+        started = time.process_time()
+        out = decode_group(engine, group)
+        cpu += time.process_time() - started
+        for u, r in zip(group, out, strict=True):
+            results[(u.call, u.index)] = r
+    return results, cpu
+
+
+def score_results(
+    name: str,
+    utts: list[Utt],
+    results: dict[tuple[str, int], AsrResult],
+    phrases: list[str],
+    stats: AsrStats,
+    cpu: float,
+) -> tuple[Row, list[dict[str, Any]]]:
+    """The row of a configuration (accuracy of ``results``, cost from ``stats`` and ``cpu``)."""
     errors = {"agent": 0, "customer": 0}
     chars = {"agent": 0, "customer": 0}
     hallucinations = exact = found = said = invented = 0
@@ -246,7 +269,6 @@ def run_config(
                 "no_speech_prob": round(r.no_speech_prob, 3),
             }
         )
-    stats = engine.stats
     row = Row(
         name=name,
         cer_agent=errors["agent"] / max(chars["agent"], 1),
@@ -266,6 +288,20 @@ def run_config(
         utterances=len(utts),
     )
     return row, records
+
+
+def run_config(
+    name: str,
+    changes: dict[str, Any],
+    info: ModelInfo,
+    utts: list[Utt],
+    phrases: list[str],
+    threads: int,
+    batch: int,
+) -> tuple[Row, list[dict[str, Any]]]:
+    engine = AsrEngine(info, study_options(changes, phrases, threads, batch))
+    results, cpu = decode_utterances(engine, utts, batch)
+    return score_results(name, utts, results, phrases, engine.stats, cpu)
 
 
 def print_table(rows: list[Row], baseline: Row) -> None:

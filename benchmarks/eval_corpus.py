@@ -1,13 +1,15 @@
 """Accuracy on a labelled corpus: finding precision/recall per item, CER per leg, pass/fail.
 
     python benchmarks/eval_corpus.py ../shared/corpus [--calls dev001,dev002] [--json OUT]
+        [--set asr_beam_size=1 --set asr_compute_type=int8 ...]
 
 Every call of the corpus (devNNN.wav + devNNN.json, with the corpus's rubric.yaml) is scored
 through the same code as `callqa score` (nothing is stored). A finding matches a label with
 the same item_id whose time span overlaps it within 2 s; call-level items (required phrases
 and filler totals) match on item_id alone. CER compares each leg's recognised text with the
 reference transcript after normalisation (NFKC, simplified characters, digits as Chinese
-numerals, punctuation and spaces removed).
+numerals, punctuation and spaces removed). Settings come from core.config.load_config as for
+`callqa score` (defaults, config file, CALLQA_<SETTING> variables), then ``--set`` overrides.
 """
 
 from __future__ import annotations
@@ -112,11 +114,30 @@ def main() -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--json", type=Path, help="write per-call details here")
     ap.add_argument("-v", "--verbose", action="store_true", help="print misses per call")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a setting (core.config), e.g. asr_beam_size=1; repeatable",
+    )
     args = ap.parse_args()
+    overrides: dict[str, Any] = {"model": args.model}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set wants NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value.strip()
 
     rubric = load_rubric_file(args.rubric or args.corpus / "rubric.yaml")
-    config = load_config(overrides={"model": args.model})
+    config = load_config(overrides=overrides)
     engine = get_engine(config)
+    print(
+        f"ASR: beam {config.asr_beam_size}, batch {engine.max_batch_size}, compute type "
+        f"{engine.compute_type}, {config.asr_cpu_threads or 'all'} threads, inter threads "
+        f"{config.asr_inter_threads}, window at least {config.asr_window_min_s:g} s",
+        flush=True,
+    )
     label_files = sorted(args.corpus.glob("dev*.json")) or sorted(
         p for p in args.corpus.glob("*.json") if p.with_suffix(".wav").exists()
     )
@@ -136,7 +157,7 @@ def main() -> int:
         rec = read_wav(lf.with_suffix(".wav"))
         audio_s += rec.duration_s
         legs = legs_from_recording(rec, agent_channel="left")
-        scored = score_legs(engine, rubric, legs, batch_size=config.asr_batch_size)
+        scored = score_legs(engine, rubric, legs, batch_size=engine.max_batch_size)
         result = scored.result.to_json()
         counts, extra, missed = match_call(result["findings"], labels["events"])
         for item, c in counts.items():

@@ -117,7 +117,9 @@ def transcribe_utterances(
     kept: list[Utterance] = []
     dropped: list[tuple[Utterance, str]] = []
     done = 0
-    for b in range(0, len(requests), max(1, batch_size)):
+    if batch_size < 1:  # 0: the engine's own batch size
+        batch_size = int(getattr(engine, "max_batch_size", 0) or 8)
+    for b in range(0, len(requests), batch_size):
         batch = requests[b : b + batch_size]
         for req, res in zip(batch, engine.transcribe_batch(batch), strict=True):
             utt = utterances[int(req.id)]

@@ -21,7 +21,7 @@ def test_defaults_file_env_and_overrides_in_order(tmp_path: Path) -> None:
     assert cfg.asr_beam_size == 2  # environment over file
     assert cfg.min_silence_s == 0.4  # flag over file
     assert cfg.data_dir == tmp_path / "d"
-    assert load_config(None, None, environ={}).asr_beam_size == 5
+    assert load_config(None, None, environ={}).asr_beam_size == 3
 
 
 def test_bad_values_name_the_setting(tmp_path: Path) -> None:

@@ -315,12 +315,14 @@ class CallStarted(_message.Message):
     def __init__(self, rubric_id: _Optional[str] = ..., rubric_version: _Optional[int] = ..., external_call_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[str] = ...) -> None: ...
 
 class Transcript(_message.Message):
-    __slots__ = ("utterance", "latency_ms")
+    __slots__ = ("utterance", "latency_ms", "leg_start_s")
     UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    LEG_START_S_FIELD_NUMBER: _ClassVar[int]
     utterance: Utterance
     latency_ms: float
-    def __init__(self, utterance: _Optional[_Union[Utterance, _Mapping]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+    leg_start_s: float
+    def __init__(self, utterance: _Optional[_Union[Utterance, _Mapping]] = ..., latency_ms: _Optional[float] = ..., leg_start_s: _Optional[float] = ...) -> None: ...
 
 class WatchCallsRequest(_message.Message):
     __slots__ = ("agent_ids", "team_ids", "include_partials")

@@ -110,6 +110,7 @@ def event(e: CallEvent, call: LiveCall | None = None) -> pb.CallEvent:
         msg.transcript.utterance.CopyFrom(utterance(line.utterance, partial=line.partial,
                                                     seq=line.seq))  # fmt: skip
         msg.transcript.latency_ms = line.latency_ms or 0.0
+        msg.transcript.leg_start_s = line.leg_start_s
     elif e.kind == "finding":
         msg.finding.finding.CopyFrom(finding(e.data))
     elif e.kind == "alert":

@@ -44,6 +44,7 @@ class Heard:
     received_wall: float
     server_latency_ms: float
     text: str
+    leg_start_s: float = 0.0
 
 
 @dataclass
@@ -218,7 +219,8 @@ class DaemonProbe:
                 elif kind == "transcript" and not event.transcript.utterance.partial:
                     u = event.transcript.utterance
                     heard = Heard(event.call_id, int(u.speaker), u.end_s, time.time(),
-                                  event.transcript.latency_ms, u.text)  # fmt: skip
+                                  event.transcript.latency_ms, u.text,
+                                  event.transcript.leg_start_s)  # fmt: skip
                     with self._lock:
                         self._state.heard.append(heard)
         except grpc.RpcError:

@@ -3,10 +3,12 @@
 One step places ``lines`` SIPREC calls of ``step_s`` seconds each (their starts spread over
 at most ``RAMP_IN_S``), waits for them to end, then for the daemon to finish what they
 queued. Latency is measured by the client for every finished transcript: the wall time it
-arrived, minus the wall time the end of its speech left the simulator (the call's first RTP
-packet plus the utterance's end in call time, less the endpointer's ``PAD_S`` of trailing
-padding). Only utterances whose speech ended once every call of the step was running count,
-so a step is judged at its full load.
+arrived, minus the wall time the end of its speech left the simulator: the call's first RTP
+packet, plus the utterance's end measured from where the box placed that leg's first audio
+(``leg_start_s``: the box aligns legs by arrival, so a slow start would otherwise shift every
+utterance), less the endpointer's ``PAD_S`` of trailing padding. Only utterances whose
+speech ended once every call of the step was running count, so a step is judged at its full
+load.
 
 A step *holds* when every call went through, the 95th percentile latency is within the
 deadline, the ASR backlog is not growing (the second half of the once-a-second samples does
@@ -197,7 +199,7 @@ class Ramp:
         full_load_at = max(starts.values(), default=0.0)
         latencies, server = [], []
         for call_id, heard in self.probe.heard(set(starts)):
-            speech_end = starts[call_id] + heard.end_s - PAD_S
+            speech_end = starts[call_id] + (heard.end_s - heard.leg_start_s) - PAD_S
             if speech_end < full_load_at:
                 continue
             latencies.append(1000.0 * (heard.received_wall - speech_end))

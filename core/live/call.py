@@ -94,6 +94,8 @@ class LiveCall:
         self.partials: dict[tuple[Speaker, int], Utterance] = {}
         self.speech_ends: dict[int, float] = {}  # id(utterance) -> end of its speech (s)
         self.finished_seqs: set[tuple[Speaker, int]] = set()
+        self.leg_start_s: dict[Speaker, float] = {}
+        """Call time of each leg's first audio (set by the ingest thread, once)."""
         self.activity: dict[str, LegActivity] = {
             sp: LegActivity(speaker=sp, voiced=[], duration_s=0.0) for sp in legs
         }

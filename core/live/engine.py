@@ -270,6 +270,8 @@ class LiveEngine:
         with call.ingest_lock:  # end_call may run on another thread
             if call.ended:
                 return
+            if speaker not in call.leg_start_s:
+                call.leg_start_s[speaker] = (at_sample or 0) / call.setup.sample_rate
             if call.recorder is not None:
                 from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL
 
@@ -393,7 +395,8 @@ class LiveEngine:
             call.add_utterance(utt, lu.seq, span.speech_end)
             self.counters["utterances"] += 1
         latency = max(0.0, time.time() - end_wall) * 1000.0
-        line = TranscriptLine(utt, lu.partial, lu.seq, latency)
+        line = TranscriptLine(utt, lu.partial, lu.seq, latency,
+                              call.leg_start_s.get(lu.speaker, 0.0))  # fmt: skip
         self._publish(call, self._event(call, "transcript", line))
         if not call.ended:
             self._check_live(call, end_wall)

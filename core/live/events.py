@@ -73,6 +73,9 @@ class TranscriptLine:
     """Number of the utterance on its leg; a part and its finished utterance share it."""
     latency_ms: float | None = None
     """From the end of the speech (wall time) to this transcript."""
+    leg_start_s: float = 0.0
+    """Call time at which the speaker's leg's first audio sits (the ingest places it where it
+    arrived after the call started)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """`callqa bench`: the capacity ramp, against a baseline in the same run.
 
     callqa bench [RECORDING.wav | FOLDER ...] [--lines 1,2,4,8,...] [--step-s 60]
-        [--set NAME=VALUE ...] [--no-baseline] [--front-end] [--out DIR] [--no-store]
+        [--baseline-lines 1,2,3] [--set NAME=VALUE ...] [--no-baseline] [--front-end]
+        [--out DIR] [--no-store]
 
 Without recordings the calls play the Mandarin sample calls (rendered with espeak-ng, as
 `callqa demo` does). Each configuration runs in its own `callqa serve` child with its own
@@ -67,6 +68,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--lines", help="comma-separated ladder of concurrent lines "
                    f"(default {','.join(map(str, STEP_LADDER))}; with --front-end "
                    f"{','.join(map(str, FRONT_END_LADDER))})")
+    p.add_argument("--baseline-lines", help="the baseline's own ladder (default: --lines)")
     p.add_argument("--step-s", type=float, default=60.0, help="length of each step's calls")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="change a setting of the measured configuration (repeatable)")
@@ -145,19 +147,20 @@ def run(args: argparse.Namespace, config: Config) -> int:
     outcomes: list[RampOutcome] = []
     if args.front_end:
         ladder = parse_ladder(args.lines, FRONT_END_LADDER)
-        plan = [("front-end", {**box_settings(values), **changes, **FRONT_END})]
+        plan = [("front-end", {**box_settings(values), **changes, **FRONT_END}, ladder)]
     else:
         ladder = parse_ladder(args.lines, STEP_LADDER)
-        plan = [("callqa", {**box_settings(values), **changes})]
+        plan = [("callqa", {**box_settings(values), **changes}, ladder)]
         if not args.no_baseline:
-            plan.append(("baseline", {**box_settings(values), **BASELINE}))
+            base_ladder = parse_ladder(args.baseline_lines, ladder)
+            plan.append(("baseline", {**box_settings(values), **BASELINE}, base_ladder))
     print(f"callqa bench: {len(sources)} recordings, {args.step_s:g} s steps, ladder "
           f"{','.join(map(str, ladder))}, deadline {deadline_ms:.0f} ms; work in {work}",
           flush=True)  # fmt: skip
-    for name, settings in plan:
+    for name, settings, steps in plan:
         print(f"{name}: {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}", flush=True)
         outcomes.append(run_ramp(
-            name, settings, sources, ladder=ladder, step_s=args.step_s,
+            name, settings, sources, ladder=steps, step_s=args.step_s,
             deadline_ms=deadline_ms, front_end=args.front_end, work_dir=work / name,
             progress=show_step,
         ))  # fmt: skip

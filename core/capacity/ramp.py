@@ -10,11 +10,15 @@ utterance), less the endpointer's ``PAD_S`` of trailing padding. Only utterances
 speech ended once every call of the step was running count, so a step is judged at its full
 load.
 
-A step *holds* when every call went through, the 95th percentile latency is within the
-deadline, the ASR backlog is not growing (the second half of the once-a-second samples does
+A step is *sustained* (the box kept up, whatever the latency) when every call went through,
+the ASR backlog is not growing (the second half of the once-a-second samples does
 not run clearly above the first, as `core.live.bench.backlog_growing` judges), the daemon
 emptied its queue within ``DRAIN_TIMEOUT_S`` of the last call's end, and at most
-``MAX_DROPPED_FRACTION`` of the RTP packets were lost or dropped by the kernel.
+``MAX_DROPPED_FRACTION`` of the RTP packets were lost or dropped by the kernel. It *holds*
+(real time) when it is sustained and the 95th percentile latency is within the deadline. The
+ramp climbs until a step is not sustained, so both counts come out of one run: lines held in
+real time, and lines sustained, which is what compares with a baseline that misses the
+deadline even alone.
 """
 
 from __future__ import annotations
@@ -96,6 +100,10 @@ class StepResult:
     asr_partials_skipped: int
     transcripts_answered: int
     held: bool = False
+    """In real time: sustained, and the p95 latency within the deadline."""
+    sustained: bool = False
+    """Kept up, whatever the latency: every call went through, the backlog did not grow, the
+    queue emptied after the calls, no packets dropped."""
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +131,10 @@ class RampOutcome:
     deadline_ms: float = 2000.0
 
     @property
+    def max_lines_sustained(self) -> int:
+        return max((s.lines for s in self.steps if s.sustained), default=0)
+
+    @property
     def max_lines_held(self) -> int:
         held = [s.lines for s in self.steps if s.held]
         return max(held, default=0)
@@ -135,6 +147,7 @@ class RampOutcome:
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["max_lines_held"] = self.max_lines_held
+        out["max_lines_sustained"] = self.max_lines_sustained
         return out
 
 
@@ -239,11 +252,13 @@ class Ramp:
             asr_partials_skipped=int(asr["partials_skipped"]),
             transcripts_answered=int(asr["transcripts"]),
         )  # fmt: skip
-        step.held, step.note = self.verdict(step, run.error)
+        step.held, step.sustained, step.note = self.verdict(step, run.error)
         return step
 
-    def verdict(self, step: StepResult, sim_error: str) -> tuple[bool, str]:
+    def verdict(self, step: StepResult, sim_error: str) -> tuple[bool, bool, str]:
+        """(held, sustained, the reasons it did not hold)."""
         reasons = []
+        late = ""
         if sim_error:
             reasons.append(sim_error)
         if step.calls_ok < step.lines:
@@ -252,7 +267,7 @@ class Ramp:
             if step.latency_p95_ms is None:
                 reasons.append("no transcript at full load")
             elif step.latency_p95_ms > self.deadline_ms:
-                reasons.append(f"p95 {step.latency_p95_ms:.0f} ms > {self.deadline_ms:.0f} ms")
+                late = f"p95 {step.latency_p95_ms:.0f} ms > {self.deadline_ms:.0f} ms"
             if step.backlog_growing:
                 reasons.append(
                     f"ASR backlog growing ({step.backlog_first_half:.1f} -> "
@@ -262,7 +277,8 @@ class Ramp:
             reasons.append(f"queue not empty {DRAIN_TIMEOUT_S:.0f} s after the calls ended")
         if step.dropped_fraction > MAX_DROPPED_FRACTION:
             reasons.append(f"{100 * step.dropped_fraction:.2f} % of packets dropped")
-        return not reasons, "; ".join(reasons)
+        sustained = not reasons
+        return sustained and not late, sustained, "; ".join([late] * bool(late) + reasons)
 
 
 def load_packets(after: Snapshot, before: Snapshot, name: str) -> int:
@@ -305,7 +321,7 @@ def run_ramp(
             outcome.steps.append(step)
             if progress is not None:
                 progress(step)
-            if not step.held:
+            if not step.sustained:
                 break
     finally:
         if ramp is not None:
@@ -327,11 +343,12 @@ def summarize(outcome: RampOutcome) -> str:
         p95 = "n/a" if best.latency_p95_ms is None else f"{best.latency_p95_ms:.0f} ms"
         held = f"held {best.lines} lines (p95 {p95}, {best.daemon_cores:.2f} cores)"
     stop = ""
-    if last is not None and not last.held:
-        stop = f"; {last.lines} lines did not hold: {last.note}"
+    kept = f"; kept up (any latency) with {outcome.max_lines_sustained} lines"
+    if last is not None and not last.sustained:
+        stop = f"; {last.lines} lines did not keep up: {last.note}"
     elif last is not None:
-        stop = "; the ladder ended while still holding"
-    return head + ", " + held + stop
+        stop = "; the ladder ended while still keeping up"
+    return head + ", " + held + kept + stop
 
 
 def _utc_now() -> str:

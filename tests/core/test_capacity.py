@@ -17,7 +17,7 @@ from core.capacity.cli import BASELINE, parse_ladder, parse_sets
 from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
 from core.capacity.ramp import RampOutcome, StepResult
-from core.capacity.report import chart_svg, table
+from core.capacity.report import chart_svg, table, verdict
 from core.cli import main
 from core.config import ConfigError
 
@@ -106,6 +106,7 @@ def _step(config: str, lines: int, p95: float | None, held: bool) -> StepResult:
         kernel_drops=0, asr_busy_fraction=0.4, asr_audio_s=30.0, asr_batches=10,
         asr_audio_fraction=0.35,
         asr_mean_batch=1.5, asr_partials_skipped=0, transcripts_answered=10, held=held,
+        sustained=True,
         note="" if held else "p95 3000 ms > 2000 ms",
     )  # fmt: skip
 
@@ -122,10 +123,15 @@ def test_chart_and_table_show_every_step() -> None:
     assert len(circles) == 3
     assert sum(1 for c in circles if c.get("fill") == "white") == 2  # the two that failed
     texts = " ".join(t.text or "" for t in svg.findall(f"{ns}text"))
-    assert "callqa: 2 lines held" in texts and "baseline: 0 lines held" in texts
+    assert "callqa: 2 lines held, 4 kept up" in texts
+    assert "baseline: 0 lines held, 2 kept up" in texts
     printed = table([ours, base])
     assert "p95 3000 ms > 2000 ms" in printed
-    assert printed.count("yes") == 1 and printed.count(" NO") == 2
+    assert printed.count("yes") == 4 and printed.count(" NO") == 2
+    said = verdict(ours, base)
+    assert "held in real time (p95 within the deadline): 2 vs 0 for the baseline" in said
+    assert "kept up with (backlog not growing, any latency): 4 vs 2" in said
+    assert "ratio 2.0x" in said
 
 
 @pytest.mark.model

@@ -73,6 +73,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="change a setting of the measured configuration (repeatable)")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline ramp")
+    p.add_argument("--baseline-only", action="store_true", help="run the baseline ramp alone")
     p.add_argument("--front-end", action="store_true",
                    help="measure ingest to features alone (ASR off) instead")
     p.add_argument("--out", type=Path, help="folder for capacity.svg and capacity.json")
@@ -150,7 +151,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         plan = [("front-end", {**box_settings(values), **changes, **FRONT_END}, ladder)]
     else:
         ladder = parse_ladder(args.lines, STEP_LADDER)
-        plan = [("callqa", {**box_settings(values), **changes}, ladder)]
+        plan = []
+        if not args.baseline_only:
+            plan.append(("callqa", {**box_settings(values), **changes}, ladder))
         if not args.no_baseline:
             base_ladder = parse_ladder(args.baseline_lines, ladder)
             plan.append(("baseline", {**box_settings(values), **BASELINE}, base_ladder))
@@ -168,7 +171,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     print(table(outcomes))
     print()
     baseline = next((o for o in outcomes if o.config == "baseline"), None)
-    print(verdict(outcomes[0], baseline))
+    ours = next((o for o in outcomes if o.config != "baseline"), None)
+    print(verdict(ours, baseline) if ours else baseline.summary if baseline else "")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = args.out or (config.data_dir / "benchmarks" / stamp)
     title = f"callqa capacity, {outcomes[0].model_name} on {outcomes[0].asr_device}"

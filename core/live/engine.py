@@ -76,8 +76,11 @@ class LiveSettings:
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> LiveSettings:
+        """From the settings table's values (``live_partial_every_s`` is ``partial_every_s``)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        renamed = {"live_partial_every_s": "partial_every_s"}
+        picked = {renamed.get(k, k): v for k, v in values.items()}
+        return cls(**{k: v for k, v in picked.items() if k in names})
 
 
 def _utc_now() -> str:

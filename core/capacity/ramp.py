@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import statistics
@@ -319,6 +320,10 @@ def run_ramp(
         for index, lines in enumerate(ladder, 1):
             step = ramp.run_step(index, lines)
             outcome.steps.append(step)
+            # Kept as the ramp goes, so that an interrupted run keeps its finished steps.
+            (work / "steps.json").write_text(
+                json.dumps(outcome.to_json(), indent=1, default=str), encoding="utf-8"
+            )
             if progress is not None:
                 progress(step)
             if not step.sustained:

@@ -62,6 +62,8 @@ def test_stream_audio_round_trip(daemon: Daemon, samples: dict[str, Path]) -> No
     agent, customer = legs_int16(samples[RUDE])
     stub = daemon.stub()
     alerts = EventCollector(stub.WatchAlerts(pb.AlertFilter(agent_ids=["E07"])))
+    wallboard = EventCollector(stub.WatchCalls(pb.WatchCallsRequest(agent_ids=["E07"])))
+    elsewhere = EventCollector(stub.WatchCalls(pb.WatchCallsRequest(agent_ids=["X99"])))
     time.sleep(0.3)
     events = list(stub.StreamAudio(
         audio_frames(agent, customer, speed=3.0, rubric="default-en", agent_id="E07",
@@ -69,6 +71,9 @@ def test_stream_audio_round_trip(daemon: Daemon, samples: dict[str, Path]) -> No
         timeout=300,
     ))  # fmt: skip
     alerts.cancel()
+    time.sleep(0.5)
+    wallboard.cancel()
+    elsewhere.cancel()
     kinds = _kinds(events)
     assert kinds[0] == "started" and kinds[-1] == "ended", kinds
     assert kinds[-2] == "scored", kinds
@@ -81,6 +86,17 @@ def test_stream_audio_round_trip(daemon: Daemon, samples: dict[str, Path]) -> No
     assert "complaint" in text, text
     stream_alerts = [e.alert for e in events if e.WhichOneof("event") == "alert"]
     assert {"forbidden_words", "complaint_risk"} <= {a.item_id for a in stream_alerts}, kinds
+    # WatchCalls saw the call from start to end, finals only, each with its latency; a
+    # filter on another agent saw nothing.
+    board = _kinds(wallboard.items)
+    assert board[0] == "started" and board[-1] == "ended", board
+    assert {e.call_id for e in wallboard.items} == {call_id}
+    assert wallboard.items[0].started.external_call_id == "pbx-77"
+    board_finals = [e.transcript for e in wallboard.items
+                    if e.WhichOneof("event") == "transcript"]  # fmt: skip
+    assert [t.utterance.text for t in board_finals] == [u.text for u in finals]
+    assert all(not t.utterance.partial and t.latency_ms > 0 for t in board_finals)
+    assert elsewhere.items == []
     # Every alert on the call's stream also reached the WatchAlerts subscriber.
     assert {a.alert_id for a in stream_alerts} <= {a.alert_id for a in alerts.items}
     for a in alerts.items:

@@ -1,4 +1,7 @@
-"""`callqa serve` in a child process, for the demo and the latency benchmark.
+"""`callqa serve` in a child process, for the demo and the benchmarks.
+
+Ports on loopback are chosen free unless given: gRPC, SIP, and a block of RTP ports (another
+daemon on the machine may hold the default RTP range).
 
 The child gets its settings through `CALLQA_<NAME>` variables (nothing is inherited from the
 caller's own `CALLQA_*` environment), logs to a file, and is ready once the standard gRPC
@@ -43,6 +46,29 @@ def free_port_tcp_udp(host: str = LOOPBACK) -> int:
     raise RuntimeError("no free port for SIP")
 
 
+RTP_BLOCK = 2000
+RTP_BASES = range(30000, 60000, RTP_BLOCK)
+
+
+def free_rtp_range(host: str = LOOPBACK, probe: int = 16) -> tuple[int, int]:
+    """A block of RTP ports whose first ``probe`` ports are free now (another daemon on the
+    machine may hold the default range)."""
+    for base in RTP_BASES:
+        sockets = []
+        try:
+            for port in range(base, base + probe):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(s)
+                s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return base, base + RTP_BLOCK - 1
+    raise RuntimeError("no free block of RTP ports")
+
+
 class ServeProcess:
     """A `callqa serve` child on loopback: gRPC and SIP on free ports unless given."""
 
@@ -51,6 +77,9 @@ class ServeProcess:
         self.settings = dict(settings or {})
         self.grpc_port = int(self.settings.get("grpc_port") or free_port())
         self.sip_port = int(self.settings.get("sip_port") or free_port_tcp_udp())
+        if "rtp_port_first" not in self.settings:
+            first, last = free_rtp_range()
+            self.settings.update(rtp_port_first=str(first), rtp_port_last=str(last))
         self.log_path = self.data_dir / f"serve-{self.grpc_port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,8 +1,9 @@
 """Cutting one leg's audio into utterances for ASR: an endpointer over the streaming VAD.
 
 :class:`Endpointer` consumes per-frame VAD decisions (plus frame levels and, optionally,
-pitch) incrementally and emits finished utterances; the live daemon feeds it every 20 ms
-and :func:`segment_leg` feeds it a whole recorded leg, so both run the same code.
+pitch) incrementally and emits finished utterances; the live daemon feeds it a chunk of
+100-200 ms at a time and :func:`segment_leg` feeds it a whole recorded leg, so both run the
+same code, and however the frames are cut into pushes the decisions are the same.
 
 Rules, in the order they act:
 
@@ -187,6 +188,19 @@ class Endpointer:
         like_l = np.asarray(speech_like, dtype=bool).tolist()
         level_l = np.asarray(level_db, dtype=np.float64).tolist()
         pitch_l = [0.0] * n if pitch_hz is None else np.asarray(pitch_hz, np.float64).tolist()
+        # Two common runs take one step for all their frames (the same as frame by frame):
+        # no VAD speech between utterances, and VAD speech inside one that cannot reach the
+        # forced cut within the run.
+        if not self._open:
+            if True not in voice_l:
+                self._skip_closed(like_l, level_l, pitch_l)
+                return []
+        elif (
+            False not in voice_l
+            and self._lead + (self._frame + n - self._start) + self._pad_frames < self._max_frames
+        ):
+            self._extend_open(like_l, level_l, pitch_l)
+            return []
         done: list[UtteranceSpan] = []
         for i in range(n):
             span = self._step(voice_l[i], like_l[i], level_l[i], pitch_l[i])
@@ -211,6 +225,56 @@ class Endpointer:
 
     def _segment(self, first: int, stop: int) -> Segment:
         return Segment(first * self.frame_s, stop * self.frame_s)
+
+    def _skip_closed(self, like: list[bool], level: list[float], pitch: list[float]) -> None:
+        """What :meth:`_step` does for frames without VAD speech between utterances, in one
+        go: move on, end the voiced run, track the run of speech-like frames and keep the
+        last few frames for the next onset."""
+        n = len(like)
+        if n == 0:
+            return
+        first = self._frame
+        self._frame = first + n
+        if self._voice_start >= 0:
+            self._voiced.append(self._segment(self._voice_start, first))
+            self._voice_start = -1
+        self._track_like(like, first)
+        tail = max(0, n - _RECENT_FRAMES)
+        self._recent.extend(zip(like[tail:], level[tail:], pitch[tail:], strict=True))
+
+    def _extend_open(self, like: list[bool], level: list[float], pitch: list[float]) -> None:
+        """What :meth:`_step` does for frames that are all VAD speech inside an utterance
+        that neither closes nor reaches the forced cut within them, in one go."""
+        n = len(like)
+        if n == 0:
+            return
+        first = self._frame
+        self._frame = first + n
+        if self._voice_start < 0:
+            self._voice_start = first
+        self._track_like(like, first)
+        for k in range(n - 1, -1, -1):
+            if like[k]:
+                self._last_speech = first + k
+                break
+        self._silence = 0
+        self._hist_voice.extend([True] * n)
+        self._hist_like.extend(like)
+        self._hist_level.extend(level)
+        self._hist_pitch.extend(pitch)
+
+    def _track_like(self, like: list[bool], first: int) -> None:
+        """The run of speech-like frames after frames ``first..`` (flags ``like``)."""
+        if like[-1]:
+            k = len(like) - 1
+            while k > 0 and like[k - 1]:
+                k -= 1
+            if k > 0:
+                self._like_run_start = first + k
+            elif self._like_run_start < 0:
+                self._like_run_start = first
+        else:
+            self._like_run_start = -1
 
     def _step(self, voice: bool, like: bool, level: float, pitch: float) -> UtteranceSpan | None:
         i = self._frame

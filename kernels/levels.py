@@ -39,17 +39,26 @@ PITCH_GATE_DBFS = -90.0
 _F32 = np.dtype(np.float32)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def frame_level_db(x: np.ndarray, start: int, n: int, floor_power: float) -> np.float32:
+    """Level in dBFS of ``x[start:start + n]``, at least ``10 * log10(floor_power)``.
+
+    The one computation of a frame's level: :func:`frame_level_dbfs` and the streaming VAD
+    (``kernels.vad.StreamingVad.process_levels``) both call it, so they agree to the bit.
+    """
+    acc = 0.0
+    for i in range(start, start + n):
+        v = np.float64(x[i])
+        acc += v * v
+    power = max(acc / n, floor_power)
+    return np.float32(10.0 * math.log10(power))
+
+
 @njit(nogil=True, cache=True)
 def _levels_kernel(x: np.ndarray, n: int, floor_db: float, out: np.ndarray) -> None:
     floor_power = 10.0 ** (floor_db / 10.0)
     for f in range(out.shape[0]):
-        acc = 0.0
-        base = f * n
-        for i in range(n):
-            v = np.float64(x[base + i])
-            acc += v * v
-        power = max(acc / n, floor_power)
-        out[f] = np.float32(10.0 * math.log10(power))
+        out[f] = frame_level_db(x, f * n, n, floor_power)
 
 
 def pitch_window(sample_rate: int, frame_len: int) -> int:

@@ -341,11 +341,17 @@ def _stage(xr: np.ndarray, xi: np.ndarray, yr: np.ndarray, yi: np.ndarray, size:
 
 
 @njit(nogil=True, cache=True)
-def _logmel_kernel(xp: np.ndarray, n_frames: int, window: np.ndarray, radices: np.ndarray,
-                   tw_off: np.ndarray, tw: np.ndarray, split: np.ndarray, mel_idx: np.ndarray,
-                   mel_w: np.ndarray, out: np.ndarray) -> None:
+def _logmel_kernel(xp: np.ndarray, n_frames: int, n_live: int, window: np.ndarray,
+                   radices: np.ndarray, tw_off: np.ndarray, tw: np.ndarray, split: np.ndarray,
+                   mel_idx: np.ndarray, mel_w: np.ndarray, out: np.ndarray) -> None:
     """Log10 mel energies of ``n_frames`` frames of the padded signal ``xp`` into ``out``,
-    then the clamp to ``max - 8`` and the ``(x + 4) / 4`` scaling."""
+    then the clamp to ``max - 8`` and the ``(x + 4) / 4`` scaling.
+
+    Frames from ``n_live`` on hold only zeros (the caller knows: they lie in the zero
+    padding): their value is the floor's, exactly what transforming them would give, and
+    they are not transformed. Frames are independent of each other in a block, so the
+    transformed ones do not change either.
+    """
     n = HALF_FFT
     bsz = BLOCK_FRAMES
     ar = np.empty((n, bsz), dtype=np.float32)
@@ -358,8 +364,8 @@ def _logmel_kernel(xp: np.ndarray, n_frames: int, window: np.ndarray, radices: n
     floor = np.float32(LOG_FLOOR)
     top = np.float32(-np.inf)
     n_tw = tw.shape[1]
-    for b0 in range(0, n_frames, bsz):
-        nb = min(bsz, n_frames - b0)
+    for b0 in range(0, n_live, bsz):
+        nb = min(bsz, n_live - b0)
         # Pack windowed frames: even samples -> real part, odd samples -> imaginary part.
         for f in range(nb):
             base = (b0 + f) * HOP_LENGTH
@@ -415,6 +421,13 @@ def _logmel_kernel(xp: np.ndarray, n_frames: int, window: np.ndarray, radices: n
                 v = np.float32(math.log10(max(acc[f], floor)))
                 row[b0 + f] = v
                 top = max(top, v)
+    if n_live < n_frames:
+        silent = np.float32(math.log10(max(np.float32(0.0), floor)))  # as a zero frame gives
+        for mb in range(n_mels):
+            row = out[mb]
+            for f in range(n_live, n_frames):
+                row[f] = silent
+        top = max(top, silent)
     lo = top - np.float32(DYNAMIC_RANGE_LOG10)
     for mb in range(n_mels):
         row = out[mb]
@@ -461,5 +474,19 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -
     xp = _reflect_pad(x, int(padding))
     radices, tw_off, tw, split = _fft_tables()
     mel_idx, mel_w, _ = _sparse_mel(int(n_mels))
-    _logmel_kernel(xp, n_frames, _hann(), radices, tw_off, tw, split, mel_idx, mel_w, out)
+    _logmel_kernel(xp, n_frames, _live_frames(x.shape[0], int(padding), n_frames), _hann(),
+                   radices, tw_off, tw, split, mel_idx, mel_w, out)
     return out
+
+
+def _live_frames(n_audio: int, padding: int, n_frames: int) -> int:
+    """Frames that may hold a sample of the audio; the rest see only zero padding.
+
+    Frame ``f`` covers ``xp[f * HOP_LENGTH : f * HOP_LENGTH + N_FFT]`` of the reflect-padded
+    signal, whose audio ends at ``N_FFT // 2 + n_audio``. With more than ``N_FFT // 2``
+    zeros of padding the reflected tail is zeros too, so every frame starting past the
+    audio is all zeros (the encoder windows pad short utterances to 10 s and more).
+    """
+    if padding <= N_FFT // 2:
+        return n_frames
+    return min(n_frames, (N_FFT // 2 + n_audio - 1) // HOP_LENGTH + 1)

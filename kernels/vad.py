@@ -39,6 +39,7 @@ from kernels._checks import (
     check_out,
     check_positive_int,
 )
+from kernels.levels import LEVEL_FLOOR_DBFS, frame_level_db
 
 SAMPLE_RATE_HZ = 8000
 FRAME_MS = 20
@@ -186,6 +187,8 @@ class VadConfig:
 
 DEFAULT_CONFIG = VadConfig()
 _NO_FLAGS = np.empty(0, dtype=np.bool_)
+_NO_LEVELS = np.empty(0, dtype=np.float32)
+_LEVEL_FLOOR_POWER = 10.0 ** (LEVEL_FLOOR_DBFS / 10.0)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -353,10 +356,13 @@ def _process(
     p: np.ndarray,
     out: np.ndarray,
     like_out: np.ndarray,
+    level_out: np.ndarray,
+    level_floor_power: float,
 ) -> int:
     # st[N_SCALARS:] holds up to frame_len - 1 leftover samples of a partial frame;
-    # like_out is either empty (not wanted) or as long as out.
+    # like_out and level_out are either empty (not wanted) or as long as out.
     want_like = like_out.shape[0] > 0
+    want_level = level_out.shape[0] > 0
     buf = st[N_SCALARS : N_SCALARS + frame_len]
     fill = int(st[S_FILL])
     n = chunk.shape[0]
@@ -369,12 +375,16 @@ def _process(
         fill += take
         pos = take
         if fill == frame_len:
+            if want_level:
+                level_out[k] = frame_level_db(buf, 0, frame_len, level_floor_power)
             out[k] = _frame(buf, 0, frame_len, st, p)
             if want_like:
                 like_out[k] = st[S_LIKE] != 0.0
             k += 1
             fill = 0
     while pos + frame_len <= n:
+        if want_level:
+            level_out[k] = frame_level_db(chunk, pos, frame_len, level_floor_power)
         out[k] = _frame(chunk, pos, frame_len, st, p)
         if want_like:
             like_out[k] = st[S_LIKE] != 0.0
@@ -481,7 +491,7 @@ class StreamingVad:
         x = _as_samples(chunk, "chunk")
         n_out = (int(self._state[S_FILL]) + x.shape[0]) // self.frame_len
         out = np.empty(n_out, dtype=np.bool_)
-        _process(x, self.frame_len, self._state, self._params, out, _NO_FLAGS)
+        _process(x, self.frame_len, self._state, self._params, out, _NO_FLAGS, _NO_LEVELS, 0.0)
         return out
 
     def process_detail(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -496,8 +506,27 @@ class StreamingVad:
         n_out = (int(self._state[S_FILL]) + x.shape[0]) // self.frame_len
         out = np.empty(n_out, dtype=np.bool_)
         like = np.empty(n_out, dtype=np.bool_)
-        _process(x, self.frame_len, self._state, self._params, out, like)
+        _process(x, self.frame_len, self._state, self._params, out, like, _NO_LEVELS, 0.0)
         return out, like
+
+    def process_levels(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`process_detail`, plus the level of each frame, in one kernel call.
+
+        Returns ``(voice, speech_like, level_dbfs)``; ``level_dbfs`` (float32) is each
+        completed frame's RMS level in dBFS, floored at ``kernels.levels.LEVEL_FLOOR_DBFS``,
+        exactly what :func:`kernels.levels.frame_level_dbfs` gives for the same frames of
+        the whole signal (frames are counted from the first sample the VAD was fed). A live
+        leg calls this once per chunk instead of two kernels.
+        """
+        x = _as_samples(chunk, "chunk")
+        n_out = (int(self._state[S_FILL]) + x.shape[0]) // self.frame_len
+        out = np.empty(n_out, dtype=np.bool_)
+        like = np.empty(n_out, dtype=np.bool_)
+        levels = np.empty(n_out, dtype=np.float32)
+        _process(
+            x, self.frame_len, self._state, self._params, out, like, levels, _LEVEL_FLOOR_POWER
+        )
+        return out, like, levels
 
     def reset(self) -> None:
         """Forget everything: noise floors, hangover, onset and leftover samples."""

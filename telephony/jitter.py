@@ -188,7 +188,13 @@ class JitterBuffer:
         if arrival_s > self._ssrc_arrival:
             self._ssrc_arrival = arrival_s
         if d > 0:
-            if self._jump is not None and self._is_jump(timestamp, arrival_s):
+            jump = self._jump
+            # A timestamp jump: media time and arrival time since the newest packet
+            # disagree by more than ts_jump_s (written out: this runs per packet).
+            if jump is not None and abs(
+                (((timestamp - self._anchor_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
+                / self.clock_rate - (arrival_s - self._anchor_arrival)
+            ) > jump:  # fmt: skip
                 self._resync(ssrc, seq, timestamp, arrival_s)
                 ext = self._highest
             else:
@@ -270,25 +276,33 @@ class JitterBuffer:
     def _release(self) -> None:
         slots = self._slots
         while slots:
-            frame = slots.get(self._next)
+            nxt = self._next
+            frame = slots.get(nxt)
             if frame is None:
                 first = slots[min(slots)]
                 if not self._due(first):
                     return
-                self._emit_loss(first.seq - self._next, first)
+                self._emit_loss(first.seq - nxt, first)
                 self._next = first.seq
                 continue
-            # _due(frame), written out: this runs for every packet.
-            age = (self._anchor_ts - frame.timestamp) & 0xFFFFFFFF
+            # _due(frame) and _emit(frame), written out: this runs for every packet.
+            ts = frame.timestamp
+            age = (self._anchor_ts - ts) & 0xFFFFFFFF
             if not (
                 self._depth <= age < 0x80000000
                 or self._newest_arrival - frame.arrival_s >= self._depth_s
                 or len(slots) >= self._max_packets
             ):
                 return
-            del slots[self._next]
-            self._next += 1
-            self._emit(frame)
+            del slots[nxt]
+            self._next = nxt + 1
+            pos = self._epoch_pos + ((ts - self._epoch_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            frame.position = pos
+            end = pos + frame.samples
+            if end > self._out_end:
+                self._out_end = end
+            self._emitted = True
+            self._ready.append(frame)
 
     def _emit(self, frame: Frame) -> None:
         pos = self._epoch_pos + ((frame.timestamp - self._epoch_ts + 0x80000000) & 0xFFFFFFFF)
@@ -306,12 +320,6 @@ class JitterBuffer:
         self.stats.lost += count
         loss = Frame(self._next, 0, -1, b"", max(gap, 0), False, following.arrival_s, start, count)
         self._ready.append(loss)
-
-    def _is_jump(self, timestamp: int, arrival_s: float) -> bool:
-        media_gap_s = uint32_delta(timestamp, self._anchor_ts) / self.clock_rate
-        arrival_gap_s = arrival_s - self._anchor_arrival
-        assert self._jump is not None
-        return abs(media_gap_s - arrival_gap_s) > self._jump
 
     def _resync(self, ssrc: int, seq: int, timestamp: int, arrival_s: float) -> None:
         """Close the current epoch and start a new one at this packet, by arrival time."""

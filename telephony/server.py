@@ -10,6 +10,11 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
   481 for requests outside any known dialog;
 * a call whose streams carry no RTP for `rtp_idle_timeout_s` ends (the BYE may have been
   lost) and the server sends its own BYE;
+* RTP and RTCP are received by one thread for every call (`telephony.media.ReceiveThread`:
+  epoll, the ready sockets read in rounds), which feeds the legs' receive paths (parse,
+  jitter buffer, decode, recording, the live sink) outside the event loop; the event loop
+  takes the receive thread's lock when it touches a leg (release by time, pause, end);
+  `ServerSettings.rtp_receive_thread = False` puts them on the event loop instead;
 * malformed messages and every limit hit are counted in `counters`, logged at debug level
   and dropped; nothing a peer sends stops the server.
 
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telephony.media import MediaStream, RtpPortPool
+from telephony.media import MediaStream, ReceiveThread, RtpPortPool, ThreadMediaStream
 from telephony.rtp import RtpLeg
 from telephony.sessions import (
     CallInfo,
@@ -95,6 +100,8 @@ class ServerSettings:
     default_agent_side: str = "callee"
     timers: TimerSettings = field(default_factory=TimerSettings)
     idle_check_interval_s: float = IDLE_CHECK_INTERVAL_S
+    rtp_receive_thread: bool = True
+    """RTP on one receive thread (True), or on the event loop's datagram endpoints."""
 
 
 @dataclass
@@ -138,6 +145,8 @@ class RecordingServer:
         self._callbacks: set[asyncio.Task[Any]] = set()
         self._layer: TransactionLayer | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self.receiver: ReceiveThread | None = None
+        """The RTP receive thread, while started with `rtp_receive_thread`."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -166,6 +175,8 @@ class RecordingServer:
             self.settings.timers, self.loop, on_ack_timeout=self._on_ack_timeout
         )
         await self.transport.start(self.settings.transports, self.settings.port)
+        if self.settings.rtp_receive_thread:
+            self.receiver = ReceiveThread()
         self._monitor = self.loop.create_task(self._watch_idle())
         logger.info(
             "recording server on %s (udp %s, tcp %s)", self.settings.host, self.udp_port,
@@ -187,6 +198,9 @@ class RecordingServer:
         if self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
         await self.transport.close()
+        if self.receiver is not None:
+            self.receiver.close()
+            self.receiver = None
         if self._layer is not None:
             self._layer.close()
 
@@ -354,13 +368,14 @@ class RecordingServer:
             peer=str(peer),
             recordings_dir=self.settings.recordings_dir,
             ports=self.ports,
-            open_media=_open_media,
+            open_media=_open_media if self.receiver is None else self._open_thread_media,
             bind_host=self.settings.host,
             patterns=self.settings.agent_patterns,
             default_side=self.settings.default_agent_side,
             caller=_aor(request.headers.get("From")),
             callee=_aor(request.headers.get("To")),
             on_started=self.on_call_started,
+            media_lock=None if self.receiver is None else self.receiver.lock,
         )
         call = Call(dialog, session, peer, tx)
         self._setting_up.add(tx.key)
@@ -389,6 +404,18 @@ class RecordingServer:
                       for slot in session.slots),
             session.recorder and session.recorder.path,
         )  # fmt: skip
+
+    async def _open_thread_media(self, host: str, port: int, leg: RtpLeg) -> MediaEndpoint:
+        assert self.receiver is not None
+        stream = ThreadMediaStream.open(self.receiver, host, port, leg)
+        # Binding is synchronous here; yield as opening on the loop does, so that requests
+        # that came in meanwhile (a CANCEL of this INVITE) are handled before the answer.
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled (the server stops): nothing stays bound
+            stream.close()
+            raise
+        return stream
 
     def _ok(self, request: SipRequest, dialog: Dialog, peer: Peer, body: str) -> SipResponse:
         response = make_response(request, 200, to_tag=dialog.local_tag, body=body.encode())

@@ -11,13 +11,15 @@ At the end it reports a `CallInfo`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from telephony.media import PortPoolExhausted
 from telephony.recorder import CallRecorder
@@ -141,8 +143,11 @@ class RecordingSession:
         caller: str | None = None,
         callee: str | None = None,
         on_started: CallStartedHook | None = None,
+        media_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.call_id = call_id
+        # Held while this side touches a leg that a receive thread may be feeding.
+        self.media_lock: AbstractContextManager[Any] = media_lock or contextlib.nullcontext()
         self.on_started = on_started
         self.sinks: SinkFactory | None = None
         self.roles: list[str] = []
@@ -272,7 +277,8 @@ class RecordingSession:
             slot = StreamSlot(index, label, role, channel, port, payload_types, leg, endpoint)
             slot.active_since_s = now_s
             self.slots.append(slot)
-            self._apply_direction(slot, media.direction, now_s)
+            with self.media_lock:
+                self._apply_direction(slot, media.direction, now_s)
             return
         raise SessionError(f"could not open an RTP port: {last_error}", 500)
 
@@ -327,12 +333,13 @@ class RecordingSession:
             return None
         if len(offer.media) < len(self._answers):
             raise SessionError("an updated offer may not remove m-lines", 488)
-        for slot in self.slots:
-            media = offer.media[slot.index]
-            if media.port == 0:
-                self._apply_direction(slot, "inactive", now_s)
-            else:
-                self._apply_direction(slot, media.direction, now_s)
+        with self.media_lock:
+            for slot in self.slots:
+                media = offer.media[slot.index]
+                if media.port == 0:
+                    self._apply_direction(slot, "inactive", now_s)
+                else:
+                    self._apply_direction(slot, media.direction, now_s)
         return self._answer(offer, now_s)
 
     def current_answers(self) -> list[MediaAnswer | None]:
@@ -348,8 +355,7 @@ class RecordingSession:
         """
         latest = 0.0
         for slot in self.slots:
-            stats = slot.leg.stats
-            seen = stats.received + stats.dropped_paused + stats.malformed
+            seen = slot.leg.packets_seen
             if seen != slot.packets_seen:
                 slot.packets_seen = seen
                 slot.active_since_s = now_s
@@ -358,8 +364,9 @@ class RecordingSession:
 
     def tick(self, now_s: float) -> None:
         """Let each leg release audio that waited long enough (on the media clock)."""
-        for slot in self.slots:
-            slot.leg.tick(now_s)
+        with self.media_lock:
+            for slot in self.slots:
+                slot.leg.tick(now_s)
 
     @property
     def all_paused(self) -> bool:
@@ -376,6 +383,9 @@ class RecordingSession:
                     logger.debug("closing the RTP socket of port %d: %s", slot.port, exc)
                 slot.endpoint = None
                 self.ports.release(slot.port)
+        # Closed first, then flushed: no receive thread feeds the legs (or writes into
+        # their shared recording) any more.
+        for slot in self.slots:
             slot.leg.flush()
 
     async def finish(self, reason: str) -> CallInfo:

@@ -6,6 +6,11 @@ scoring uses, and the audio of each finished utterance at 16 kHz for ASR. A leg 
 the audio it may still need (the utterance in progress, plus padding), so an hour-long call
 costs no more memory than a short one.
 
+:meth:`LiveLeg.push` stores the audio at once but runs the DSP (VAD, levels, endpointer)
+only once ``DSP_CHUNK_FRAMES`` whole frames (100 ms) are new, so its per-call costs are paid
+once per 100 ms rather than per 20 ms packet; the decisions are the same frame by frame
+whatever the chunking, and :meth:`LiveLeg.flush` processes what is left.
+
 An utterance that goes on for long is also handed out in parts (:attr:`LegOutput.partials`)
 every ``partial_every_s`` seconds of speech, so that a forbidden phrase said early in a long
 turn raises its alert before the turn ends. The finished utterance replaces its parts.
@@ -21,7 +26,7 @@ import numpy as np
 
 from core.calldata import Segment, Speaker
 from core.segmentation import MAX_UTTERANCE_S, MIN_SILENCE_S, PAD_S, Endpointer, UtteranceSpan
-from kernels.levels import frame_level_dbfs, frame_pitch_hz
+from kernels.levels import frame_pitch_hz
 from kernels.resample import upsample_8k_to_16k
 from kernels.vad import FRAME_MS, StreamingVad
 
@@ -31,6 +36,9 @@ FRAME_SAMPLES = VAD_RATE_HZ * FRAME_MS // 1000
 PARTIAL_EVERY_S = 4.0
 KEEP_BEFORE_S = 1.0
 """Audio kept before the utterance in progress (or before now, between utterances)."""
+DSP_CHUNK_FRAMES = 5
+"""Whole 20 ms frames that must be new before a push runs the DSP (100 ms)."""
+_INT16_SCALE = np.float32(1.0 / 32768.0)
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,9 @@ class LiveLeg:
         self._base = 0
         self._len = 0
         self._frames_done = 0  # frames already levelled and pushed to the endpointer
-        self._like = np.zeros(0, dtype=bool)  # speech-like flags of the kept frames
+        # Speech-like flags of the kept frames: frames [_like_base, _like_base + _like_len).
+        self._like = np.zeros(1024, dtype=bool)
+        self._like_len = 0
         self._like_base = 0  # frame index of _like[0]
         self._pending16: np.ndarray | None = None  # odd 16 kHz sample left from a chunk
         self._seq = 0
@@ -118,20 +128,22 @@ class LiveLeg:
         rate); a gap before it is filled with silence, audio before the current end is
         dropped (it was already given). None means right after the previous chunk.
         """
-        x = _as_float(pcm)
+        x = _checked(pcm)
         if self.sample_rate == ASR_RATE_HZ:
-            x = self._down_to_8k(x)
+            x = self._down_to_8k(_as_float(x))
             at8 = None if at_sample is None else at_sample // 2
         else:
             at8 = at_sample
         end = self._base + self._len
         if at8 is not None:
             if at8 > end:
-                self._append(np.zeros(at8 - end, dtype=np.float32))
+                self._append(None, at8 - end)
             elif at8 < end:
                 x = x[end - at8 :]
         if x.size:
-            self._append(x)
+            self._append(x, x.size)
+        if (self._base + self._len) // FRAME_SAMPLES - self._frames_done < DSP_CHUNK_FRAMES:
+            return LegOutput(position_s=self.position_s)  # stored; processed with the next
         return self._process()
 
     def flush(self) -> LegOutput:
@@ -155,14 +167,30 @@ class LiveLeg:
             x = x[:-1]
         return (0.5 * (x[0::2] + x[1::2])).astype(np.float32)
 
-    def _append(self, x: np.ndarray) -> None:
-        need = self._len + x.size
+    def _append(self, x: np.ndarray | None, n: int) -> None:
+        """Store ``n`` samples: ``x`` (int16 or float32) converted to float32, or silence."""
+        need = self._len + n
         if need > self._audio.size:
             grown = np.zeros(max(need, 2 * self._audio.size), dtype=np.float32)
             grown[: self._len] = self._audio[: self._len]
             self._audio = grown
-        self._audio[self._len : need] = x
+        dst = self._audio[self._len : need]
+        if x is None:
+            dst.fill(0.0)
+        elif x.dtype == np.int16:  # x / 32768 in float32, without a temporary array
+            np.multiply(x, _INT16_SCALE, out=dst, casting="unsafe")
+        else:
+            dst[:] = x
         self._len = need
+
+    def _keep_like(self, like: np.ndarray) -> None:
+        need = self._like_len + like.size
+        if need > self._like.size:
+            grown = np.zeros(max(need, 2 * self._like.size), dtype=bool)
+            grown[: self._like_len] = self._like[: self._like_len]
+            self._like = grown
+        self._like[self._like_len : need] = like
+        self._like_len = need
 
     def _process(self) -> LegOutput:
         out = LegOutput()
@@ -171,11 +199,10 @@ class LiveLeg:
             first = self._frames_done * FRAME_SAMPLES - self._base
             stop = total_frames * FRAME_SAMPLES - self._base
             chunk = self._audio[first:stop]
-            voice, like = self._vad.process_detail(chunk)
-            levels = np.asarray(frame_level_dbfs(chunk, VAD_RATE_HZ, FRAME_MS), np.float64)
-            n = min(len(voice), len(levels))
-            self._like = np.concatenate([self._like, like[:n]])
-            spans = self._endpointer.push(voice[:n], like[:n], levels[:n])
+            voice, like, levels = self._vad.process_levels(chunk)
+            n = len(voice)
+            self._keep_like(like)
+            spans = self._endpointer.push(voice, like, levels)
             self._frames_done += n
             for span in spans:
                 out.finished.append(self._utterance(span, partial=False))
@@ -266,20 +293,25 @@ class LiveLeg:
         self._audio[: self._len - drop] = self._audio[drop : self._len]
         self._len -= drop
         self._base = keep_from
-        frame_drop = keep_from // FRAME_SAMPLES - self._like_base
+        frame_drop = min(keep_from // FRAME_SAMPLES - self._like_base, self._like_len)
         if frame_drop > 0:
-            self._like = self._like[frame_drop:]
+            rest = self._like_len - frame_drop
+            self._like[:rest] = self._like[frame_drop : self._like_len]
+            self._like_len = rest
             self._like_base += frame_drop
 
 
-def _as_float(pcm: np.ndarray) -> np.ndarray:
+def _checked(pcm: np.ndarray) -> np.ndarray:
+    """``pcm`` as a 1-D int16 or float32 array (float64 is converted to float32)."""
     a = np.asarray(pcm)
     if a.ndim != 1:
         raise ValueError("a leg takes mono audio: one 1-D array per leg")
-    if a.dtype == np.int16:
-        return a.astype(np.float32) / 32768.0
-    if a.dtype == np.float32:
+    if a.dtype == np.int16 or a.dtype == np.float32:
         return a
     if a.dtype == np.float64:
         return a.astype(np.float32)
     raise TypeError(f"leg audio must be int16 PCM or float32 in [-1, 1], got dtype {a.dtype}")
+
+
+def _as_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a

@@ -19,6 +19,7 @@ import numpy as np
 from core.ingest.receive import call_meta
 from core.live.call import CallSetup, LiveCall
 from core.live.engine import LiveEngine
+from core.stage_cpu import current_stage, name_thread
 from telephony.follow import EndedCall, FollowedCall
 from telephony.rtp import AudioSink
 from telephony.sessions import CallInfo, RecordingSession, SinkFactory
@@ -28,14 +29,28 @@ logger = logging.getLogger(__name__)
 
 
 def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
-    """Where each role's decoded audio goes: into the live call's leg."""
+    """Where each role's decoded audio goes: into the live call's leg.
+
+    The receive path hands each leg's audio over in pieces of up to 200 ms (``RtpLeg`` takes
+    a leg's datagrams ten at a time, and what is left when the leg is released by time, or
+    flushed when the call ends, before ``on_call_ended`` calls ``end_call``), and the leg
+    runs its DSP on whole chunks of at least 100 ms (``core.live.leg``).
+
+    A sink runs on the thread that receives the call's media: the server's RTP receive
+    thread or a mirror port's capture thread, which telephony starts without a stage. The
+    first audio names such a thread ``receive`` (``core.stage_cpu``), so that the DSP the
+    engine charges to ``dsp`` is taken out of ``receive`` and not counted twice.
+    """
+    feed = engine.feed
 
     def sink_for(role: str) -> AudioSink | None:
         if role not in call.legs:
             return None
 
         def sink(at_sample: int, pcm: np.ndarray) -> None:
-            engine.feed(call, role, pcm, at_sample)
+            if current_stage() == "other":
+                name_thread("receive")
+            feed(call, role, pcm, at_sample)
 
         return sink
 

@@ -77,6 +77,22 @@ def test_matches_reference_on_speech_like_audio_with_padding(n_mels):
         np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_zero_padding_frames_come_out_as_if_transformed(n_mels):
+    """The padding of a short utterance to its encoder window is not transformed frame by
+    frame; the result is the same to the bit as the zeros appended and transformed."""
+    for x in (speechy(3.0), noise(1234, seed=3), noise(0)[:0]):
+        for padding in (199, 200, 201, 361, 10 * RATE - len(x), 30 * RATE - len(x)):
+            if len(x) + padding <= 200:  # too short for the STFT at all
+                continue
+            got = log_mel_spectrogram(x, n_mels, padding)
+            whole = log_mel_spectrogram(np.concatenate([x, np.zeros(padding, np.float32)]),
+                                        n_mels)  # fmt: skip
+            assert np.array_equal(got, whole), (len(x), padding)
+            ref = log_mel_spectrogram_reference(x, n_mels, padding)
+            np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
+
+
 def test_full_30_s_window_matches_reference():
     x = noise(30 * RATE, seed=7, amp=0.3)
     np.testing.assert_allclose(log_mel_spectrogram(x), log_mel_spectrogram_reference(x),

@@ -12,6 +12,7 @@ import pytest
 from scipy.signal import lfilter
 
 from kernels.g711 import ulaw_decode
+from kernels.levels import LEVEL_FLOOR_DBFS, frame_level_dbfs
 from kernels.vad import FRAME_MS, StreamingVad, VadBank, VadConfig, detect_voice
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -109,6 +110,29 @@ def test_streaming_over_random_chunks_equals_one_shot() -> None:
     streamed = np.concatenate(parts)
     assert np.array_equal(streamed, whole)
     assert vad.pending_samples == len(x) % FRAME
+
+
+def test_levels_in_the_same_pass_match_frame_level_dbfs_over_any_chunking() -> None:
+    clean = np.concatenate([np.zeros(RATE), speech_like(2.0), np.zeros(RATE)]).astype(np.float32)
+    x = g711(clean + white_noise(-48.0, len(clean) / RATE, seed=3))
+    x = np.concatenate([x, np.zeros(RATE // 2, np.float32)])
+    voice_whole, like_whole = StreamingVad().process_detail(x)
+    levels_whole = frame_level_dbfs(x, RATE, FRAME_MS)
+    assert levels_whole.min() == LEVEL_FLOOR_DBFS  # the digital silence reads the floor
+    rng = np.random.default_rng(5)
+    vad = StreamingVad()
+    voice, like, levels, pos = [], [], [], 0
+    while pos < len(x):
+        n = int(rng.choice([0, 1, 80, 159, 160, 161, 800, 1999]))
+        v, k, lv = vad.process_levels(x[pos : pos + n])
+        assert len(v) == len(k) == len(lv) and lv.dtype == np.float32
+        voice.append(v)
+        like.append(k)
+        levels.append(lv)
+        pos += n
+    assert np.array_equal(np.concatenate(voice), voice_whole)
+    assert np.array_equal(np.concatenate(like), like_whole)
+    assert np.array_equal(np.concatenate(levels), levels_whole)  # to the bit
 
 
 def test_reset_and_detail_flags() -> None:

@@ -20,6 +20,7 @@ from telephony.media import (
     RtcpParseError,
     RtcpStats,
     RtpPortPool,
+    ThreadMediaStream,
     parse_rtcp,
 )
 from telephony.recorder import CallRecorder
@@ -284,9 +285,87 @@ def test_two_legs_line_up_by_first_arrival(tmp_path: Path):
     assert np.all(right[:2000] == 0)
 
 
-def test_audio_sink_gets_batches_in_order_and_tick_releases_by_time():
+def test_datagrams_are_taken_ten_at_a_time_and_their_audio_handed_on_per_batch():
     seen: list[tuple[int, int]] = []
     leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))))
+    pk = packets(ulaw_encode(tone(25 * FRAME)), ts0=0)
+    leg.feed(pk[0], 0.0)  # the first is taken at once: it places the leg on the timeline
+    for i in range(1, 10):
+        leg.feed(pk[i], i * 0.02)
+    assert seen == [] and leg.packets_seen == 1  # nine queued
+    leg.feed(pk[10], 0.2)
+    # Ten taken: 11 in, 60 ms held by the jitter buffer: frames 0-7 handed on in one piece.
+    assert seen == [(0, 8 * FRAME)] and leg.packets_seen == 11
+    for i in range(11, 25):
+        leg.feed(pk[i], i * 0.02)
+    assert seen[1:] == [(8 * FRAME, 10 * FRAME)]
+    assert leg.stats.received == 25  # statistics take the queue first
+    leg.flush()  # the queue (frames to 21 released), then what the jitter buffer holds
+    assert seen[2:] == [(18 * FRAME, 4 * FRAME), (22 * FRAME, 3 * FRAME)]
+
+
+def _complex_feed() -> list[tuple[bytes, float]]:
+    """Reordering, duplicates, loss, malformed datagrams, DTMF, comfort noise, a new SSRC
+    and a timestamp jump, in one stream."""
+    a = packets(ulaw_encode(tone(40 * FRAME, 300)), seq0=65530, ts0=4_294_000_000)
+    order = [0, 1, 3, 2, 4, 6, 5, 5, 7, 9, 8, *range(10, 17), *range(20, 40), 12]
+    feed = [(a[i], n * 0.02) for n, i in enumerate(order)]
+    feed.insert(5, (b"\x80\x00\x00", 0.09))
+    feed.insert(9, (RtpPacket(96, 3, 0, SSRC, payload=b"x" * 20).serialize(), 0.15))
+    t = len(feed) * 0.02
+    for n, dur in enumerate((160, 320, 480)):
+        body = struct.pack("!BBH", 7, 0x80 if n == 2 else 0, dur)
+        feed.append((RtpPacket(101, (65530 + 40 + n) & 0xFFFF, 4_294_000_000 + 37 * FRAME, SSRC,
+                               payload=body).serialize(), t + n * 0.02))  # fmt: skip
+    feed.append((RtpPacket(13, (65530 + 43) & 0xFFFF, 4_294_000_000 + 37 * FRAME + 480, SSRC,
+                           payload=bytes([50])).serialize(), t + 0.06))  # fmt: skip
+    b = packets(ulaw_encode(tone(30 * FRAME, 700)), ssrc=0x5555, ts0=77)
+    feed += [(p, t + 0.6 + i * 0.02) for i, p in enumerate(b[:15])]
+    feed += [(p, t + 0.9 + i * 0.02) for i, p in enumerate(
+        packets(ulaw_encode(tone(15 * FRAME, 900)), ssrc=0x5555, seq0=515, ts0=4_000_000))]
+    return feed
+
+
+@pytest.mark.parametrize("feed_batch", [3, 10, 64])
+def test_taking_datagrams_in_batches_decides_as_one_at_a_time(tmp_path: Path, feed_batch: int):
+    feed = _complex_feed()
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one, got_one = record(tmp_path / "one", feed, feed_batch=1)
+    many, got_many = record(tmp_path / "many", feed, feed_batch=feed_batch)
+    assert np.array_equal(got_many, got_one) and len(got_one) > 40 * FRAME
+    assert many.stats == one.stats
+    stats = one.stats
+    assert stats.duplicates == 2 and stats.lost == 3 and stats.malformed == 1
+    assert stats.unknown_payload == 1 and stats.ssrc_changes == 1 and stats.resyncs == 2
+    assert [e.digit for e in stats.dtmf] == ["7"] and stats.comfort_noise == 1
+
+
+def test_legs_line_up_by_first_arrival_whichever_queue_is_taken_first(tmp_path: Path):
+    """The agent starts first but sends five packets; the customer sends thirty from 50 ms
+    on and fills its queue before the agent's is taken: the agent still sets the origin."""
+    rec = CallRecorder(tmp_path / "call.wav")
+    agent = RtpLeg(0, PAYLOADS, rec)
+    customer = RtpLeg(1, PAYLOADS, rec)
+    a = ulaw_encode(tone(5 * FRAME, 300))
+    c = ulaw_encode(tone(30 * FRAME, 700))
+    pa, pc = packets(a, ts0=9), packets(c, ts0=99999, ssrc=2)
+    events = sorted([(10.0 + i * 0.02, 0, i) for i in range(5)]
+                    + [(10.05 + i * 0.02, 1, i) for i in range(30)])  # fmt: skip
+    for t, who, i in events:
+        (agent.feed(pa[i], t) if who == 0 else customer.feed(pc[i], t))
+    agent.flush()
+    customer.flush()
+    rec.close()
+    got = np.round(np.asarray(read_wav(tmp_path / "call.wav").channels) * 32768).astype(np.int32)
+    assert np.array_equal(got[0][: 5 * FRAME], ulaw_decode(a))
+    assert np.array_equal(got[1][400 : 400 + 30 * FRAME], ulaw_decode(c))  # 50 ms later
+
+
+def test_audio_sink_gets_batches_in_order_and_tick_releases_by_time():
+    seen: list[tuple[int, int]] = []
+    leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))),
+                 decode_batch_frames=5, feed_batch=1)
     pk = packets(ulaw_encode(tone(2400)), ts0=0)
     for i, p in enumerate(pk[:12]):
         leg.feed(p, i * 0.02)
@@ -433,4 +512,134 @@ def test_receive_thread_feeds_many_legs():
     finally:
         thread.close()
     assert [leg.stats.received for leg in legs] == [10, 11, 10, 10]
+    assert thread.errors == 0
+
+
+class _Arrivals:
+    """A leg that keeps what it is fed: (sequence number, arrival time)."""
+
+    channel = 0
+
+    def __init__(self) -> None:
+        self.got: list[tuple[int, float]] = []
+
+    def feed(self, datagram: bytes, arrival_s: float) -> None:
+        self.got.append((parse_rtp(datagram).sequence_number, arrival_s))
+
+
+def _wait_for(predicate, lock, timeout_s: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with lock:
+            if predicate():
+                return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def _between_rounds(thread: ReceiveThread) -> None:
+    """Return just after the thread has served a round (it then sleeps its batch_s)."""
+    waker = _Arrivals()
+    port = thread.add("127.0.0.1", 0, waker)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(packets(ulaw_encode(tone(FRAME)), seq0=9)[0], ("127.0.0.1", port))
+    _wait_for(lambda: waker.got, thread.lock)
+    thread.remove(port)
+
+
+def test_receive_thread_drains_a_socket_in_bursts_and_serves_every_port_each_round():
+    flooded, quiet = _Arrivals(), _Arrivals()
+    # Rounds 0.3 s apart: what is sent between two rounds waits for the next one.
+    thread = ReceiveThread(batch_s=0.3, burst=4)
+    try:
+        ports = [thread.add("127.0.0.1", 0, leg) for leg in (flooded, quiet)]
+        codes = ulaw_encode(tone(10 * FRAME))
+        _between_rounds(thread)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(codes, seq0=0):
+                tx.sendto(p, ("127.0.0.1", ports[0]))
+            tx.sendto(packets(codes, seq0=700)[0], ("127.0.0.1", ports[1]))
+        _wait_for(lambda: len(flooded.got) == 10 and quiet.got, thread.lock)
+    finally:
+        thread.close()
+    assert [seq for seq, _ in flooded.got] == list(range(10))  # in order, nothing lost
+    rounds = sorted({t for _, t in flooded.got})
+    # Four a round from the flooded port: rounds of 4, 4 and 2, one arrival time each.
+    assert [sum(1 for _, t in flooded.got if t == r) for r in rounds] == [4, 4, 2]
+    assert quiet.got[0][1] == rounds[0]  # the quiet port is served in the first round
+
+
+def test_receive_thread_takes_one_datagram_a_round_by_default():
+    leg = _Arrivals()
+    thread = ReceiveThread(batch_s=0.05)
+    try:
+        port = thread.add("127.0.0.1", 0, leg)
+        _between_rounds(thread)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(ulaw_encode(tone(3 * FRAME)), seq0=0):
+                tx.sendto(p, ("127.0.0.1", port))
+        _wait_for(lambda: len(leg.got) == 3, thread.lock)
+    finally:
+        thread.close()
+    assert [seq for seq, _ in leg.got] == [0, 1, 2]
+    assert len({t for _, t in leg.got}) == 3  # a round each
+
+
+def test_removing_a_port_takes_what_its_socket_still_holds():
+    leg = _Arrivals()
+    thread = ReceiveThread(batch_s=0.5)
+    try:
+        port = thread.add("127.0.0.1", 0, leg)
+        _between_rounds(thread)  # the thread now sleeps for half a second
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(ulaw_encode(tone(6 * FRAME)), seq0=0):
+                tx.sendto(p, ("127.0.0.1", port))
+        time.sleep(0.05)
+        thread.remove(port)  # the call ends before the thread came round to them
+        with thread.lock:
+            assert [seq for seq, _ in leg.got] == list(range(6))
+    finally:
+        thread.close()
+    assert thread.ports == 0 and thread.errors == 0
+
+
+def test_thread_media_stream_receives_rtp_and_rtcp_and_gives_its_ports_back(tmp_path: Path):
+    codes = ulaw_encode(tone(1600))
+    rec = CallRecorder(tmp_path / "t.wav")
+    leg = RtpLeg(0, PAYLOADS, rec)
+    port = _free_even_port()
+    thread = ReceiveThread(poll_s=0.05)
+    try:
+        stream = ThreadMediaStream.open(thread, "127.0.0.1", port, leg)
+        assert (stream.port, stream.rtcp_port) == (port, port + 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(codes):
+                tx.sendto(p, ("127.0.0.1", port))
+            tx.sendto(_sender_report(0xABC), ("127.0.0.1", port + 1))
+            tx.sendto(b"\x80\xc9\x00\x07" + bytes(4), ("127.0.0.1", port + 1))  # malformed
+        _wait_for(lambda: leg.stats.received == 10 and stream.rtcp.packets
+                  and stream.rtcp.malformed, thread.lock)  # fmt: skip
+        stream.close()
+        assert thread.ports == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+            a.bind(("127.0.0.1", port))  # both ports are free again
+            b.bind(("127.0.0.1", port + 1))
+            with pytest.raises(OSError):  # the RTP port is taken
+                ThreadMediaStream.open(thread, "127.0.0.1", port, leg)
+        # RTCP's port taken: the open fails and leaves the RTP port free too.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+            b.bind(("127.0.0.1", port + 1))
+            with pytest.raises(OSError):
+                ThreadMediaStream.open(thread, "127.0.0.1", port, leg)
+            assert thread.ports == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind(("127.0.0.1", port))
+    finally:
+        thread.close()
+    leg.flush()
+    rec.close()
+    got = np.round(read_wav(tmp_path / "t.wav").channels[0] * 32768).astype(np.int32)
+    assert np.array_equal(got, ulaw_decode(codes))
+    assert stream.rtcp.sender_reports == 1 and stream.rtcp.malformed == 1
     assert thread.errors == 0

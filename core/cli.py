@@ -311,7 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("settings", help="print the settings table")
     st.set_defaults(func=cmd_settings)
     _add_telephony_commands(sub)
+    _add_plugin_commands(sub)
     return p
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands of packages above core (the admin web), found by the ``callqa.commands``
+    entry point, so that core does not import them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="callqa.commands"):
+        try:
+            add = ep.load()
+        except ImportError as exc:
+            logger.debug("command %s not available: %s", ep.name, exc)
+            continue
+        add(sub)
 
 
 def _add_telephony_commands(sub: Any) -> None:

@@ -178,6 +178,31 @@ SETTINGS: tuple[Setting, ...] = (
         "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
         "`first` or `second` stream.",
     ),
+    Setting("admin_host", "127.0.0.1", "Address the admin web (`callqa admin serve`) listens on."),
+    Setting("admin_port", 8080, "Port of the admin web."),
+    Setting(
+        "admin_daemon_address",
+        "",
+        "Where the admin web reaches the daemon's gRPC API, `HOST:PORT` (empty: "
+        "127.0.0.1 and `grpc_port`).",
+    ),
+    Setting(
+        "admin_session_idle_s",
+        1800.0,
+        "An admin web session unused this long is logged out.",
+    ),
+    Setting(
+        "admin_lockout_failures",
+        5,
+        "Failed admin web logins in a row that lock the account for `admin_lockout_s`.",
+    ),
+    Setting("admin_lockout_s", 900.0, "How long a locked admin web account stays locked."),
+    Setting(
+        "admin_tls",
+        False,
+        "true when the admin web is reached over HTTPS (a TLS proxy in front): session "
+        "cookies are then marked Secure.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -1,0 +1,116 @@
+"""The audit log: append-only, each entry chained to the one before it by its hash.
+
+Every playback, download, export, review change, appeal decision, login and user change is
+appended here with the user, the time and the call. An entry's hash covers its own fields
+and the hash of the entry before it, so editing or deleting an entry breaks the chain from
+that point on. The table's triggers refuse UPDATE and DELETE, and the site offers no way to
+clear it; `verify()` walks the chain and says where it breaks. A deleted last entry is
+caught too: ids come from AUTOINCREMENT, and SQLite's own sequence remembers the highest id
+ever handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from admin_web.site_db import write
+from core.clock import utc_now_iso
+
+GENESIS_HASH = "0" * 64
+
+
+def entry_hash(prev_hash: str, entry_id: int, at: str, username: str, action: str,
+               call_id: str | None, detail: str) -> str:
+    """The hash of one entry: SHA-256 over the previous hash and this entry's fields."""
+    canonical = json.dumps(
+        [prev_hash, entry_id, at, username, action, call_id, detail],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _append(conn: sqlite3.Connection, username: str, action: str, call_id: str | None,
+            detail: dict[str, Any] | None) -> int:
+    last = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    prev = last[1] if last else GENESIS_HASH
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+    entry_id = (seq[0] if seq else 0) + 1
+    at = utc_now_iso()
+    detail_text = json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)
+    digest = entry_hash(prev, entry_id, at, username, action, call_id, detail_text)
+    conn.execute(
+        "INSERT INTO audit_log (id, at, username, action, call_id, detail, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [entry_id, at, username, action, call_id, detail_text, prev, digest],
+    )
+    return entry_id
+
+
+def record(conn: sqlite3.Connection, username: str, action: str, call_id: str | None = None,
+           detail: dict[str, Any] | None = None) -> int:
+    """Append one entry; inside the caller's transaction if one is open, else in its own."""
+    if conn.in_transaction:
+        return _append(conn, username, action, call_id, detail)
+    with write(conn):
+        return _append(conn, username, action, call_id, detail)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    valid: bool
+    entries: int
+    broken_at: int | None = None
+    reason: str = ""
+
+
+def verify(conn: sqlite3.Connection) -> ChainCheck:
+    """Walk the whole chain; the first entry that does not follow from the one before."""
+    prev = GENESIS_HASH
+    expected_id = 1
+    count = 0
+    for row in conn.execute(
+        "SELECT id, at, username, action, call_id, detail, prev_hash, hash"
+        " FROM audit_log ORDER BY id"
+    ):
+        entry_id, at, username, action, call_id, detail, prev_hash, digest = tuple(row)
+        if entry_id != expected_id:
+            return ChainCheck(False, count, expected_id,
+                              f"entry {expected_id} is missing (next is {entry_id})")
+        if prev_hash != prev:
+            return ChainCheck(False, count, entry_id,
+                              f"entry {entry_id} does not follow entry {entry_id - 1}")
+        if entry_hash(prev, entry_id, at, username, action, call_id, detail) != digest:
+            return ChainCheck(False, count, entry_id, f"entry {entry_id} was altered")
+        prev = digest
+        expected_id += 1
+        count += 1
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+    if seq is not None and seq[0] >= expected_id:
+        return ChainCheck(False, count, expected_id,
+                          f"entries {expected_id} to {seq[0]} are missing from the end")
+    return ChainCheck(True, count)
+
+
+def entries(conn: sqlite3.Connection, *, call_id: str | None = None, username: str | None = None,
+            action: str | None = None, limit: int = 200, offset: int = 0
+            ) -> list[dict[str, Any]]:
+    """Entries newest first, filtered by call, user or action."""
+    where, params = [], []
+    for clause, value in (("call_id = ?", call_id), ("username = ?", username),
+                          ("action = ?", action)):
+        if value:
+            where.append(clause)
+            params.append(value)
+    sql = ("SELECT id, at, username, action, call_id, detail FROM audit_log"
+           + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY id DESC LIMIT ? OFFSET ?")
+    out = []
+    for row in conn.execute(sql, [*params, limit, offset]):
+        item = dict(row)
+        item["detail"] = json.loads(item["detail"] or "{}")
+        out.append(item)
+    return out

@@ -1,0 +1,116 @@
+"""`callqa admin`: serve the admin web, and make users.
+
+Added to `callqa` through the ``callqa.commands`` entry point, so that core never imports
+the admin web.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from core.config import Config
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("admin", help="the admin web: serve it, make users")
+    asub = p.add_subparsers(dest="admin_command", required=True)
+    s = asub.add_parser("serve", help="serve the admin web (waitress)")
+    s.add_argument("--host", help="address to listen on (setting admin_host)")
+    s.add_argument("--port", type=int, help="port (setting admin_port)")
+    s.set_defaults(func=cmd_serve)
+    u = asub.add_parser(
+        "create-user",
+        help="make a user; the password is read from standard input when it is not a terminal",
+    )
+    u.add_argument("name")
+    u.add_argument("--role", required=True, choices=("admin", "inspector", "supervisor",
+                                                     "viewer"))
+    u.add_argument("--team", help="the team a supervisor sees (and the user's own team)")
+    u.add_argument("--language", default="zh", choices=("zh", "en"))
+    u.add_argument("--recording", metavar="PERMS",
+                   help="what the user may do with recordings: comma-separated play, download,"
+                        " export (default: by role)")
+    u.set_defaults(func=cmd_create_user)
+    pw = asub.add_parser("set-password", help="set a user's password (read as for create-user)")
+    pw.add_argument("name")
+    pw.set_defaults(func=cmd_set_password)
+
+
+def read_password(prompt: str = "Password: ") -> str:
+    """From standard input when it is not a terminal (scripts), else asked twice."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_create_user(args: argparse.Namespace, config: Config) -> int:
+    from admin_web import audit, site_db, users
+
+    site_db.prepare(config.data_dir)
+    conn = site_db.connect(config.data_dir)
+    try:
+        password = read_password()
+        try:
+            user = users.create_user(conn, args.name, password, args.role, args.team,
+                                     args.language, args.recording)
+        except users.UserError as exc:
+            print(f"callqa: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        audit.record(conn, "cli", "user_created", detail={
+            "user": user.username, "role": user.role, "team": user.team_id,
+            "recording": user.recording_perms,
+        })
+    finally:
+        conn.close()
+    print(f"created {user.role} {user.username}"
+          + (f" (team {user.team_id})" if user.team_id else ""))
+    return EXIT_OK
+
+
+def cmd_set_password(args: argparse.Namespace, config: Config) -> int:
+    from admin_web import audit, site_db, users
+
+    site_db.prepare(config.data_dir)
+    conn = site_db.connect(config.data_dir)
+    try:
+        user = users.find_user(conn, args.name)
+        if user is None:
+            print(f"callqa: error: no user {args.name!r}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            users.set_password(conn, user.id, read_password())
+        except users.UserError as exc:
+            print(f"callqa: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        audit.record(conn, "cli", "password_set", detail={"user": user.username})
+    finally:
+        conn.close()
+    print(f"password of {user.username} changed")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import logging
+
+    from waitress import serve
+
+    from admin_web import create_app
+    from core.config import load_values
+
+    values = load_values(args.config)
+    host = args.host or values["admin_host"]
+    port = args.port if args.port is not None else values["admin_port"]
+    app = create_app({"DATA_DIR": str(config.data_dir)})
+    logging.getLogger("waitress").setLevel(logging.INFO)
+    print(f"callqa admin web on http://{host}:{port}/ (data {config.data_dir})", flush=True)
+    serve(app, host=host, port=port, threads=8, ident="callqa-admin")
+    return EXIT_OK

@@ -180,3 +180,13 @@ def call_in_scope(conn: sqlite3.Connection, call_id: str, *, team_scope: str | N
     return one(conn, "SELECT c.id, c.team_id, c.agent_id, c.recording_path, c.status,"
                " c.meta, c.duration_s, c.started_at, s.score, s.passed"
                + FROM_CALLS + " WHERE " + " AND ".join(clauses), params)
+
+
+def rubric_yaml(conn: sqlite3.Connection, rubric_id: str | None, version: int | None
+                ) -> str | None:
+    """The text of the rubric version a call was scored with, if it is stored."""
+    if not rubric_id or version is None:
+        return None
+    row = one(conn, "SELECT yaml FROM cq.rubric_versions WHERE rubric_id = ? AND version = ?",
+              [rubric_id, version])
+    return None if row is None else str(row["yaml"])

@@ -25,6 +25,7 @@ from core.rubric.scoring import score_findings
 from core.rubric_catalog import resolve_rubric
 from core.storage import repository
 from core.storage.db import open_db
+from kernels.g711 import ulaw_encode
 
 PASSWORD = "correct horse battery"
 SAMPLE_RATE = 8000
@@ -65,7 +66,9 @@ def store_call(data_dir: Path, *, agent: str, team: str, started: str,
         call_id = repository.new_call_id()
         path = repository.recording_path(data_dir, call_id, started)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_wav_g711(path, [agent_audio, customer_audio], SAMPLE_RATE, "mulaw")
+        codes = [ulaw_encode(np.round(x * 32767).astype(np.int16))
+                 for x in (agent_audio, customer_audio)]
+        write_wav_g711(path, codes, SAMPLE_RATE, "mulaw")
         transcript = [
             Utterance(speaker="agent", start=0.2, end=1.8, text="您好，很高兴为您服务。",
                       avg_logprob=logprob, no_speech_prob=0.01),

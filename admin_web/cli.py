@@ -23,6 +23,9 @@ def add_parser(sub: Any) -> None:
     s = asub.add_parser("serve", help="serve the admin web (waitress)")
     s.add_argument("--host", help="address to listen on (setting admin_host)")
     s.add_argument("--port", type=int, help="port (setting admin_port)")
+    s.add_argument("--new-admin", metavar="NAME",
+                   help="first make (or reset) administrator NAME with a freshly generated "
+                        "password, printed here (the demo uses this)")
     s.set_defaults(func=cmd_serve)
     u = asub.add_parser(
         "create-user",
@@ -98,6 +101,29 @@ def cmd_set_password(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _fresh_admin(config: Config, name: str) -> str:
+    """Make administrator `name`, or give it a new password; returns the password."""
+    import secrets
+
+    from admin_web import audit, site_db, users
+
+    password = secrets.token_urlsafe(12)
+    conn = site_db.connect(config.data_dir)
+    try:
+        user = users.find_user(conn, name)
+        if user is None:
+            users.create_user(conn, name, password, "admin")
+            audit.record(conn, "cli", "user_created", detail={"user": name, "role": "admin"})
+        else:
+            if user.role != "admin":
+                raise ValueError(f"user {name!r} exists and is not an administrator")
+            users.set_password(conn, user.id, password)
+            audit.record(conn, "cli", "password_set", detail={"user": name})
+    finally:
+        conn.close()
+    return password
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     import logging
 
@@ -110,6 +136,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     host = args.host or values["admin_host"]
     port = args.port if args.port is not None else values["admin_port"]
     app = create_app({"DATA_DIR": str(config.data_dir)})
+    if args.new_admin:
+        password = _fresh_admin(config, args.new_admin)
+        print(f"administrator {args.new_admin}, password {password}", flush=True)
     logging.getLogger("waitress").setLevel(logging.INFO)
     print(f"callqa admin web on http://{host}:{port}/ (data {config.data_dir})", flush=True)
     serve(app, host=host, port=port, threads=8, ident="callqa-admin")

@@ -23,3 +23,16 @@ def test_example_settings_load_and_unit_waits_for_the_grace_period() -> None:
     assert environment["CALLQA_CONFIG"] == "/etc/callqa/callqa.toml"
     assert environment["CUDA_CACHE_PATH"].startswith(values["data_dir"])
     assert "CAP_NET_RAW" in service["AmbientCapabilities"]  # mirror_interface capture
+
+
+def test_admin_unit_serves_the_admin_web_without_privileges() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(SYSTEMD / "callqa-admin.service")
+    service = unit["Service"]
+    assert service["ExecStart"].split()[-2:] == ["admin", "serve"]
+    assert service["User"] == "callqa"
+    assert service["CapabilityBoundingSet"] == ""
+    assert service["NoNewPrivileges"] == "true"
+    assert service["ProtectSystem"] == "strict"
+    assert service["ReadWritePaths"] == load_values(SYSTEMD / "callqa.toml", {}, {})["data_dir"]
+    assert "callqa-admin.service" in (SYSTEMD / "install.sh").read_text()

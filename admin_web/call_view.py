@@ -445,7 +445,8 @@ STATUS_NAMES: dict[str, Callable[[], str]] = {
     "live": lambda: _("Live"),
     "recorded": lambda: _("Recorded"),
     "scoring": lambda: _("Scoring"),
-    "scored": lambda: _("Scored"),
+    "scored": lambda: _("Machine-scored"),
+    "interrupted": lambda: _("Interrupted, recovered"),
     "failed": lambda: _("Failed to score"),
 }
 

@@ -98,6 +98,8 @@ def call_page(call_id: str) -> Any:
         rate_unit=str(metrics.get("rate_unit") or "chars"),
         utterances={int(u["seq"]): str(u["text"]) for u in call["utterances"]},
     )
+    for f in call["findings"]:
+        f["readable"] = call_view.finding_evidence(f, ctx)
     duration = call_view.call_duration(call)
     can_play = user.can(roles.PLAY)
     channels = call["meta"].get("channels")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from core.audio_io import AudioFileError, read_wav
+from core.audio.wav import AudioFileError, read_wav
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ CACHE_DIR_MODE = 0o700
 CACHE_FILE_MODE = 0o600
 WAVE_FORMAT_PCM = 1
 PCM16_MAX = 32767
-PCM16_SCALE = 32768.0          # core.audio_io decodes int16 as value / 32768
+PCM16_SCALE = 32768.0          # core.audio.wav decodes int16 as value / 32768
 # Peaks: about this many min/max pairs per second of call, within these bounds.
 PEAK_BUCKETS_PER_S = 20
 MIN_PEAK_BUCKETS = 1000

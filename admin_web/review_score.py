@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from admin_web.site_db import one, rows
-from core.calldata import Finding
+from core.calls import Finding
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.schema import Rubric, RubricError, load_rubric_text
 from core.rubric.scoring import ScoreSheet, score_findings

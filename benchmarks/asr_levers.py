@@ -5,11 +5,11 @@
 
 What is measured: the reference utterances of the chosen calls, cut from the corpus by
 asr_window_study.load_utterances (labelled times ± 0.15 s, G.711 decoded and upsampled to
-16 kHz), are decoded by core.asr.AsrEngine with one configuration per row, and each row
+16 kHz), are decoded by core.asr.engine.AsrEngine with one configuration per row, and each row
 reports
 
 * CER over both legs (asr_window_study.score_results: both texts through
-  core.text_norm.cer_key),
+  core.asr.text_norm.cer_key),
 * CPU s per audio s: process CPU time (every thread) spent decoding, divided by the audio
   decoded, and its ratio to the baseline row of the same run,
 * audio s per wall s: audio decoded per wall-clock second (throughput; the machine may be
@@ -51,7 +51,7 @@ Rows:
 * 1model-1x2: one model, intra_threads=2, one caller thread submitting batches of 8 one
   after another (the engine as the service runs it);
 * 1model-2x1: one model with two replicas of one thread each (AsrOptions(inter_threads=2),
-  for which the engine's loader, core.asr_device.load_whisper, builds
+  for which the engine's loader, core.asr.device.load_whisper, builds
   ``ctranslate2.models.Whisper(..., inter_threads=2, intra_threads=cpu_threads // 2)``; the
   benchmark builds no model itself) and two caller threads, each taking the next batch of 8
   from a shared queue and calling ``transcribe_batch`` concurrently, as the live
@@ -101,8 +101,8 @@ from asr_window_study import (
     study_options,
 )
 
-from core.asr import AsrEngine, AsrOptions, AsrResult, AsrStats
-from core.model_store import ModelInfo, resolve_model
+from core.asr.engine import AsrEngine, AsrOptions, AsrResult, AsrStats
+from core.asr.models import ModelInfo, resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"

@@ -4,14 +4,14 @@
         [--threads 2] [--batch 8] [--data-dir DIR] [--json OUT]
 
 Each reference utterance is cut from its leg at its labelled times ±0.15 s (G.711 decoded by
-kernels.g711 through core.audio_io, upsampled to 16 kHz by kernels.resample) and decoded by
-core.asr.AsrEngine in arrival order, ``--batch`` utterances of both legs per
+kernels.g711 through core.audio.wav, upsampled to 16 kHz by kernels.resample) and decoded by
+core.asr.engine.AsrEngine in arrival order, ``--batch`` utterances of both legs per
 ``transcribe_batch`` call, as the scheduler would. Each configuration changes some options
 of the engine's defaults (``AsrOptions()``), and the first row, the standard 30 s window
 (Whisper's fixed input), is the baseline of the ratios.
 
 Reported per configuration: CER per leg and overall (both texts normalised by
-core.text_norm.cer_key: NFKC, traditional to simplified, Chinese numerals to digits,
+core.asr.text_norm.cer_key: NFKC, traditional to simplified, Chinese numerals to digits,
 punctuation and spaces dropped), CPU seconds (all threads of this process) per second of
 audio and the ratio to the baseline, the wall-clock split between encoder and decoder, the
 number of first attempts that looped (repetition or compression ratio), retries, results
@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ctranslate2
 import yaml
 
-from core.asr import AsrEngine, AsrOptions, AsrRequest, AsrResult, AsrStats
-from core.audio_io import read_wav
-from core.model_store import ModelInfo, resolve_model
-from core.text_norm import cer_key, edit_distance, match_key
+from core.asr.engine import AsrEngine, AsrOptions, AsrRequest, AsrResult, AsrStats
+from core.asr.models import ModelInfo, resolve_model
+from core.asr.text_norm import cer_key, edit_distance, match_key
+from core.audio.wav import read_wav
 from kernels.logmel import log_mel_spectrogram
 from kernels.resample import upsample_8k_to_16k
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_capacity.py [../shared/corpus] [--lines 1,2,4,8,12,16,20,24]
         [--step-s 60] [--set asr_beam_size=1] [--no-baseline] [--front-end] [--out DIR]
 
-The same as `callqa bench` (core/capacity/cli.py, which documents the method): N concurrent
+The same as `callqa bench` (core/cli/bench.py, which documents the method): N concurrent
 SIPREC calls with real-time RTP from the simulator (its own process, CPU reported apart)
 into `callqa serve`, N rising until p95 latency from the end of speech to the transcript
 passes the deadline or the ASR backlog grows. Prints a table per step (latency
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.capacity.cli import main
+from core.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.serve_process import ServeProcess
+from core.daemon.child import ServeProcess
 from proto import callqa_pb2 as pb
 from telephony.simulator import load_plan_from_wav, simulate
 

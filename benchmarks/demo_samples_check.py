@@ -1,12 +1,12 @@
 """How well the demo's sample calls read: per line, what was meant, what Whisper wrote, CER.
 
-Makes every sample call of `core.samples` (espeak-ng + sox, G.711 mu-law WAV), reads the
+Makes every sample call of `core.audio.samples` (espeak-ng + sox, G.711 mu-law WAV), reads the
 files back as `callqa demo` does, scores each with its built-in rubric through the real
 pipeline (VAD segmentation, the configured Whisper model, the rubric engine) and prints:
 
 * per script line: the voice, the intended text, the text of the utterances that overlap
   the line on its speaker's leg, and the character error rate (CER: edit distance over
-  the reference length, after `core.text_norm.cer_key`; for English lines over characters
+  the reference length, after `core.asr.text_norm.cer_key`; for English lines over characters
   too, spaces removed, which is only a rough guide);
 * per call: the findings expected by the script against those found.
 
@@ -24,15 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.audio_io import read_wav
-from core.calldata import Utterance
+from core.asr.text_norm import cer_key, edit_distance
+from core.audio.samples import SAMPLE_CALLS, make_samples
+from core.audio.wav import read_wav
+from core.calls import Utterance
 from core.config import load_config
-from core.pipeline import legs_from_recording, score_legs
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.schema import load_rubric_text
-from core.samples import SAMPLE_CALLS, make_samples
-from core.score_file import get_engine
-from core.text_norm import cer_key, edit_distance
+from core.scoring.pipeline import legs_from_recording, score_legs
+from core.scoring.recording import get_engine
 
 
 def line_text(utterances: list[Utterance], speaker: object, start: float, end: float) -> str:

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhconv
 
-from core.audio_io import read_wav
+from core.audio.wav import read_wav
 from core.config import load_config
-from core.pipeline import legs_from_recording, score_legs
 from core.rubric.schema import Rubric, load_rubric_file
-from core.score_file import get_engine
+from core.scoring.pipeline import legs_from_recording, score_legs
+from core.scoring.recording import get_engine
 
 TIME_TOLERANCE_S = 2.0
 CALL_LEVEL_KINDS = {"required_phrase", "filler_words"}

@@ -20,7 +20,7 @@ def corpus_dir() -> Path:
 @pytest.fixture(scope="session")
 def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the embedded base model, assembled once for the session."""
-    from core.model_store import resolve_model
+    from core.asr.models import resolve_model
 
     data_dir = tmp_path_factory.mktemp("model-data")
     resolve_model("base", data_dir)
@@ -29,6 +29,6 @@ def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_model_dir(model_data_dir: Path) -> Path:
-    from core.model_store import resolve_model
+    from core.asr.models import resolve_model
 
     return resolve_model("base", model_data_dir).path

@@ -1,4 +1,4 @@
-"""RunBenchmark: the in-process capacity benchmark (core.live.bench), streamed as progress.
+"""RunBenchmark: the in-process capacity benchmark (core.capacity.inprocess), streamed as progress.
 
 The benchmark runs on a thread of its own while live calls go on (its simulated calls are
 not kept and raise no alerts to watchers); each finished step is sent as a
@@ -21,8 +21,8 @@ from core.api import convert
 from proto import callqa_pb2 as pb
 
 if TYPE_CHECKING:
-    from core.live.bench import BenchmarkOutcome, StepResult
-    from core.serve import Daemon
+    from core.capacity.inprocess import BenchmarkOutcome, StepResult
+    from core.daemon.serve import Daemon
 
 MAX_LINES = 2000
 MAX_STEP_S = 600.0
@@ -34,7 +34,7 @@ def _recordings(daemon: Daemon, request: pb.RunBenchmarkRequest) -> tuple[list[P
     data_dir = daemon.config.data_dir
     audio = request.audio or pb.BENCHMARK_AUDIO_SAMPLES
     if audio == pb.BENCHMARK_AUDIO_SAMPLES:
-        from core.samples import make_samples
+        from core.audio.samples import make_samples
 
         folder = data_dir / "samples"
         wavs = sorted(folder.glob("*.wav")) if folder.is_dir() else []
@@ -97,7 +97,7 @@ def _result(outcome: BenchmarkOutcome) -> pb.BenchmarkResult:
 def run_benchmark_rpc(
     daemon: Daemon, request: pb.RunBenchmarkRequest, context: Any
 ) -> Iterator[pb.BenchmarkProgress]:
-    from core.live.bench import run_line_benchmark
+    from core.capacity.inprocess import run_line_benchmark
     from core.storage.benchmarks import save_benchmark
 
     max_lines = request.max_lines or 16

@@ -1,4 +1,4 @@
-"""Between the daemon's data (core.calldata, core.live.events, stored rows) and the API's
+"""Between the daemon's data (core.calls, core.live.events, stored rows) and the API's
 messages (proto/callqa.proto)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from core.calldata import CallResult, Finding, Utterance
+from core.calls import CallResult, Finding, Utterance
 from core.live.call import LiveCall
 from core.live.events import CallEvent, LiveAlert, TranscriptLine
 from proto import callqa_pb2 as pb

@@ -19,11 +19,11 @@ from grpc_reflection.v1alpha import reflection
 
 from core.api.service import CallQaService
 from core.config import ConfigError
-from core.stage_cpu import name_thread
+from core.daemon.stage_cpu import name_thread
 from proto import callqa_pb2, callqa_pb2_grpc
 
 if TYPE_CHECKING:
-    from core.serve import Daemon
+    from core.daemon.serve import Daemon
 
 logger = logging.getLogger(__name__)
 

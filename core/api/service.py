@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
-from core import stage_cpu
 from core.api import convert
+from core.daemon import stage_cpu
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, Subscription, alert_filter
 from core.rubric.schema import RubricError, load_rubric_text
@@ -30,7 +30,7 @@ from proto import callqa_pb2 as pb
 from proto import callqa_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from core.serve import Daemon
+    from core.daemon.serve import Daemon
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class CallQaService(pb_grpc.CallQaServicer):
         return out
 
     def ScoreRecording(self, request: pb.ScoreRecordingRequest, context: Any) -> Any:
-        from core.audio_io import AudioFileError
+        from core.audio.wav import AudioFileError
 
         if not request.wav:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wav is empty")
@@ -331,7 +331,7 @@ class CallQaService(pb_grpc.CallQaServicer):
     def _score(
         self, path: Path, request: pb.ScoreRecordingRequest
     ) -> tuple[str | None, pb.Call | None]:
-        from core.score_file import ScoreRequest, score_with
+        from core.scoring.recording import ScoreRequest, score_with
 
         mono = convert.SPEAKER_NAMES.get(request.mono_speaker)
         req = ScoreRequest(

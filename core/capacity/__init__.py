@@ -10,5 +10,6 @@ in one run.
 
 Modules: ``load`` (the audio the calls play, and the simulator process), ``observe`` (what
 the daemon reports while a step runs), ``ramp`` (steps and the verdict), ``report``
-(table, chart, stored result) and ``cli`` (the command).
+(table, chart, stored result), ``inprocess`` (the daemon's own `RunBenchmark`); the command
+is `core.cli.bench`.
 """

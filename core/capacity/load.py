@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from core.audio_io import read_wav, write_wav_pcm16
+from core.audio.wav import read_wav, write_wav_pcm16
 
 RATE_HZ = 8000
 GOLDEN = 0.6180339887498949

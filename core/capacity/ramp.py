@@ -12,7 +12,7 @@ load.
 
 A step is *sustained* (the box kept up, whatever the latency) when every call went through,
 the ASR backlog is not growing (the second half of the once-a-second samples does
-not run clearly above the first, as `core.live.bench.backlog_growing` judges), the daemon
+not run clearly above the first, as `core.capacity.inprocess.backlog_growing` judges), the daemon
 emptied its queue within ``DRAIN_TIMEOUT_S`` of the last call's end, and at most
 ``MAX_DROPPED_FRACTION`` of the RTP packets were lost or dropped by the kernel. It *holds*
 (real time) when it is sustained and the 95th percentile latency is within the deadline. The
@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from core.audio.segmentation import PAD_S
+from core.capacity.inprocess import backlog_growing
 from core.capacity.load import SimulatorProcess, Source, write_cuts
 from core.capacity.observe import DaemonProbe, Snapshot
-from core.live.bench import backlog_growing
-from core.segmentation import PAD_S
-from core.serve_process import ServeProcess
+from core.daemon.child import ServeProcess
 
 logger = logging.getLogger(__name__)
 

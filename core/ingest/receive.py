@@ -2,7 +2,7 @@
 
 The recording server writes each call to a spool file under the data folder. When the call
 ends, a single scoring thread transcribes and scores the file with the offline pipeline
-(`core.score_file.score_file`), moves the recording under `recordings/` and stores the call
+(`core.scoring.recording.score_file`), moves the recording under `recordings/` and stores the call
 with its source (`siprec` or `sip`), caller, callee, agent and the SBC's call identifiers in
 one transaction. A call that cannot be scored is still stored, with status `failed`, so no
 recording is lost.
@@ -152,7 +152,7 @@ def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None
 
     Runs on the scoring thread. Calls without audio are dropped with their spool file.
     """
-    from core.score_file import ScoreRequest, score_file, store_call
+    from core.scoring.recording import ScoreRequest, score_file, store_call
     from core.storage import repository
     from core.storage.db import open_db
 

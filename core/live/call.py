@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.calldata import CallEvidence, Finding, LegActivity, Segment, Speaker, Utterance
+from core.calls import CallEvidence, Finding, LegActivity, Segment, Speaker, Utterance
 from core.live.events import CallEvent, LiveAlert
 from core.live.leg import LiveLeg
 from core.rubric.engine import live_findings

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.calldata import Finding, Utterance
+from core.calls import Finding, Utterance
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.asr_types import SAMPLE_RATE_HZ, AsrOptions, AsrRequest, AsrResult, window_for
+from core.asr.types import SAMPLE_RATE_HZ, AsrOptions, AsrRequest, AsrResult, window_for
 from kernels.logmel import log_mel_spectrogram
 
 N_MELS = 80

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.calldata import Segment, Speaker
-from core.segmentation import MAX_UTTERANCE_S, MIN_SILENCE_S, PAD_S, Endpointer, UtteranceSpan
+from core.audio.segmentation import MAX_UTTERANCE_S, MIN_SILENCE_S, PAD_S, Endpointer, UtteranceSpan
+from core.calls import Segment, Speaker
 from kernels.levels import frame_pitch_hz
 from kernels.resample import upsample_8k_to_16k
 from kernels.vad import FRAME_MS, StreamingVad

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.asr_types import AsrRequest, AsrResult
+from core.asr.types import AsrRequest, AsrResult
 from core.live.scheduler import PRIORITY_BACKFILL, AsrJob, AsrScheduler
-from core.live.store import store_live_call
 from core.storage import repository
+from core.storage.live_calls import store_live_call
 
 if TYPE_CHECKING:
     from core.live.engine import LiveEngine
@@ -34,8 +34,8 @@ def _utc_now() -> str:
 
 def recover_call(engine: LiveEngine, row: dict[str, Any]) -> None:
     """Score a call a stop interrupted, from its recording; store it as interrupted."""
-    from core.audio_io import read_wav
-    from core.pipeline import legs_from_recording, score_legs
+    from core.audio.wav import read_wav
+    from core.scoring.pipeline import legs_from_recording, score_legs
     from telephony.recorder import RecordingError, recover_wav
 
     call_id = row["id"]

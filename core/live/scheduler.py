@@ -36,8 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.asr_types import AsrRequest, AsrResult
-from core.stage_cpu import name_thread
+from core.asr.types import AsrRequest, AsrResult
+from core.daemon.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.calldata import CallEvidence, Finding, Utterance
+from core.calls import CallEvidence, Finding, Utterance
 from core.rubric.matching import Match, get_matcher
 from core.rubric.schema import DEFAULT_MATCH, Item
 

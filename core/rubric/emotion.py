@@ -18,10 +18,10 @@ raised voice to get there, and a voice alone (loud and high) reaches at most abo
 
 from __future__ import annotations
 
-from core.calldata import CallEvidence, Finding
-from core.metrics import CallMetrics
+from core.calls import CallEvidence, Finding
 from core.rubric.base import make_finding
 from core.rubric.matching import get_matcher, is_cjk_language
+from core.rubric.metrics import CallMetrics
 from core.rubric.schema import DEFAULT_MIN_CONFIDENCE, Item
 
 STRONG_WORD = 0.6

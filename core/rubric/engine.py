@@ -7,8 +7,8 @@ on, and `evaluate` once the call has ended.
 
 from __future__ import annotations
 
-from core.calldata import CallEvidence, CallResult, Finding
-from core.metrics import CallMetrics, compute_metrics
+from core.calls import CallEvidence, CallResult, Finding
+from core.rubric.metrics import CallMetrics, compute_metrics
 from core.rubric.rules import LIVE_KINDS, evaluate_items
 from core.rubric.schema import Rubric
 from core.rubric.scoring import score_findings

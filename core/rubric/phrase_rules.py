@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from core.calldata import CallEvidence, Finding
-from core.metrics import CallMetrics
+from core.calls import CallEvidence, Finding
 from core.rubric.base import (
     PhraseHit,
     Turn,
@@ -21,6 +20,7 @@ from core.rubric.base import (
     utterance_detail,
 )
 from core.rubric.matching import count_fillers
+from core.rubric.metrics import CallMetrics
 from core.rubric.schema import Item
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from core.calldata import SPEAKERS, CallEvidence, Finding
-from core.metrics import CallMetrics, compute_metrics
+from core.calls import SPEAKERS, CallEvidence, Finding
 from core.rubric.emotion import emotion
+from core.rubric.metrics import CallMetrics, compute_metrics
 from core.rubric.phrase_rules import (
     filler_words,
     forbidden_phrase,

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.calldata import Finding
+from core.calls import Finding
 from core.rubric.schema import SEVERITIES, Rubric
 
 

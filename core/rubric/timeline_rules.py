@@ -5,10 +5,10 @@ Pure functions of (item, evidence, metrics) -> findings, like the phrase rules.
 
 from __future__ import annotations
 
-from core.calldata import CallEvidence, Finding
-from core.metrics import CallMetrics, silence_runs
+from core.calls import CallEvidence, Finding
 from core.rubric.base import make_finding, order
 from core.rubric.matching import get_matcher, is_cjk_language
+from core.rubric.metrics import CallMetrics, silence_runs
 from core.rubric.schema import Item
 
 # Announcements after which a silence is a hold, not dead air (silence.hold_phrases).
@@ -44,7 +44,7 @@ def silence(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Fi
 
     "Just before": the agent utterance that ends last before the silence begins (no more
     than `HOLD_LOOKBACK_S` earlier) contains a hold phrase. Leading silence is never
-    counted; trailing silence only while the call goes on (see `core.metrics.silence_runs`).
+    counted; trailing silence only while the call goes on (see `core.rubric.metrics.silence_runs`).
     """
     if item.min_s is None:
         return []
@@ -179,7 +179,7 @@ def volume(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Fin
     """An utterance at least `rise_db` louder than the speaker's median utterance level.
 
     The median is over all that speaker's utterances with a level; with fewer than
-    `core.metrics.MIN_UTTERANCES_FOR_MEDIAN` of them there is no median and no finding.
+    `core.rubric.metrics.MIN_UTTERANCES_FOR_MEDIAN` of them there is no median and no finding.
     """
     if item.rise_db is None:
         return []

@@ -22,7 +22,7 @@ class _Step(Protocol):
 
 
 class BenchmarkRun(Protocol):
-    """What a stored run needs: `core.live.bench.BenchmarkOutcome` and
+    """What a stored run needs: `core.capacity.inprocess.BenchmarkOutcome` and
     `core.capacity.ramp.RampOutcome` both have it."""
 
     @property

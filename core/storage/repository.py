@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from core.calldata import SPEAKERS, CallResult, Finding, Utterance
-from core.metrics import speech_time, speech_units
+from core.calls import SPEAKERS, CallResult, Finding, Utterance
+from core.rubric.metrics import speech_time, speech_units
 from core.storage.search import search_text
 
 SOURCES = ("file", "siprec", "sip", "grpc", "pcap", "mirror")

@@ -19,10 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from admin_web import create_app, site_db, users
-from core.audio_io import write_wav_g711
-from core.calldata import CallResult, Finding, Utterance
+from core.audio.wav import write_wav_g711
+from core.calls import CallResult, Finding, Utterance
+from core.rubric.catalog import resolve_rubric
 from core.rubric.scoring import score_findings
-from core.rubric_catalog import resolve_rubric
 from core.storage import repository
 from core.storage.db import open_db
 from kernels.g711 import ulaw_encode

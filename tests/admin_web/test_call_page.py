@@ -24,7 +24,7 @@ from admin_web.call_view import (
     line_confidence,
     timeline,
 )
-from core.audio_io import parse_wav, write_wav_g711
+from core.audio.wav import parse_wav, write_wav_g711
 from core.rubric.schema import Item
 from kernels.g711 import ulaw_encode
 from tests.admin_web.conftest import SAMPLE_RATE, StoredCall, login, make_user

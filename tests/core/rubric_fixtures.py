@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.calldata import CallEvidence, LegActivity, Segment, Utterance
+from core.calls import CallEvidence, LegActivity, Segment, Utterance
 from core.rubric.schema import Item, load_rubric_text
 
 Line = tuple[str, float, float, str]

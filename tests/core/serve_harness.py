@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from core.serve_process import LOOPBACK, ServeProcess
+from core.daemon.child import LOOPBACK, ServeProcess
 from proto import callqa_pb2 as pb
 
 HOST = LOOPBACK
@@ -92,7 +92,7 @@ def audio_frames(
 
 
 def legs_int16(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
 
     rec = read_wav(path)
     to16 = [np.clip(ch * 32768.0, -32768, 32767).astype(np.int16) for ch in rec.channels]

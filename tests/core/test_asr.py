@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.asr import AsrEngine, AsrOptions, AsrRequest, split_long, window_for
-from core.asr_filters import find_repetition, is_phantom, trim_repetition
-from core.model_store import resolve_model
-from core.text_norm import cer_key, compression_ratio, edit_distance, to_simplified
-from core.whisper_tokenizer import WhisperTokenizer
+from core.asr.engine import AsrEngine, AsrOptions, AsrRequest, split_long, window_for
+from core.asr.filters import find_repetition, is_phantom, trim_repetition
+from core.asr.models import resolve_model
+from core.asr.text_norm import cer_key, compression_ratio, edit_distance, to_simplified
+from core.asr.tokenizer import WhisperTokenizer
 
 SR = 16000
 
@@ -150,7 +150,7 @@ def test_tokenizer_round_trip_and_partial_utf8() -> None:
 def _corpus_utterances(
     corpus_dir: Path, call: str, indices: list[int]
 ) -> list[tuple[str, np.ndarray]]:
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
     from kernels.resample import upsample_8k_to_16k
 
     labels = json.loads((corpus_dir / f"{call}.json").read_text(encoding="utf-8"))

@@ -22,9 +22,8 @@ import ctranslate2
 import numpy as np
 import pytest
 
-from core import asr_device, cli_gpu
-from core.asr import AsrEngine
-from core.asr_device import (
+from core.asr import device as asr_device
+from core.asr.device import (
     CublasStatus,
     choose_device,
     compute_type_for,
@@ -34,9 +33,11 @@ from core.asr_device import (
     load_whisper,
     preload_cublas,
 )
-from core.asr_types import CPU_MAX_BATCH, CUDA_MAX_BATCH, AsrOptions
+from core.asr.engine import AsrEngine
+from core.asr.models import resolve_model
+from core.asr.types import CPU_MAX_BATCH, CUDA_MAX_BATCH, AsrOptions
+from core.cli import gpu as cli_gpu
 from core.config import load_config
-from core.model_store import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 # What CTranslate2 raises when the first matrix product on the GPU cannot open cuBLAS.
@@ -136,7 +137,7 @@ def test_compute_type_per_device(
     assert ("cuda", 1) in box.type_queries
     assert compute_type_for("cpu", "default") == "int8"
     assert compute_type_for("cuda", "auto") == "auto"
-    with caplog.at_level(logging.WARNING, logger="core.asr_device"):
+    with caplog.at_level(logging.WARNING, logger="core.asr.device"):
         assert compute_type_for("cuda", "int16") == "auto"
         assert compute_type_for("cpu", "float16") == "auto"  # no float16 on this CPU
     warnings = [r.getMessage() for r in caplog.records]
@@ -191,7 +192,7 @@ _PRELOAD_SCRIPT = textwrap.dedent(
     """
     import ctypes, json
     from dataclasses import asdict
-    from core import asr_device
+    from core.asr import device as asr_device
     try:
         ctypes.CDLL("libcublas.so.12")
         before = True
@@ -257,7 +258,7 @@ def test_cuda_failure_at_load_falls_back_to_a_real_cpu_model(
 ) -> None:
     box = GpuBox(monkeypatch)  # the CUDA constructor raises the cuBLAS error
     options = AsrOptions(device="auto", device_index=0, cpu_threads=2)
-    with caplog.at_level(logging.WARNING, logger="core.asr_device"):
+    with caplog.at_level(logging.WARNING, logger="core.asr.device"):
         model, device, compute_type = load_whisper(tiny_path, options)
     assert (device, compute_type) == ("cpu", "int8")
     assert [load["device"] for load in box.loads] == ["cuda", "cpu"]
@@ -279,7 +280,7 @@ def test_cuda_failure_at_first_encode_falls_back_at_load(
     """CTranslate2 opens cuBLAS at the first product: the warm-up meets it, not a call."""
     fake = FakeCudaWhisper(fail_with=CUBLAS_ERROR)
     box = GpuBox(monkeypatch, cuda_model=fake)
-    with caplog.at_level(logging.WARNING, logger="core.asr_device"):
+    with caplog.at_level(logging.WARNING, logger="core.asr.device"):
         model, device, _ = load_whisper(tiny_path, AsrOptions(device="cuda"))
     assert device == "cpu" and model is not fake
     assert [load["device"] for load in box.loads] == ["cuda", "cpu"]
@@ -430,11 +431,11 @@ def test_engine_forced_to_cuda_transcribes_here(
 ) -> None:
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         pytest.skip("espeak-ng and sox are needed to speak the test sentence")
-    from core.samples import synthesize
+    from core.audio.samples import synthesize
     from kernels.resample import upsample_8k_to_16k
 
     gpus = ctranslate2.get_cuda_device_count()
-    with caplog.at_level(logging.WARNING, logger="core.asr_device"):
+    with caplog.at_level(logging.WARNING, logger="core.asr.device"):
         engine = AsrEngine(
             resolve_model("base", model_data_dir),
             AsrOptions(device="cuda", language="en", cpu_threads=2),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import AudioFileError, read_wav, write_wav_g711, write_wav_pcm16
+from core.audio.wav import AudioFileError, read_wav, write_wav_g711, write_wav_pcm16
 from kernels.g711 import alaw_encode, ulaw_encode
 
 

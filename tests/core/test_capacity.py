@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav, write_wav_pcm16
-from core.capacity.cli import BASELINE, parse_ladder, parse_sets
+from core.audio.wav import read_wav, write_wav_pcm16
 from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
 from core.capacity.ramp import RampOutcome, StepResult
 from core.capacity.report import chart_svg, table, verdict
 from core.cli import main
+from core.cli.bench import BASELINE, parse_ladder, parse_sets
 from core.config import ConfigError
 
 
@@ -137,7 +137,7 @@ def test_chart_and_table_show_every_step() -> None:
 @pytest.mark.model
 def test_a_short_ramp_through_the_daemon(tmp_path: Path, base_model_dir: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    from core.samples import SampleError, make_samples
+    from core.audio.samples import SampleError, make_samples
 
     try:
         wavs = make_samples(tmp_path / "samples")

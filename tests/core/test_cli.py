@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import write_wav_g711, write_wav_pcm16
-from core.samples import Line, SampleCall, render
+from core.audio.samples import Line, SampleCall, render
+from core.audio.wav import write_wav_g711, write_wav_pcm16
 from kernels.g711 import ulaw_encode
 
 SHORT_CALL = SampleCall(
@@ -146,7 +146,7 @@ def test_score_stores_and_finds(tmp_path: Path, short_call: Path, base_model_dir
 
 @pytest.mark.model
 def test_mono_with_speaker(tmp_path: Path, short_call: Path, base_model_dir: Path) -> None:
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
 
     agent = read_wav(short_call).channels[0]
     mono = tmp_path / "agent.wav"

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.asr_types import AsrRequest, AsrResult
+from core.asr.types import AsrRequest, AsrResult
+from core.audio.samples import SAMPLE_CALLS, render
+from core.audio.segmentation import Endpointer, UtteranceSpan, frame_levels_dbfs, segment_leg
 from core.config import load_config
+from core.ingest.sip_bridge import _sinks
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine, LiveSettings
 from core.live.leg import DSP_CHUNK_FRAMES, FRAME_SAMPLES, LiveLeg
-from core.live.sip_bridge import _sinks
-from core.samples import SAMPLE_CALLS, render
-from core.segmentation import Endpointer, UtteranceSpan, frame_levels_dbfs, segment_leg
 from kernels.g711 import ulaw_decode, ulaw_encode
 from kernels.levels import frame_pitch_hz
 from kernels.vad import StreamingVad

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.asr_types import AsrRequest, AsrResult
-from core.audio_io import write_wav_pcm16
-from core.config import load_config
-from core.live.bench import (
+from core.asr.types import AsrRequest, AsrResult
+from core.audio.wav import write_wav_pcm16
+from core.capacity.inprocess import (
     BenchmarkOutcome,
     StepResult,
     backlog_growing,
@@ -20,8 +19,9 @@ from core.live.bench import (
     run_line_benchmark,
     step_plan,
 )
+from core.config import load_config
 from core.live.engine import LiveEngine, LiveSettings
-from core.score_file import get_engine
+from core.scoring.recording import get_engine
 from core.storage.benchmarks import last_benchmark, save_benchmark
 from core.storage.db import open_db
 
@@ -79,8 +79,8 @@ SHORT_CALL = (
 @pytest.fixture(scope="module")
 def sample_wavs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """One short stereo call (agent left, customer right) of short turns, as G.711."""
-    from core.audio_io import write_wav_g711
-    from core.samples import Line, SampleCall, SampleError, render
+    from core.audio.samples import Line, SampleCall, SampleError, render
+    from core.audio.wav import write_wav_g711
     from kernels.g711 import ulaw_encode
 
     call = SampleCall(

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.asr_types import AsrRequest, AsrResult
+from core.asr.types import AsrRequest, AsrResult
+from core.audio.samples import SAMPLE_CALLS, render
+from core.audio.segmentation import segment_leg
 from core.config import load_config
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine, LiveSettings
 from core.live.leg import LiveLeg
 from core.live.routing import RubricRoutes
 from core.live.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, AsrJob, AsrScheduler
-from core.samples import SAMPLE_CALLS, render
-from core.segmentation import segment_leg
 from core.storage import repository
 from core.storage.db import open_db
 

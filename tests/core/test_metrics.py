@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.metrics import (
+from core.rubric.metrics import (
     compute_metrics,
     overtalk_runs,
     silence_runs,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.model_store import (
+from core.asr.models import (
     ModelStoreError,
     ensure_embedded_base,
     inspect_model_dir,

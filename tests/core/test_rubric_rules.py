@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.calldata import SPEAKERS, CallEvidence, Finding, LegActivity, Segment, Utterance
+from core.calls import SPEAKERS, CallEvidence, Finding, LegActivity, Segment, Utterance
 from core.rubric.emotion import confidence
 from core.rubric.engine import evaluate
 from core.rubric.rules import END_OF_CALL_KINDS, LIVE_KINDS, RULES, run_item

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
+from core.audio.samples import SAMPLE_CALLS, SampleCall, make_samples, render
+from core.audio.wav import read_wav
 from core.config import load_config
-from core.pipeline import legs_from_recording, score_legs
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.schema import load_rubric_text
-from core.samples import SAMPLE_CALLS, SampleCall, make_samples, render
-from core.score_file import get_engine
+from core.scoring.pipeline import legs_from_recording, score_legs
+from core.scoring.recording import get_engine
 
 CALLS = {call.name: call for call in SAMPLE_CALLS}
 
@@ -43,7 +43,7 @@ def test_expected_items_are_items_of_the_rubric(name: str) -> None:
     assert len(set(call.expected_items)) == len(call.expected_items)
     voices = {call.voice_of(line).name for line in call.lines}
     if call.language == "zh":
-        # the plain cmn voice reads the pinyin it makes as English; see core.samples
+        # the plain cmn voice reads the pinyin it makes as English; see core.audio.samples
         assert all(v.startswith("cmn-latn-pinyin") for v in voices), voices
     else:
         assert all(v.startswith("en") for v in voices), voices

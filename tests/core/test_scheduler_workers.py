@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.asr_types import AsrRequest, AsrResult
+from core.asr.types import AsrRequest, AsrResult
 from core.live.scheduler import DEFAULT_BATCH, PRIORITY_FINAL, AsrJob, AsrScheduler
 
 

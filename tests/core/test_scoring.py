@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.calldata import Finding
+from core.calls import Finding
 from core.rubric.engine import evaluate, live_findings
 from core.rubric.schema import load_rubric_text
 from core.rubric.scoring import score_findings
@@ -138,7 +138,7 @@ def test_clean_call_keeps_the_total(total: int) -> None:
 
 
 def test_an_empty_call_scores_without_errors() -> None:
-    from core.calldata import CallEvidence
+    from core.calls import CallEvidence
 
     result = evaluate(RUBRIC, CallEvidence(30.0, "zh", [], {}))
     assert [f.item_id for f in result.findings] == ["hi"]

@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
-from core.calldata import Speaker
-from core.segmentation import (
+from core.audio.segmentation import (
     MAX_UTTERANCE_S,
     MIN_SILENCE_S,
     PAD_S,
@@ -20,6 +18,8 @@ from core.segmentation import (
     frame_levels_dbfs,
     segment_leg,
 )
+from core.audio.wav import read_wav
+from core.calls import Speaker
 from kernels.vad import StreamingVad, VadBank
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from core.samples import SAMPLE_CALLS, make_samples
+from core.audio.samples import SAMPLE_CALLS, make_samples
 from proto import callqa_pb2 as pb
 from tests.core.serve_harness import Daemon, EventCollector, audio_frames, legs_int16
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core.serve_process import free_port
+from core.daemon.child import free_port
 from proto import callqa_pb2 as pb
 from tests.core.serve_harness import Daemon, EventCollector
 from tests.telephony.test_sipp_siprec import write_pcap
@@ -41,7 +41,7 @@ CUT = ("dev006", 32.0, 40.0)
 def test_mirrored_call_is_followed_and_scored_live(
     tmp_path: Path, corpus_dir: Path, base_model_dir: Path
 ) -> None:
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
     from kernels.g711 import ulaw_encode
 
     labels = json.loads((corpus_dir / "dev006.json").read_text(encoding="utf-8"))

@@ -37,7 +37,7 @@ CUTS = {  # agent id: (corpus call, start s, end s)
 
 
 def _legs(corpus_dir: Path, call: str, start_s: float, end_s: float) -> tuple[bytes, bytes]:
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
     from kernels.g711 import ulaw_encode
 
     rec = read_wav(corpus_dir / f"{call}.wav")

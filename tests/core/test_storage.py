@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.calldata import CallResult, Finding, Speaker, Utterance
+from core.calls import CallResult, Finding, Speaker, Utterance
 from core.storage import repository as repo
 from core.storage import search
 from core.storage.db import open_db

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
-from core.ingest import cli_import_pcap
+from core.audio.wav import read_wav
+from core.cli import import_pcap as cli_import_pcap
 from kernels.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from telephony.follow import CallFollower, EndedCall, FollowOptions
 from telephony.packets import UdpDatagram
@@ -340,7 +340,7 @@ def test_cli_no_score_writes_recordings_and_json(tmp_path: Path, capsys):
 
 
 def test_cli_scores_every_call_with_the_offline_scorer(tmp_path: Path, monkeypatch, capsys):
-    import core.score_file
+    import core.scoring.recording
     import core.storage.db
 
     seen = []
@@ -358,7 +358,7 @@ def test_cli_scores_every_call_with_the_offline_scorer(tmp_path: Path, monkeypat
         assert read_wav(req.path).duration_s == 1.0
         return Outcome()
 
-    monkeypatch.setattr(core.score_file, "score_file", fake_score)
+    monkeypatch.setattr(core.scoring.recording, "score_file", fake_score)
     monkeypatch.setattr(core.storage.db, "open_db", lambda path: object())
     pk = basic_call(Dialog(), ulaw_encode(tone(1.0, 300)), ulaw_encode(tone(1.0, 500)),
                     t_bye=T0 + 2.5, callee_delay=0.0)

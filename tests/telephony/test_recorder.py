@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
+from core.audio.wav import read_wav
 from telephony.recorder import CallRecorder, RecordingError, recover_wav, wav_header
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
+from core.audio.wav import read_wav
 from kernels.g711 import alaw_encode, ulaw_decode, ulaw_encode
 from telephony.media import (
     MediaStream,

@@ -666,7 +666,7 @@ def test_receiver_settings_from_file_environment_and_flags(tmp_path: Path) -> No
 def test_receive_command_line() -> None:
     import argparse
 
-    from core.ingest import cli_receive
+    from core.cli import receive as cli_receive
 
     parser = argparse.ArgumentParser(prog="callqa")
     sub = parser.add_subparsers(dest="command", required=True)

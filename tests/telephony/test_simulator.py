@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import write_wav_g711, write_wav_pcm16
+from core.audio.wav import write_wav_g711, write_wav_pcm16
 from kernels.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from telephony import cli_simulate
 from telephony.server import RecordingServer

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio_io import read_wav
+from core.audio.wav import read_wav
 from kernels.g711 import ulaw_decode, ulaw_encode
 from tests.telephony.test_sipp_siprec import write_pcap
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.calldata import LegActivity, Segment, Speaker, Utterance
+from core.calls import LegActivity, Segment, Speaker, Utterance
 from kernels.levels import frame_level_dbfs, frame_pitch_hz
 from kernels.vad import FRAME_MS, StreamingVad
 

@@ -30,10 +30,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_gpu_check(args: argparse.Namespace, config: Config) -> int:
-    from core.asr_device import diagnose
+    from core.asr.device import diagnose
 
     def model_path() -> Path:
-        from core.model_store import resolve_model
+        from core.asr.models import resolve_model
 
         return resolve_model(config.model, config.data_dir).path
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.asr import AsrEngine, AsrRequest
-from core.audio_io import Recording
-from core.calldata import CallEvidence, CallResult, LegActivity, Speaker, Utterance
+from core.asr.engine import AsrEngine, AsrRequest
+from core.audio.segmentation import segment_leg
+from core.audio.wav import Recording
+from core.calls import CallEvidence, CallResult, LegActivity, Speaker, Utterance
 from core.rubric.engine import evaluate
 from core.rubric.schema import Rubric
-from core.segmentation import segment_leg
 from kernels.resample import upsample_8k_to_16k
 
 logger = logging.getLogger(__name__)

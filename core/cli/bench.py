@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,7 +108,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 def recordings_from(paths: Sequence[Path], work: Path) -> list[Path]:
     if not paths:
-        from core.samples import make_samples
+        from core.audio.samples import make_samples
 
         return [p for p in make_samples(work / "samples") if p.stem.startswith("zh-")]
     files: list[Path] = []
@@ -196,8 +195,3 @@ def store(config: Config, outcomes: Sequence[RampOutcome]) -> None:
     finally:
         db.close()
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from core import cli
-
-    return cli.main(["bench", *(argv if argv is not None else sys.argv[1:])])

@@ -39,7 +39,7 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
-from core.asr_types import CPU_MAX_BATCH, CUDA_MAX_BATCH, FRAMES_PER_S, AsrOptions
+from core.asr.types import CPU_MAX_BATCH, CUDA_MAX_BATCH, FRAMES_PER_S, AsrOptions
 
 logger = logging.getLogger(__name__)
 

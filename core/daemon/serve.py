@@ -4,7 +4,7 @@ It runs, in one process:
 
 * the live engine (``core.live.engine``): the one Whisper model, the rules, the writer;
 * the SIP/SIPREC recording server (``telephony.server``) on its own event-loop thread,
-  bridged into the engine (``core.live.sip_bridge``);
+  bridged into the engine (``core.ingest.sip_bridge``);
 * the gRPC API (``core.api``): streams in (`StreamAudio`), alerts and calls out, rubric
   management, capacity; with the standard health service and server reflection.
 
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, ConfigError, load_config, load_values
+from core.daemon.stage_cpu import name_thread
 from core.live.engine import LiveEngine, LiveSettings
 from core.live.routing import RubricRoutes
 from core.live.scheduler import Transcriber
-from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Daemon:
     # ---------------------------------------------------------------- start
 
     def start(self) -> None:
-        from core.score_file import get_engine
+        from core.scoring.recording import get_engine
 
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
@@ -126,7 +126,7 @@ class Daemon:
 
     def _start_sip(self) -> None:
         from core.ingest.receive import server_settings
-        from core.live.sip_bridge import SipBridge
+        from core.ingest.sip_bridge import SipBridge
         from telephony.server import RecordingServer
 
         assert self.engine is not None
@@ -163,7 +163,7 @@ class Daemon:
             raise ConfigError(f"SIP could not start on port {settings.port}: {errors[0]}")
 
     def _start_mirror(self) -> None:
-        from core.live.sip_bridge import MirrorBridge
+        from core.ingest.sip_bridge import MirrorBridge
         from telephony.capture import CaptureError, follow_interface
         from telephony.follow import FollowOptions
 

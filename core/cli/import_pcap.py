@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
         results.append(item)
         if db is None:
             continue
-        from core.score_file import ScoreRequest, score_file
+        from core.scoring.recording import ScoreRequest, score_file
 
         request = ScoreRequest(
             path=call.recording,

@@ -43,9 +43,12 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
-from core.asr_device import default_batch_size, load_whisper
-from core.asr_filters import find_repetition, is_phantom, trim_repetition
-from core.asr_types import (
+from core.asr.device import default_batch_size, load_whisper
+from core.asr.filters import find_repetition, is_phantom, trim_repetition
+from core.asr.models import ModelInfo, inspect_model_dir, resolve_model
+from core.asr.text_norm import compression_ratio, to_simplified
+from core.asr.tokenizer import WhisperTokenizer
+from core.asr.types import (
     FRAMES_PER_S,
     MAX_TEMPERATURE_ATTEMPTS,
     MAX_WINDOW_S,
@@ -62,9 +65,6 @@ from core.asr_types import (
     split_long,
     window_for,
 )
-from core.model_store import ModelInfo, inspect_model_dir, resolve_model
-from core.text_norm import compression_ratio, to_simplified
-from core.whisper_tokenizer import WhisperTokenizer
 from kernels.logmel import log_mel_spectrogram
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from core.asr import AsrEngine, AsrOptions
-from core.asr_types import Device
-from core.audio_io import Recording, read_wav
-from core.calldata import CallResult, Speaker
+from core.asr.engine import AsrEngine, AsrOptions
+from core.asr.models import resolve_model
+from core.asr.types import Device
+from core.audio.wav import Recording, read_wav
+from core.calls import CallResult, Speaker
 from core.config import Config
 from core.live.scheduler import DEFAULT_BATCH, Transcriber
-from core.model_store import resolve_model
-from core.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
-from core.rubric_catalog import resolve_rubric
+from core.rubric.catalog import resolve_rubric
+from core.scoring.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.storage import repository
 from core.storage.writer import StorageWriter
 

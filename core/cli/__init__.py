@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.audio_io import AudioFileError
+from core.audio.wav import AudioFileError
 from core.config import Config, ConfigError, load_config, settings_markdown
-from core.report import format_report
 from core.rubric.schema import RubricError, load_rubric_file, load_rubric_text
+from core.scoring.report import format_report
 from core.storage import repository, search
 from core.storage.db import open_db
 
@@ -51,7 +51,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_score(args: argparse.Namespace, config: Config) -> int:
-    from core.score_file import ScoreRequest, score_file
+    from core.scoring.recording import ScoreRequest, score_file
 
     db = open_db(config.db_path)
     req = ScoreRequest(
@@ -74,7 +74,7 @@ def cmd_score(args: argparse.Namespace, config: Config) -> int:
             bar = tqdm(total=total, unit="utt", desc="transcribing", file=sys.stderr, leave=False)
         bar.update(done - bar.n)
 
-    from core.audio_io import read_wav
+    from core.audio.wav import read_wav
 
     duration = read_wav(req.path).duration_s
     show_progress = not args.json and duration >= PROGRESS_MIN_DURATION_S and not args.quiet
@@ -115,7 +115,7 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
         print(f"imported {rubric.id} as version {version}" + (" (active)" if args.activate else ""))
         return EXIT_OK
     if args.rubric_cmd == "export":
-        from core.rubric_catalog import resolve_rubric
+        from core.rubric.catalog import resolve_rubric
 
         if args.version is not None:
             row = repository.get_rubric_version(db, args.id, args.version)
@@ -148,7 +148,7 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     """The daemon with sample calls placed live (or, with --offline, scored from files)."""
-    from core import demo
+    from core.cli import demo
 
     if args.offline:
         return demo.run_offline(config)
@@ -331,9 +331,11 @@ def _add_plugin_commands(sub: Any) -> None:
 
 def _add_telephony_commands(sub: Any) -> None:
     """Commands that receive calls through the telephony package, and the daemon's."""
-    from core import cli_gpu, cli_serve
-    from core.capacity import cli as cli_bench
-    from core.ingest import cli_import_pcap, cli_receive
+    from core.cli import bench as cli_bench
+    from core.cli import gpu as cli_gpu
+    from core.cli import import_pcap as cli_import_pcap
+    from core.cli import receive as cli_receive
+    from core.cli import serve as cli_serve
     from telephony import cli_simulate
 
     cli_receive.add_parser(sub)

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import callqa_pb2_grpc as pb_grpc
 
 LOOPBACK = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:

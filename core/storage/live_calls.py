@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.calldata import CallResult
+from core.calls import CallResult
 from core.config import Config
-from core.score_file import store_call
+from core.scoring.recording import store_call
 from core.storage import repository
 
 RECOVERABLE = ("live", "ending")

@@ -45,7 +45,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    from core.serve import ServeOptions, run_serve
+    from core.daemon.serve import ServeOptions, run_serve
 
     overrides = {
         "data_dir": str(config.data_dir),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.calldata import CallResult
+from core.calls import CallResult
 
 SPEAKER_LABEL = {"agent": "AGENT", "customer": "CUST."}
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.calldata import SPEAKERS, CallEvidence, Segment, Utterance
+from core.calls import SPEAKERS, CallEvidence, Segment, Utterance
 
 SILENCE_REPORT_MIN_S = 3.0  # silence runs at least this long are listed in the metrics
 SPURT_BRIDGE_S = 0.25  # voiced segments of one leg closer than this form one talk spurt

@@ -1,6 +1,6 @@
 """`callqa demo`: the daemon on the embedded defaults, with sample calls placed live.
 
-It makes the sample calls (``core.samples``: synthetic speech from espeak-ng, in Mandarin and
+It makes the sample calls (``core.audio.samples``: synthetic speech from espeak-ng, in Mandarin and
 English), starts `callqa serve` on loopback ports, and has the call simulator place them as
 real SIPREC sessions with real-time RTP, all at once. Alerts, transcripts and scores print
 as they happen, through the same gRPC streams an agent desktop would use. At the end each
@@ -35,7 +35,7 @@ class DemoCall:
 
 
 def _samples(config: Config) -> list[tuple[Any, Path]]:
-    from core.samples import SAMPLE_CALLS, make_samples
+    from core.audio.samples import SAMPLE_CALLS, make_samples
 
     out_dir = config.data_dir / "samples"
     print(f"Making {len(SAMPLE_CALLS)} sample calls with espeak-ng in {out_dir} ...", flush=True)
@@ -126,7 +126,7 @@ class _Printer:
 
 def run_live(config: Config, calls: int | None = None) -> int:
     """The live demo (see the module notes); returns the exit status."""
-    from core.serve_process import ServeProcess
+    from core.daemon.child import ServeProcess
     from telephony.simulator import load_plan_from_wav, simulate
 
     demo_calls = _plan(config, calls)
@@ -199,8 +199,8 @@ def _report(calls: list[DemoCall], stored: dict[str, Any]) -> bool:
 
 def run_offline(config: Config) -> int:
     """Score the sample calls from their files, as `callqa score` would."""
-    from core.report import format_report
-    from core.score_file import ScoreRequest, score_file
+    from core.scoring.recording import ScoreRequest, score_file
+    from core.scoring.report import format_report
     from core.storage.db import open_db
 
     db = open_db(config.db_path)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio_io import write_wav_g711
+from core.audio.wav import write_wav_g711
 from kernels.g711 import ulaw_encode
 
 SAMPLE_RATE = 8000

@@ -1,4 +1,4 @@
-"""Options, requests and results of the ASR engine (core.asr), and the window policy.
+"""Options, requests and results of the ASR engine (core.asr.engine), and the window policy.
 
 Kept apart from the engine so that configuration, the scheduler and storage can use these
 types without importing CTranslate2.

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.audio_io import read_wav
+from core.audio.wav import read_wav
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, TranscriptLine
 

@@ -1,0 +1,10 @@
+"""Speech recognition: Whisper on CTranslate2 for pre-cut utterances, many lines at once.
+
+* `core.asr.engine`: `AsrEngine`, batched transcription of utterances.
+* `core.asr.types`: options, requests, results, the `Transcriber` protocol, window policy.
+* `core.asr.device`: CPU or GPU, compute types, cuBLAS loading and fallback.
+* `core.asr.models`: where the embedded and configured Whisper models live.
+* `core.asr.tokenizer`: Whisper's byte-level BPE tokenizer.
+* `core.asr.filters`: phantom phrases and repetition loops in Whisper output.
+* `core.asr.text_norm`: simplified Chinese, matching keys, CER keys.
+"""

@@ -9,7 +9,7 @@ asr_window_study.load_utterances (labelled times ± 0.15 s, G.711 decoded and up
 reports
 
 * CER over both legs (asr_window_study.score_results: both texts through
-  core.asr.text_norm.cer_key),
+  core.text_norm.cer_key),
 * CPU s per audio s: process CPU time (every thread) spent decoding, divided by the audio
   decoded, and its ratio to the baseline row of the same run,
 * audio s per wall s: audio decoded per wall-clock second (throughput; the machine may be

@@ -11,7 +11,7 @@ of the engine's defaults (``AsrOptions()``), and the first row, the standard 30 
 (Whisper's fixed input), is the baseline of the ratios.
 
 Reported per configuration: CER per leg and overall (both texts normalised by
-core.asr.text_norm.cer_key: NFKC, traditional to simplified, Chinese numerals to digits,
+core.text_norm.cer_key: NFKC, traditional to simplified, Chinese numerals to digits,
 punctuation and spaces dropped), CPU seconds (all threads of this process) per second of
 audio and the ratio to the baseline, the wall-clock split between encoder and decoder, the
 number of first attempts that looped (repetition or compression ratio), retries, results
@@ -43,7 +43,7 @@ import yaml
 
 from core.asr.engine import AsrEngine, AsrOptions, AsrRequest, AsrResult, AsrStats
 from core.asr.models import ModelInfo, resolve_model
-from core.asr.text_norm import cer_key, edit_distance, match_key
+from core.text_norm import cer_key, edit_distance, match_key
 from core.audio.wav import read_wav
 from kernels.logmel import log_mel_spectrogram
 from kernels.resample import upsample_8k_to_16k

@@ -6,7 +6,7 @@ pipeline (VAD segmentation, the configured Whisper model, the rubric engine) and
 
 * per script line: the voice, the intended text, the text of the utterances that overlap
   the line on its speaker's leg, and the character error rate (CER: edit distance over
-  the reference length, after `core.asr.text_norm.cer_key`; for English lines over characters
+  the reference length, after `core.text_norm.cer_key`; for English lines over characters
   too, spaces removed, which is only a rough guide);
 * per call: the findings expected by the script against those found.
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.asr.text_norm import cer_key, edit_distance
+from core.text_norm import cer_key, edit_distance
 from core.audio.samples import SAMPLE_CALLS, make_samples
 from core.audio.wav import read_wav
 from core.calls import Utterance

@@ -13,23 +13,21 @@ import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from core.api import convert
+from core.api.context import ApiContext
+from core.capacity.inprocess import BenchmarkOutcome, StepResult
 from proto import callqa_pb2 as pb
-
-if TYPE_CHECKING:
-    from core.capacity.inprocess import BenchmarkOutcome, StepResult
-    from core.daemon.serve import Daemon
 
 MAX_LINES = 2000
 MAX_STEP_S = 600.0
 RECENT_RECORDINGS = 20
 
 
-def _recordings(daemon: Daemon, request: pb.RunBenchmarkRequest) -> tuple[list[Path], Any]:
+def _recordings(daemon: ApiContext, request: pb.RunBenchmarkRequest) -> tuple[list[Path], Any]:
     """The audio to play and the rubric choice; raises ValueError with what is wrong."""
     data_dir = daemon.config.data_dir
     audio = request.audio or pb.BENCHMARK_AUDIO_SAMPLES
@@ -95,7 +93,7 @@ def _result(outcome: BenchmarkOutcome) -> pb.BenchmarkResult:
 
 
 def run_benchmark_rpc(
-    daemon: Daemon, request: pb.RunBenchmarkRequest, context: Any
+    daemon: ApiContext, request: pb.RunBenchmarkRequest, context: Any
 ) -> Iterator[pb.BenchmarkProgress]:
     from core.capacity.inprocess import run_line_benchmark
     from core.storage.benchmarks import save_benchmark

@@ -11,19 +11,17 @@ import hmac
 import logging
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.api.context import ApiContext
 from core.api.service import CallQaService
 from core.config import ConfigError
-from core.daemon.stage_cpu import name_thread
+from core.stage_cpu import name_thread
 from proto import callqa_pb2, callqa_pb2_grpc
-
-if TYPE_CHECKING:
-    from core.daemon.serve import Daemon
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +55,13 @@ class TokenCheck(grpc.ServerInterceptor):
         return self._deny_unary
 
 
-def start_grpc_server(daemon: Daemon, values: dict[str, Any]) -> tuple[grpc.Server, int]:
-    """Start serving; returns the server and its port (the one bound when 0 was asked)."""
+def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
+    """Serve the API for `context` on `address` (``HOST:PORT``, port 0: any free one).
+
+    Returns the started server and its port. The token, TLS files and worker count come
+    from the context's settings.
+    """
+    values = context.values
     interceptors = [TokenCheck(values["grpc_token"])] if values["grpc_token"] else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=int(values["grpc_workers"]),
@@ -71,13 +74,12 @@ def start_grpc_server(daemon: Daemon, values: dict[str, Any]) -> tuple[grpc.Serv
             ("grpc.so_reuseport", 0),
         ],
     )  # fmt: skip
-    callqa_pb2_grpc.add_CallQaServicer_to_server(CallQaService(daemon), server)
+    callqa_pb2_grpc.add_CallQaServicer_to_server(CallQaService(context), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = f"{values['grpc_host']}:{values['grpc_port']}"
     cert, key = values["grpc_tls_cert_file"], values["grpc_tls_key_file"]
     if bool(cert) != bool(key):
         raise ConfigError("settings 'grpc_tls_cert_file' and 'grpc_tls_key_file' go together")

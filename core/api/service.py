@@ -13,13 +13,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import numpy as np
 
+from core import stage_cpu
 from core.api import convert
-from core.daemon import stage_cpu
+from core.api.context import ApiContext
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, Subscription, alert_filter
 from core.rubric.schema import RubricError, load_rubric_text
@@ -29,9 +30,6 @@ from kernels.g711 import alaw_decode, ulaw_decode
 from proto import callqa_pb2 as pb
 from proto import callqa_pb2_grpc as pb_grpc
 
-if TYPE_CHECKING:
-    from core.daemon.serve import Daemon
-
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
@@ -39,7 +37,7 @@ MAX_LIST = 1000
 
 
 class CallQaService(pb_grpc.CallQaServicer):
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: ApiContext) -> None:
         self.daemon = daemon
         self._bench_lock = threading.Lock()
 

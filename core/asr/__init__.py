@@ -6,5 +6,4 @@
 * `core.asr.models`: where the embedded and configured Whisper models live.
 * `core.asr.tokenizer`: Whisper's byte-level BPE tokenizer.
 * `core.asr.filters`: phantom phrases and repetition loops in Whisper output.
-* `core.asr.text_norm`: simplified Chinese, matching keys, CER keys.
 """

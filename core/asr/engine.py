@@ -46,7 +46,6 @@ import numpy as np
 from core.asr.device import default_batch_size, load_whisper
 from core.asr.filters import find_repetition, is_phantom, trim_repetition
 from core.asr.models import ModelInfo, inspect_model_dir, resolve_model
-from core.asr.text_norm import compression_ratio, to_simplified
 from core.asr.tokenizer import WhisperTokenizer
 from core.asr.types import (
     FRAMES_PER_S,
@@ -65,6 +64,7 @@ from core.asr.types import (
     split_long,
     window_for,
 )
+from core.text_norm import compression_ratio, to_simplified
 from kernels.logmel import log_mel_spectrogram
 
 logger = logging.getLogger(__name__)

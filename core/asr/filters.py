@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.asr.text_norm import is_word_char, match_key
+from core.text_norm import is_word_char, match_key
 
 # Sign-offs and credits Whisper writes on audio without speech. Compared after
 # normalisation (NFKC, simplified, lower case, no punctuation or spaces).

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -230,3 +231,13 @@ def split_long(audio: np.ndarray, max_s: float) -> list[np.ndarray]:
     pieces = math.ceil(len(audio) / max_len)
     bounds = np.linspace(0, len(audio), pieces + 1).astype(int)
     return [audio[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+DEFAULT_BATCH = 8
+"""Batch size when it is 0 and the model does not say its own (``max_batch_size``)."""
+
+
+class Transcriber(Protocol):
+    """What transcribes utterances: the engine, or a stand-in that replays known text."""
+
+    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]: ...

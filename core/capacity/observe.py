@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from core.daemon.stage_cpu import STAGES, memory_bytes
+from core.stage_cpu import STAGES, memory_bytes
 from proto import callqa_pb2 as pb
 from proto import callqa_pb2_grpc as pb_grpc
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.capacity.ramp import RampOutcome
-from core.daemon.stage_cpu import STAGES
+from core.stage_cpu import STAGES
 
 COLUMNS = (
     ("config", 9), ("lines", 5), ("ok", 4), ("utts", 5), ("p50 ms", 7), ("p95 ms", 7),

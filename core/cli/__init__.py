@@ -115,7 +115,7 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
         print(f"imported {rubric.id} as version {version}" + (" (active)" if args.activate else ""))
         return EXIT_OK
     if args.rubric_cmd == "export":
-        from core.rubric.catalog import resolve_rubric
+        from core.storage.rubric_catalog import resolve_rubric
 
         if args.version is not None:
             row = repository.get_rubric_version(db, args.id, args.version)

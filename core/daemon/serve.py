@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.api.server import create_server
+from core.asr.types import Transcriber
 from core.config import Config, ConfigError, load_config, load_values
-from core.daemon.stage_cpu import name_thread
 from core.live.engine import LiveEngine, LiveSettings
 from core.live.routing import RubricRoutes
-from core.live.scheduler import Transcriber
+from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +104,8 @@ class Daemon:
             factory = FeaturesOnly
         self.engine = LiveEngine(config, self.settings, factory)
         self.engine.start()
-        from core.api.server import start_grpc_server
-
-        self.grpc, self.grpc_port = start_grpc_server(self, self.values)
+        address = f"{self.values['grpc_host']}:{self.values['grpc_port']}"
+        self.grpc, self.grpc_port = create_server(address, self)
         if self.values["sip_enabled"]:
             self._start_sip()
         if self.values["mirror_interface"]:

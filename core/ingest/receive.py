@@ -152,9 +152,10 @@ def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None
 
     Runs on the scoring thread. Calls without audio are dropped with their spool file.
     """
-    from core.scoring.recording import ScoreRequest, score_file, store_call
+    from core.scoring.recording import ScoreRequest, score_file
     from core.storage import repository
     from core.storage.db import open_db
+    from core.storage.filing import store_call
 
     if info.duration_s < MIN_SCORED_DURATION_S:
         logger.info("call %s: %.2f s of audio, not stored", info.call_id, info.duration_s)

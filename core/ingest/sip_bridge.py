@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from core.daemon.stage_cpu import current_stage, name_thread
 from core.ingest.receive import call_meta
 from core.live.call import CallSetup, LiveCall
 from core.live.engine import LiveEngine
+from core.stage_cpu import current_stage, name_thread
 from telephony.follow import EndedCall, FollowedCall
 from telephony.rtp import AudioSink
 from telephony.sessions import CallInfo, RecordingSession, SinkFactory
@@ -38,7 +38,7 @@ def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
 
     A sink runs on the thread that receives the call's media: the server's RTP receive
     thread or a mirror port's capture thread, which telephony starts without a stage. The
-    first audio names such a thread ``receive`` (``core.daemon.stage_cpu``), so that the DSP the
+    first audio names such a thread ``receive`` (``core.stage_cpu``), so that the DSP the
     engine charges to ``dsp`` is taken out of ``receive`` and not counted twice.
     """
     feed = engine.feed

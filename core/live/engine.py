@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from core.asr.types import AsrResult
+from core.asr.types import AsrResult, Transcriber
 from core.calls import CallResult, Finding, Speaker, Utterance
 from core.config import Config
-from core.daemon.stage_cpu import charge, name_thread
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
@@ -45,12 +44,12 @@ from core.live.scheduler import (
     PRIORITY_PARTIAL,
     AsrJob,
     AsrScheduler,
-    Transcriber,
 )
-from core.rubric.catalog import ResolvedRubric, resolve_rubric
 from core.rubric.engine import evaluate
+from core.stage_cpu import charge, name_thread
 from core.storage import repository
 from core.storage.live_calls import interrupted_calls, store_live_call, team_of
+from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)

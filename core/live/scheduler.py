@@ -29,15 +29,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from core.asr.types import AsrRequest, AsrResult
-from core.daemon.stage_cpu import name_thread
+from core.asr.types import DEFAULT_BATCH, AsrRequest, AsrResult, Transcriber
+from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +45,6 @@ SAMPLE_RATE_HZ = 16000
 PRIORITY_FINAL = 0
 PRIORITY_PARTIAL = 1
 PRIORITY_BACKFILL = 2
-DEFAULT_BATCH = 8
-"""Batch size when it is 0 and the model does not say its own (``max_batch_size``)."""
-
-
-class Transcriber(Protocol):
-    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]: ...
-
-
 @dataclass
 class AsrJob:
     """One utterance waiting for text; ``done(job, result)`` runs on the scheduler thread."""

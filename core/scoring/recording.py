@@ -1,16 +1,14 @@
 """Score a recording and store the call with its recording: `callqa score FILE`, and the
 calls that `callqa receive` and `callqa import-pcap` record.
 
-Nothing is half-stored (`store_call`): the recording is put under the data directory
-first, the database rows are written in one transaction, and the file is taken back if
-that fails.
+Filing the call and its recording is `core.storage.filing.store_call`: nothing is
+half-stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,14 +17,14 @@ from sqlite_utils import Database
 
 from core.asr.engine import AsrEngine, AsrOptions
 from core.asr.models import resolve_model
-from core.asr.types import Device
+from core.asr.types import DEFAULT_BATCH, Device, Transcriber
 from core.audio.wav import Recording, read_wav
-from core.calls import CallResult, Speaker
+from core.calls import Speaker
 from core.config import Config
-from core.live.scheduler import DEFAULT_BATCH, Transcriber
-from core.rubric.catalog import resolve_rubric
 from core.scoring.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.storage import repository
+from core.storage.filing import store_call
+from core.storage.rubric_catalog import resolve_rubric
 from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
@@ -166,46 +164,3 @@ def score_with(
         lambda db: store_call(config, db, req.path, record, scored.result, move=req.move)
     ).result()
     return ScoreOutcome(call_id=record.id, scored=scored, recording_path=target)
-
-
-def store_call(
-    config: Config,
-    db: Database,
-    recording: Path,
-    record: repository.CallRecord,
-    result: CallResult | None,
-    *,
-    move: bool = False,
-    existing: bool = False,
-) -> Path:
-    """File `recording` under the data directory as `record`'s call and store the call (with
-    `result`, or unscored when it is None) in one transaction; returns the filed path.
-
-    ``existing``: the call's row was made earlier (a live call) and is rewritten.
-
-    The file is copied (or moved) first; if the database write fails it is removed (or
-    moved back), so a call is never stored without its recording nor the other way round.
-    """
-    target = repository.recording_path(config.data_dir, record.id, record.started_at)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if move:
-        shutil.move(str(recording), target)
-    else:
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(recording, tmp)
-        tmp.replace(target)
-    record.recording_path = str(target)
-    try:
-        if result is not None:
-            repository.save_scored_call(db, record, result)
-        elif existing:
-            repository.update_call(db, record)
-        else:
-            repository.create_call(db, record)
-    except BaseException:
-        if move:
-            shutil.move(str(target), recording)
-        else:
-            target.unlink(missing_ok=True)
-        raise
-    return target

@@ -7,8 +7,8 @@ from typing import Any
 
 from core.calls import CallResult
 from core.config import Config
-from core.scoring.recording import store_call
 from core.storage import repository
+from core.storage.filing import store_call
 
 RECOVERABLE = ("live", "ending")
 """Statuses of calls a stop cut short: scored from their recordings at the next start."""

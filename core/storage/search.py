@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from core.asr.text_norm import to_simplified
+from core.text_norm import to_simplified
 
 SNIPPET_MAX_CHARS = 160
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from core.daemon.stage_cpu import name_thread
+from core.stage_cpu import name_thread
 from core.storage.db import open_db
 
 _Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]

@@ -21,10 +21,10 @@ from flask.testing import FlaskClient
 from admin_web import create_app, site_db, users
 from core.audio.wav import write_wav_g711
 from core.calls import CallResult, Finding, Utterance
-from core.rubric.catalog import resolve_rubric
 from core.rubric.scoring import score_findings
 from core.storage import repository
 from core.storage.db import open_db
+from core.storage.rubric_catalog import resolve_rubric
 from kernels.g711 import ulaw_encode
 
 PASSWORD = "correct horse battery"

@@ -14,8 +14,8 @@ import pytest
 from core.asr.engine import AsrEngine, AsrOptions, AsrRequest, split_long, window_for
 from core.asr.filters import find_repetition, is_phantom, trim_repetition
 from core.asr.models import resolve_model
-from core.asr.text_norm import cer_key, compression_ratio, edit_distance, to_simplified
 from core.asr.tokenizer import WhisperTokenizer
+from core.text_norm import cer_key, compression_ratio, edit_distance, to_simplified
 
 SR = 16000
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.asr.types import AsrRequest, AsrResult
-from core.live.scheduler import DEFAULT_BATCH, PRIORITY_FINAL, AsrJob, AsrScheduler
+from core.asr.types import DEFAULT_BATCH, AsrRequest, AsrResult
+from core.live.scheduler import PRIORITY_FINAL, AsrJob, AsrScheduler
 
 
 class SlowAsr:

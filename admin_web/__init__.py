@@ -81,6 +81,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(review.bp)
+    from admin_web import capacity, live, users_admin  # live lines, capacity, users
+    app.register_blueprint(live.bp)
+    app.register_blueprint(capacity.bp)
+    app.register_blueprint(users_admin.bp)
+    from admin_web import dryrun
+    app.register_blueprint(dryrun.bp)
+    from admin_web import reports, search  # quality reports, transcript search
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(search.bp)
+    from admin_web import rubrics  # rubric editor, versions, routes
+    app.register_blueprint(rubrics.bp)
 
     @app.context_processor
     def page_context() -> dict[str, Any]:

@@ -26,6 +26,7 @@ MANIFEST_NAME = "MANIFEST.sha256"
 PACKAGES: dict[str, str] = {
     "wavesurfer.js": "wavesurfer",
     "htmx.org": "htmx",
+    "echarts": "echarts",
 }
 
 _LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")

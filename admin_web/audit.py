@@ -96,12 +96,13 @@ def verify(conn: sqlite3.Connection) -> ChainCheck:
 
 
 def entries(conn: sqlite3.Connection, *, call_id: str | None = None, username: str | None = None,
-            action: str | None = None, limit: int = 200, offset: int = 0
-            ) -> list[dict[str, Any]]:
-    """Entries newest first, filtered by call, user or action."""
+            action: str | None = None, limit: int = 200, offset: int = 0,
+            since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+    """Entries newest first, filtered by call, user, action or time (``since`` inclusive,
+    ``until`` exclusive: ISO times in UTC as the entries store them)."""
     where, params = [], []
     for clause, value in (("call_id = ?", call_id), ("username = ?", username),
-                          ("action = ?", action)):
+                          ("action = ?", action), ("at >= ?", since), ("at < ?", until)):
         if value:
             where.append(clause)
             params.append(value)

@@ -20,7 +20,8 @@ from typing import Any
 from flask_babel import gettext as _
 
 from admin_web.i18n import fmt_clock, fmt_number, language
-from core.rubric.schema import Item, RubricError, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import Item, RubricError
 
 # A line is "shaky" (worth checking against the audio) below this recogniser confidence...
 SHAKY_CONFIDENCE = 0.5

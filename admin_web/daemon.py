@@ -17,6 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 HEALTH_TIMEOUT_S = 0.5
 CACHE_S = 5.0
 SERVICE_NAME = "callqa.v1.CallQa"
+# Reconnect soon after the daemon comes back (gRPC's default backoff grows to 2 minutes).
+CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 500),
+                   ("grpc.min_reconnect_backoff_ms", 500),
+                   ("grpc.max_reconnect_backoff_ms", 3000))
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class DaemonClient:
     def __init__(self, address: str, token: str = "") -> None:
         self.address = address
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._lock = threading.Lock()
         self._cached: tuple[float, DaemonStatus] | None = None
 

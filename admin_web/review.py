@@ -213,15 +213,30 @@ def detail_items(detail: dict[str, Any], width: int = 160) -> list[tuple[str, st
     return out
 
 
+def _center_day_utc(day: str, add_days: int = 0) -> str | None:
+    """The start of a day (YYYY-MM-DD, center time, plus `add_days`) as the audit log's UTC."""
+    if not day:
+        return None
+    import datetime as dt
+
+    from admin_web.i18n import DISPLAY_TZ
+
+    start = dt.datetime.fromisoformat(day).replace(tzinfo=DISPLAY_TZ) + dt.timedelta(add_days)
+    return start.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
 @bp.route("/audit")
 @require(roles.AUDIT)
 def audit_log() -> Any:
     conn = get_conn()
     args = {k: request.args.get(k, "").strip() for k in ("user", "action", "call")}
+    args.update(since=_date("since") or "", until=_date("until") or "")
     page = _page()
     found = audit.entries(conn, username=args["user"] or None, action=args["action"] or None,
                           call_id=args["call"] or None, limit=AUDIT_PAGE_SIZE + 1,
-                          offset=(page - 1) * AUDIT_PAGE_SIZE)
+                          offset=(page - 1) * AUDIT_PAGE_SIZE,
+                          since=_center_day_utc(args["since"]),
+                          until=_center_day_utc(args["until"], 1))
     more = len(found) > AUDIT_PAGE_SIZE
     shown: dict[str, Any] = {k: v for k, v in args.items() if v}
 

@@ -24,7 +24,8 @@ from typing import Any
 from admin_web.site_db import one, rows
 from core.calls import Finding
 from core.rubric.defaults import builtin_rubrics
-from core.rubric.schema import Rubric, RubricError, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import Rubric, RubricError
 from core.rubric.scoring import ScoreSheet, score_findings
 
 

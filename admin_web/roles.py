@@ -18,6 +18,12 @@ SAMPLING = "sampling"        # sampling plans
 AGREEMENT = "agreement.read"
 USERS = "users.manage"
 AUDIT = "audit.read"
+REPORTS = "reports.read"     # quality reports (a supervisor: own team only)
+LIVE = "live.read"           # live lines and alerts (a supervisor: own team only)
+CAPACITY = "capacity"        # the box's load, capacity benchmarks
+DRYRUN = "rubrics.dryrun"    # re-score stored calls with a draft rubric (试运行)
+RUBRICS = "rubrics.manage"   # edit, import, activate rubrics; assign them to teams
+RUBRICS_READ = "rubrics.read"  # see rubrics, their history and routes; export
 
 # Recording permissions, granted per user.
 PLAY = "play"
@@ -26,10 +32,12 @@ EXPORT = "export"
 RECORDING_PERMISSIONS: tuple[str, ...] = (PLAY, DOWNLOAD, EXPORT)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({READ_CALLS, REVIEW, DECIDE, SAMPLING, AGREEMENT, USERS, AUDIT}),
-    "inspector": frozenset({READ_CALLS, REVIEW, DECIDE, AGREEMENT}),
-    "supervisor": frozenset({READ_CALLS, APPEAL}),
-    "viewer": frozenset({READ_CALLS}),
+    "admin": frozenset({READ_CALLS, REVIEW, DECIDE, SAMPLING, AGREEMENT, USERS, AUDIT, LIVE,
+                        CAPACITY, DRYRUN, REPORTS, RUBRICS, RUBRICS_READ}),
+    "inspector": frozenset({READ_CALLS, REVIEW, DECIDE, AGREEMENT, LIVE, REPORTS,
+                            RUBRICS_READ}),
+    "supervisor": frozenset({READ_CALLS, APPEAL, LIVE, REPORTS}),
+    "viewer": frozenset({READ_CALLS, REPORTS}),
 }
 
 # What a new user of each role may do with recordings unless told otherwise.

@@ -178,6 +178,56 @@ SITE_V1 = (
 )
 
 
+# Version 2: dry runs (试运行) of a draft rubric over stored calls (`admin_web.dryrun_engine`):
+# the run with its progress (the page polls it) and, per call, the score before and after
+# and the findings the draft adds or removes.
+SITE_V2_DRY_RUNS = (
+    """
+    CREATE TABLE dry_runs (
+        id INTEGER PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        rubric_id TEXT NOT NULL,
+        rubric_version INTEGER,
+        rubric_yaml TEXT NOT NULL,
+        selection TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL
+            CHECK (state IN ('queued', 'running', 'done', 'cancelled', 'failed')),
+        total INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        heartbeat_at TEXT,
+        finished_at TEXT,
+        elapsed_s REAL,
+        error TEXT,
+        summary TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE dry_run_calls (
+        run_id INTEGER NOT NULL REFERENCES dry_runs(id) ON DELETE CASCADE,
+        call_id TEXT NOT NULL,
+        team_id TEXT,
+        agent_id TEXT,
+        started_at TEXT,
+        score_before REAL,
+        score_after REAL,
+        passed_before INTEGER,
+        passed_after INTEGER,
+        fatal_before INTEGER,
+        fatal_after INTEGER,
+        changed INTEGER NOT NULL DEFAULT 0 CHECK (changed IN (0, 1)),
+        added TEXT NOT NULL DEFAULT '[]',
+        removed TEXT NOT NULL DEFAULT '[]',
+        timeline TEXT NOT NULL DEFAULT 'stored',
+        error TEXT,
+        PRIMARY KEY (run_id, call_id)
+    )
+    """,
+    "CREATE INDEX dry_run_calls_changed ON dry_run_calls (run_id, changed)",
+)
+
+
 def _run(statements: tuple[str, ...]) -> Any:
     def apply(db: Database) -> None:
         for sql in statements:
@@ -189,6 +239,7 @@ def _run(statements: tuple[str, ...]) -> Any:
 SITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, reviews, appeals, sampling plans, review queue, audit log",
               _run(SITE_V1)),
+    Migration(2, "dry runs of draft rubrics on stored calls", _run(SITE_V2_DRY_RUNS)),
 )
 
 

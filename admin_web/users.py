@@ -169,4 +169,73 @@ def set_language(conn: sqlite3.Connection, user_id: int, language: str) -> None:
                      [language, clock.utc_now_iso(), user_id])
 
 
+def _enabled_admins_besides(conn: sqlite3.Connection, user_id: int) -> int:
+    row = one(conn, "SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled = 0"
+                    " AND id != ?", [user_id])
+    return int(row["n"]) if row else 0
+
+
+def _require(conn: sqlite3.Connection, user_id: int) -> User:
+    user = get_user(conn, user_id)
+    if user is None:
+        raise UserError(f"no user with id {user_id}")
+    return user
+
+
+def set_role(conn: sqlite3.Connection, user_id: int, role: str) -> None:
+    """A new role; refused when it would leave no enabled administrator, or leave a
+    supervisor without a team. Permissions follow at the user's next request."""
+    if role not in roles.ROLES:
+        raise UserError(f"unknown role {role!r}: use {', '.join(roles.ROLES)}")
+    with write(conn):
+        user = _require(conn, user_id)
+        if role in roles.TEAM_BOUND_ROLES and not user.team_id:
+            raise UserError(f"a {role} needs a team: set the team first")
+        if user.role == "admin" and role != "admin" and not _enabled_admins_besides(conn,
+                                                                                  user_id):
+            raise UserError("this is the last enabled administrator")
+        conn.execute("UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
+                     [role, clock.utc_now_iso(), user_id])
+
+
+def set_team(conn: sqlite3.Connection, user_id: int, team_id: str | None) -> None:
+    """The user's team (a supervisor sees only this team's calls); None for no team."""
+    team = (team_id or "").strip() or None
+    if team is not None and (len(team) > 64 or any(c.isspace() for c in team)):
+        raise UserError("a team id is 1 to 64 characters without spaces")
+    with write(conn):
+        user = _require(conn, user_id)
+        if team is None and user.role in roles.TEAM_BOUND_ROLES:
+            raise UserError(f"a {user.role} needs a team")
+        conn.execute("UPDATE users SET team_id = ?, updated_at = ? WHERE id = ?",
+                     [team, clock.utc_now_iso(), user_id])
+
+
+def set_recording_perms(conn: sqlite3.Connection, user_id: int, perms: str) -> None:
+    """What the user may do with recordings: comma-separated play, download, export."""
+    try:
+        normal = roles.parse_recording_perms(perms)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    with write(conn):
+        _require(conn, user_id)
+        conn.execute("UPDATE users SET recording_perms = ?, updated_at = ? WHERE id = ?",
+                     [normal, clock.utc_now_iso(), user_id])
+
+
+def set_disabled(conn: sqlite3.Connection, user_id: int, disabled: bool) -> None:
+    """Disable (every session of the user ends at once) or re-enable an account; the last
+    enabled administrator cannot be disabled."""
+    with write(conn):
+        user = _require(conn, user_id)
+        if disabled and user.role == "admin" and not _enabled_admins_besides(conn, user_id):
+            raise UserError("this is the last enabled administrator")
+        if disabled:
+            conn.execute("UPDATE users SET disabled = 1, session_epoch = session_epoch + 1,"
+                         " updated_at = ? WHERE id = ?", [clock.utc_now_iso(), user_id])
+        else:
+            conn.execute("UPDATE users SET disabled = 0, failed_logins = 0, locked_until = NULL,"
+                         " updated_at = ? WHERE id = ?", [clock.utc_now_iso(), user_id])
+
+
 _DUMMY_HASH = generate_password_hash("not a password of anyone", method="scrypt")

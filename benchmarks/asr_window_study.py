@@ -43,8 +43,8 @@ import yaml
 
 from core.asr.engine import AsrEngine, AsrOptions, AsrRequest, AsrResult, AsrStats
 from core.asr.models import ModelInfo, resolve_model
-from core.text_norm import cer_key, edit_distance, match_key
 from core.audio.wav import read_wav
+from core.text_norm import cer_key, edit_distance, match_key
 from kernels.logmel import log_mel_spectrogram
 from kernels.resample import upsample_8k_to_16k
 

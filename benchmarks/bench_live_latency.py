@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -37,7 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.capacity.results import backlog_growing, backlog_halves
 from core.daemon.child import ServeProcess
+from core.stats import percentile
 from proto import callqa_pb2 as pb
 from telephony.simulator import load_plan_from_wav, simulate
 
@@ -84,21 +85,10 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def growing(samples: list[int]) -> bool:
-    if len(samples) < 8:
-        return False
-    half = len(samples) // 2
-    first, second = statistics.mean(samples[:half]), statistics.mean(samples[half:])
-    return second > max(first * 1.5, first + 2)
+def pct(values: list[float], q: float) -> float:
+    """`core.stats.percentile` (q from 0 to 100), NaN when there are no values (printed)."""
+    value = percentile(values, q)
+    return float("nan") if value is None else value
 
 
 def run(serve: ServeProcess, name: str, calls: list[tuple[Path, list[dict[str, object]]]],
@@ -173,14 +163,12 @@ def show(results: list[RunResult]) -> None:
             f"{'daemon CPU':>10} {'sender CPU':>10}")  # fmt: skip
     print(head)
     for r in results:
-        half = len(r.backlog) // 2 or 1
-        b1 = statistics.mean(r.backlog[:half]) if r.backlog else float("nan")
-        b2 = statistics.mean(r.backlog[half:]) if r.backlog[half:] else float("nan")
-        grow = " growing" if growing(r.backlog) else ""
+        b1, b2 = backlog_halves(r.backlog) if r.backlog else (float("nan"), float("nan"))
+        grow = " growing" if backlog_growing(r.backlog) else ""
         print(f"{r.name:<9} {r.lines:>5} {r.calls_ok:>5} {len(r.matched):>4}/{r.expected:<4} "
-              f"{percentile(r.matched, .5):>7.0f} {percentile(r.matched, .95):>7.0f} "
+              f"{pct(r.matched, 50):>7.0f} {pct(r.matched, 95):>7.0f} "
               f"{max(r.matched, default=float('nan')):>7.0f} "
-              f"{percentile(r.server_ms, .95):>10.0f} {r.late:>4} "
+              f"{pct(r.server_ms, 95):>10.0f} {r.late:>4} "
               f"{b1:>9.1f} / {b2:<5.1f}{grow:>5} {r.daemon_cpu_percent:>9.0f}% "
               f"{r.sender_cpu_percent:>9.1f}%")  # fmt: skip
         for m in r.missed:
@@ -224,15 +212,15 @@ def main() -> int:
         serve.stop()
     print()
     show([merged, loaded])
-    base95, load95 = percentile(merged.matched, .95), percentile(loaded.matched, .95)
-    base_d, load_d = percentile(merged.server_ms, .95), percentile(loaded.server_ms, .95)
+    base95, load95 = pct(merged.matched, 95), pct(loaded.matched, 95)
+    base_d, load_d = pct(merged.server_ms, 95), pct(loaded.server_ms, 95)
     ratio = f"{load_d / base_d:.2f}" if base_d > 0 else "n/a"
     print(f"\nloaded / baseline, daemon-measured p95: {ratio} ({load_d:.0f} / {base_d:.0f} ms);"
           f" client-measured p95 {load95:.0f} ms loaded, {base95:.0f} ms baseline (negative:"
           f" the alert came before the turn ended, from a part of it)")  # fmt: skip
     print(f"target p95 <= 2000 ms at {args.lines} lines: "
           f"{'met' if load95 <= 2000 and not loaded.missed else 'NOT met'}; backlog "
-          f"{'growing' if growing(loaded.backlog) else 'not growing'}")  # fmt: skip
+          f"{'growing' if backlog_growing(loaded.backlog) else 'not growing'}")  # fmt: skip
     return 0
 
 

@@ -26,7 +26,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import resource
-import socket
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.ports import free_port_range
 from telephony.server import RecordingServer, ServerSettings
 from telephony.sessions import CallInfo
 from telephony.simulator import GIL_SWITCH_INTERVAL_S, CallPlan, Simulator
@@ -44,23 +44,6 @@ from telephony.siprec import AgentPatterns
 
 HOST = "127.0.0.1"
 RATE = 8000
-
-
-def _free_port_range(count: int) -> tuple[int, int]:
-    for first in range(21000, 31000, 2 * count):
-        socks = []
-        try:
-            for port in range(first, first + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return first, first + count - 1
-    raise RuntimeError("no free RTP port range")
 
 
 def _pin(cpu: int) -> None:
@@ -71,7 +54,7 @@ def _pin(cpu: int) -> None:
 def _serve(conn: Connection, calls: int, folder: str) -> None:
     """The child: a recording server that reports each ended call's per-leg counters."""
     _pin(0)
-    first, last = _free_port_range(4 * calls + 8)
+    first, last = free_port_range(4 * calls + 8)
     received: dict[str, dict[str, int]] = {}
 
     def ended(info: CallInfo) -> None:

@@ -24,15 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.text_norm import cer_key, edit_distance
 from core.audio.samples import SAMPLE_CALLS, make_samples
 from core.audio.wav import read_wav
 from core.calls import Utterance
 from core.config import load_config
 from core.rubric.defaults import builtin_rubrics
-from core.rubric.schema import load_rubric_text
+from core.rubric.loading import load_rubric_text
 from core.scoring.pipeline import legs_from_recording, score_legs
 from core.scoring.recording import get_engine
+from core.text_norm import cer_key, edit_distance
 
 
 def line_text(utterances: list[Utterance], speaker: object, start: float, end: float) -> str:

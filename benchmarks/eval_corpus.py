@@ -30,7 +30,8 @@ import zhconv
 
 from core.audio.wav import read_wav
 from core.config import load_config
-from core.rubric.schema import Rubric, load_rubric_file
+from core.rubric.loading import load_rubric_file
+from core.rubric.schema import Rubric
 from core.scoring.pipeline import legs_from_recording, score_legs
 from core.scoring.recording import get_engine
 

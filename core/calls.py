@@ -8,7 +8,10 @@ described in RUBRIC.md ("Findings"). Times are seconds from the start of the cal
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Speaker = Literal["agent", "customer"]
 SPEAKERS: tuple[Speaker, Speaker] = ("agent", "customer")
@@ -60,11 +63,21 @@ class Utterance:
 
 @dataclass
 class LegActivity:
-    """Voice activity of one leg: voiced segments, and the per-frame levels they came from."""
+    """Voice activity of one leg: voiced segments, and the per-frame levels they came from.
+
+    The frame arrays are kept where the whole leg was analysed at once (offline scoring),
+    None where it was not (live legs keep only what they still need).
+    """
 
     speaker: Speaker
     voiced: list[Segment]
     duration_s: float
+    frame_s: float | None = field(default=None, compare=False)
+    """Length of one frame of `levels_db` and `pitch_hz`, seconds."""
+    levels_db: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """RMS level of each frame, dBFS."""
+    pitch_hz: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """Pitch of each speech-like frame, Hz; 0 where there is none."""
 
 
 @dataclass
@@ -128,6 +141,9 @@ class CallResult:
     # Breakdown of the score: points deducted in all, per category and per item, and the
     # A/B/C counts of the findings that deduct (see core.rubric.scoring.ScoreSheet).
     scoring: dict[str, Any] = field(default_factory=dict)
+    # What the call was scored from; storage keeps its voice timelines with the call, so that
+    # a draft rubric can score the call again without its audio. None when not known.
+    evidence: CallEvidence | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

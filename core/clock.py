@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal
 
 
 def _system_now() -> dt.datetime:
@@ -22,9 +23,10 @@ def now() -> dt.datetime:
     return _now()
 
 
-def utc_now_iso() -> str:
-    """The current UTC time as ISO 8601 to the second (``2026-12-05T21:40:00+00:00``)."""
-    return now().isoformat(timespec="seconds")
+def utc_now_iso(timespec: Literal["seconds", "milliseconds"] = "seconds") -> str:
+    """The current UTC time as ISO 8601 to the second (``2026-12-05T21:40:00+00:00``), or to
+    the millisecond (``2026-12-05T21:40:00.123+00:00``: when a call started or ended)."""
+    return now().isoformat(timespec=timespec)
 
 
 def set_now(func: Callable[[], dt.datetime]) -> None:

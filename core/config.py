@@ -168,7 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
         "rubric_routes",
         "",
         "Rubric per agent, skill group or team, comma-separated `KIND:VALUE=RUBRIC` "
-        "(e.g. `team:sales=sales-zh,skill:billing=billing-zh`); others get `rubric`.",
+        "(e.g. `team:sales=sales-zh,skill:billing=billing-zh`); others get `rubric`. Routes "
+        "set in the admin web (stored in the database) win for the same key; these apply "
+        "where none is stored.",
     ),
     Setting("log_level", "info", "Log level: `debug`, `info`, `warning` or `error`."),
     Setting("log_file", "", "Also write the log to this file (empty: standard error only)."),
@@ -281,11 +283,7 @@ def load_values(
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     env = os.environ if environ is None else environ
 
-    path = config_file
-    if path is None and env.get(ENV_PREFIX + "CONFIG"):
-        path = Path(env[ENV_PREFIX + "CONFIG"])
-    if path is None:
-        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    path = settings_file(config_file, env)
     if path is not None:
         try:
             table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -310,6 +308,19 @@ def load_values(
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
     return values
+
+
+def settings_file(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The settings file `load_values` reads: the one given, else ``CALLQA_CONFIG``, else the
+    first of `DEFAULT_CONFIG_PATHS` that exists; None when there is none."""
+    env = os.environ if environ is None else environ
+    if config_file is not None:
+        return Path(config_file)
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return Path(env[ENV_PREFIX + "CONFIG"])
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
 
 
 def settings_markdown() -> str:

@@ -1,4 +1,5 @@
-"""8 kHz -> 16 kHz upsampling of telephone audio (float32), one-shot, streaming and banked.
+"""8 kHz -> 16 kHz upsampling of telephone audio (float32), one-shot, streaming and banked;
+and the one 16 kHz -> 8 kHz conversion (`downsample_16k_to_8k`).
 
 The interpolation filter is a linear-phase Kaiser-windowed sinc lowpass designed at the
 16 kHz output rate: ``FILTER_TAPS = 4 * HALF_SPAN + 1`` (125) taps, cutoff 3.7 kHz, flat
@@ -296,3 +297,34 @@ class UpsamplerBank:
             if not 0 <= int(leg) < self.n_legs:
                 raise ValueError(f"leg must be in 0..{self.n_legs - 1}, got {leg}")
             self._hist[int(leg)] = 0.0
+
+
+# ---------------------------------------------------------------- 16 kHz -> 8 kHz
+
+_DOWN_HINT = (
+    "pass 16 kHz mono samples in [-1, 1] as x.astype(numpy.float32) "
+    "(int16 PCM: x.astype(numpy.float32) / 32768)"
+)
+
+
+def downsample_16k_to_8k(x: np.ndarray) -> np.ndarray:
+    """16 kHz float32 audio at 8 kHz: the mean of each pair of samples, ``len(x) // 2`` out.
+
+    An odd last sample is left out (a stream keeps it for its next chunk). Output sample
+    ``n`` lies half-way between input samples ``2n`` and ``2n + 1``. The mean of a pair is
+    a two-tap low-pass, gain ``cos(pi * f / 16 kHz)``: -0.2 dB at 1 kHz, -2.1 dB at
+    3.4 kHz, and what lies above 4 kHz folds into the band (5 kHz comes back at 3 kHz, -5
+    dB). It is the conversion the live legs, the offline scoring and the in-process
+    benchmark share, so a 16 kHz call is heard the same way by all three; a windowed-sinc
+    low-pass would keep the band flat and remove the fold (about -75 dB from 4.5 kHz up).
+    """
+    if not (type(x) is np.ndarray and x.dtype is _F32 and x.ndim == 1):
+        a = as_array(x, "x")
+        check_dtype(a, np.float32, "x", hint=_DOWN_HINT)
+        check_ndim(a, 1, "x")
+        x = a
+    n = x.shape[0] // 2
+    out: np.ndarray = (np.float32(0.5) * (x[: 2 * n : 2] + x[1 : 2 * n : 2])).astype(
+        np.float32, copy=False
+    )
+    return out

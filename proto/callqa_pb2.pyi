@@ -82,6 +82,19 @@ class BenchmarkAudio(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BENCHMARK_AUDIO_SAMPLES: _ClassVar[BenchmarkAudio]
     BENCHMARK_AUDIO_RECORDINGS: _ClassVar[BenchmarkAudio]
     BENCHMARK_AUDIO_DIRECTORY: _ClassVar[BenchmarkAudio]
+
+class RouteKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_KIND_UNSPECIFIED: _ClassVar[RouteKind]
+    ROUTE_KIND_AGENT: _ClassVar[RouteKind]
+    ROUTE_KIND_SKILL: _ClassVar[RouteKind]
+    ROUTE_KIND_TEAM: _ClassVar[RouteKind]
+
+class RouteSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_SOURCE_UNSPECIFIED: _ClassVar[RouteSource]
+    ROUTE_SOURCE_STORED: _ClassVar[RouteSource]
+    ROUTE_SOURCE_SETTING: _ClassVar[RouteSource]
 LEG_UNSPECIFIED: Leg
 LEG_AGENT: Leg
 LEG_CUSTOMER: Leg
@@ -128,6 +141,13 @@ BENCHMARK_AUDIO_UNSPECIFIED: BenchmarkAudio
 BENCHMARK_AUDIO_SAMPLES: BenchmarkAudio
 BENCHMARK_AUDIO_RECORDINGS: BenchmarkAudio
 BENCHMARK_AUDIO_DIRECTORY: BenchmarkAudio
+ROUTE_KIND_UNSPECIFIED: RouteKind
+ROUTE_KIND_AGENT: RouteKind
+ROUTE_KIND_SKILL: RouteKind
+ROUTE_KIND_TEAM: RouteKind
+ROUTE_SOURCE_UNSPECIFIED: RouteSource
+ROUTE_SOURCE_STORED: RouteSource
+ROUTE_SOURCE_SETTING: RouteSource
 
 class Utterance(_message.Message):
     __slots__ = ("speaker", "start_s", "end_s", "text", "partial", "level_db", "seq")
@@ -559,22 +579,34 @@ class ListCallsResponse(_message.Message):
     def __init__(self, calls: _Optional[_Iterable[_Union[CallSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "speaker", "agent_id", "limit")
+    __slots__ = ("query", "speaker", "agent_id", "limit", "offset", "team_id", "item_id", "since", "until")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     query: str
     speaker: Speaker
     agent_id: str
     limit: int
-    def __init__(self, query: _Optional[str] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., agent_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    offset: int
+    team_id: str
+    item_id: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, query: _Optional[str] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., agent_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., team_id: _Optional[str] = ..., item_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "total")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+    total: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("call_id", "call_started_at", "agent_id", "speaker", "start_s", "end_s", "text", "snippet")
@@ -649,12 +681,14 @@ class RubricInfo(_message.Message):
     def __init__(self, rubric_id: _Optional[str] = ..., name: _Optional[str] = ..., language: _Optional[str] = ..., versions: _Optional[_Iterable[int]] = ..., active_version: _Optional[int] = ..., built_in: _Optional[bool] = ...) -> None: ...
 
 class PutRubricRequest(_message.Message):
-    __slots__ = ("yaml", "activate")
+    __slots__ = ("yaml", "activate", "draft")
     YAML_FIELD_NUMBER: _ClassVar[int]
     ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
     yaml: str
     activate: bool
-    def __init__(self, yaml: _Optional[str] = ..., activate: _Optional[bool] = ...) -> None: ...
+    draft: bool
+    def __init__(self, yaml: _Optional[str] = ..., activate: _Optional[bool] = ..., draft: _Optional[bool] = ...) -> None: ...
 
 class PutRubricResponse(_message.Message):
     __slots__ = ("rubric_id", "version", "unchanged", "active")
@@ -675,6 +709,42 @@ class ActivateRubricRequest(_message.Message):
     rubric_id: str
     version: int
     def __init__(self, rubric_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RubricRoute(_message.Message):
+    __slots__ = ("kind", "value", "rubric_id", "source", "updated_at", "overridden")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    RUBRIC_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
+    kind: RouteKind
+    value: str
+    rubric_id: str
+    source: RouteSource
+    updated_at: _timestamp_pb2.Timestamp
+    overridden: bool
+    def __init__(self, kind: _Optional[_Union[RouteKind, str]] = ..., value: _Optional[str] = ..., rubric_id: _Optional[str] = ..., source: _Optional[_Union[RouteSource, str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overridden: _Optional[bool] = ...) -> None: ...
+
+class ListRubricRoutesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRubricRoutesResponse(_message.Message):
+    __slots__ = ("routes", "default_rubric_id")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RUBRIC_ID_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[RubricRoute]
+    default_rubric_id: str
+    def __init__(self, routes: _Optional[_Iterable[_Union[RubricRoute, _Mapping]]] = ..., default_rubric_id: _Optional[str] = ...) -> None: ...
+
+class SetRubricRoutesRequest(_message.Message):
+    __slots__ = ("routes", "replace")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[RubricRoute]
+    replace: bool
+    def __init__(self, routes: _Optional[_Iterable[_Union[RubricRoute, _Mapping]]] = ..., replace: _Optional[bool] = ...) -> None: ...
 
 class GetCapacityRequest(_message.Message):
     __slots__ = ()

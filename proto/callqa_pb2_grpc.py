@@ -95,6 +95,16 @@ class CallQaStub:
                 request_serializer=proto_dot_callqa__pb2.ActivateRubricRequest.SerializeToString,
                 response_deserializer=proto_dot_callqa__pb2.RubricInfo.FromString,
                 _registered_method=True)
+        self.ListRubricRoutes = channel.unary_unary(
+                '/callqa.v1.CallQa/ListRubricRoutes',
+                request_serializer=proto_dot_callqa__pb2.ListRubricRoutesRequest.SerializeToString,
+                response_deserializer=proto_dot_callqa__pb2.ListRubricRoutesResponse.FromString,
+                _registered_method=True)
+        self.SetRubricRoutes = channel.unary_unary(
+                '/callqa.v1.CallQa/SetRubricRoutes',
+                request_serializer=proto_dot_callqa__pb2.SetRubricRoutesRequest.SerializeToString,
+                response_deserializer=proto_dot_callqa__pb2.ListRubricRoutesResponse.FromString,
+                _registered_method=True)
         self.GetCapacity = channel.unary_unary(
                 '/callqa.v1.CallQa/GetCapacity',
                 request_serializer=proto_dot_callqa__pb2.GetCapacityRequest.SerializeToString,
@@ -221,6 +231,27 @@ class CallQaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRubricRoutes(self, request, context):
+        """Lists the rubric routes: which rubric a new call gets by agent, skill group or team.
+        Both sources are listed: the routes stored on the box (set with SetRubricRoutes) and the
+        routes of the `rubric_routes` setting; for one key (kind and value) the stored route wins,
+        and a setting's route applies where none is stored for its key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRubricRoutes(self, request, context):
+        """Stores, changes or removes rubric routes in one step; calls that start afterwards are
+        routed by them (calls in progress keep their rubric), without a restart. Returns the
+        routes as ListRubricRoutes does after the change.
+        Errors: INVALID_ARGUMENT for a route without a kind or a value, or naming a rubric id
+        the box does not know (neither stored nor built in); nothing is changed then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCapacity(self, request, context):
         """Reports the box's load and capacity now: live lines, ASR backlog, device and model.
         """
@@ -300,6 +331,16 @@ def add_CallQaServicer_to_server(servicer, server):
                     servicer.ActivateRubric,
                     request_deserializer=proto_dot_callqa__pb2.ActivateRubricRequest.FromString,
                     response_serializer=proto_dot_callqa__pb2.RubricInfo.SerializeToString,
+            ),
+            'ListRubricRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRubricRoutes,
+                    request_deserializer=proto_dot_callqa__pb2.ListRubricRoutesRequest.FromString,
+                    response_serializer=proto_dot_callqa__pb2.ListRubricRoutesResponse.SerializeToString,
+            ),
+            'SetRubricRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRubricRoutes,
+                    request_deserializer=proto_dot_callqa__pb2.SetRubricRoutesRequest.FromString,
+                    response_serializer=proto_dot_callqa__pb2.ListRubricRoutesResponse.SerializeToString,
             ),
             'GetCapacity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCapacity,
@@ -637,6 +678,60 @@ class CallQa:
             '/callqa.v1.CallQa/ActivateRubric',
             proto_dot_callqa__pb2.ActivateRubricRequest.SerializeToString,
             proto_dot_callqa__pb2.RubricInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRubricRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callqa.v1.CallQa/ListRubricRoutes',
+            proto_dot_callqa__pb2.ListRubricRoutesRequest.SerializeToString,
+            proto_dot_callqa__pb2.ListRubricRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRubricRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callqa.v1.CallQa/SetRubricRoutes',
+            proto_dot_callqa__pb2.SetRubricRoutesRequest.SerializeToString,
+            proto_dot_callqa__pb2.ListRubricRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,7 +96,7 @@ def run_benchmark_rpc(
     daemon: ApiContext, request: pb.RunBenchmarkRequest, context: Any
 ) -> Iterator[pb.BenchmarkProgress]:
     from core.capacity.inprocess import run_line_benchmark
-    from core.storage.benchmarks import save_benchmark
+    from core.storage.benchmarks import KIND_DAEMON, save_benchmark
 
     max_lines = request.max_lines or 16
     step_lines = request.step_lines or max(1, max_lines // 4)
@@ -124,7 +124,7 @@ def run_benchmark_rpc(
                 progress=updates.put, cancel=cancel, rubric=rubric,
             )  # fmt: skip
             if not cancel.is_set():
-                engine.writer.submit(save_benchmark, outcome, "daemon").result()
+                engine.writer.submit(save_benchmark, outcome, KIND_DAEMON).result()
             updates.put(outcome)
         except Exception as exc:
             updates.put(exc)

@@ -19,11 +19,13 @@ import grpc
 import numpy as np
 
 from core import stage_cpu
-from core.api import convert
+from core.api import convert, rubric_store
 from core.api.context import ApiContext
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, Subscription, alert_filter
-from core.rubric.schema import RubricError, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import RubricError
+from core.stats import percentile
 from core.storage import repository
 from core.storage.db import open_db
 from kernels.g711 import alaw_decode, ulaw_decode
@@ -275,30 +277,30 @@ class CallQaService(pb_grpc.CallQaServicer):
         return out
 
     def SearchTranscripts(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
-        from core.storage.search import search_utterances
+        from core.storage.search import SearchFilters, search
 
         if not request.query.strip():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "query is empty")
-        limit = min(MAX_LIST, request.limit or 50)
-        want_speaker = convert.SPEAKER_NAMES.get(request.speaker)
+        filters = SearchFilters(
+            speaker=convert.SPEAKER_NAMES.get(request.speaker) or None,
+            agent_id=request.agent_id or None, team_id=request.team_id or None,
+            item_id=request.item_id or None,
+            since=convert.iso(request.since) if request.HasField("since") else None,
+            until=convert.iso(request.until) if request.HasField("until") else None,
+        )  # fmt: skip
         db = self._db()
         try:
-            rows = search_utterances(db, request.query, limit=MAX_LIST)
+            found = search(db.conn, request.query, filters,
+                           limit=min(MAX_LIST, request.limit or 50), offset=request.offset)
         finally:
             db.close()
-        out = pb.SearchResponse()
-        for r in rows:
-            if want_speaker and r["speaker"] != want_speaker:
-                continue
-            if request.agent_id and r.get("agent_id") != request.agent_id:
-                continue
+        out = pb.SearchResponse(total=found.total)
+        for r in found.hits:
             out.hits.append(pb.SearchHit(
                 call_id=r["call_id"], call_started_at=convert.ts(r.get("started_at")),
                 agent_id=r.get("agent_id") or "", speaker=convert.speaker(r["speaker"]),
                 start_s=r["start_s"], end_s=r["end_s"], text=r["text"], snippet=r["snippet"],
             ))  # fmt: skip
-            if len(out.hits) >= limit:
-                break
         return out
 
     def ScoreRecording(self, request: pb.ScoreRecordingRequest, context: Any) -> Any:
@@ -329,7 +331,7 @@ class CallQaService(pb_grpc.CallQaServicer):
     def _score(
         self, path: Path, request: pb.ScoreRecordingRequest
     ) -> tuple[str | None, pb.Call | None]:
-        from core.scoring.recording import ScoreRequest, score_with
+        from core.scoring.recording import ScoreRequest, score_recording, writer_context
 
         mono = convert.SPEAKER_NAMES.get(request.mono_speaker)
         req = ScoreRequest(
@@ -341,8 +343,8 @@ class CallQaService(pb_grpc.CallQaServicer):
             store=request.store, source="file", move=True,
             meta={"received_by": "ScoreRecording"},
         )  # fmt: skip
-        outcome = score_with(self.daemon.config, self.engine.writer, req,
-                             self.engine.transcriber())  # fmt: skip
+        ctx = writer_context(self.daemon.config, self.engine.writer, self.engine.transcriber())
+        outcome = score_recording(ctx, req)
         unstored = None
         if outcome.call_id is None:
             r = outcome.scored.result
@@ -400,22 +402,13 @@ class CallQaService(pb_grpc.CallQaServicer):
             rubric = load_rubric_text(request.yaml)
         except RubricError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.problems))
-        writer = self.engine.writer
-
-        def put(db: Any) -> tuple[int, bool]:
-            latest = db.execute("SELECT max(version) FROM rubric_versions WHERE rubric_id = ?",
-                                [rubric.id]).fetchone()[0]  # fmt: skip
-            version = repository.record_rubric_version(db, rubric.id, request.yaml)
-            if request.activate:
-                repository.set_active(db, rubric.id, version)
-            unchanged = latest is not None and version == latest
-            return version, unchanged
-
-        version, unchanged = writer.submit(put).result()
-        logger.info("rubric %s version %d stored%s", rubric.id, version,
+        stored = self.engine.writer.submit(
+            rubric_store.store_rubric, rubric.id, request.yaml, request.activate, request.draft
+        ).result()
+        logger.info("rubric %s version %d stored%s", rubric.id, stored.version,
                     " and activated" if request.activate else "")  # fmt: skip
-        return pb.PutRubricResponse(rubric_id=rubric.id, version=version, unchanged=unchanged,
-                                    active=request.activate)  # fmt: skip
+        return pb.PutRubricResponse(rubric_id=rubric.id, version=stored.version,
+                                    unchanged=stored.unchanged, active=stored.active)  # fmt: skip
 
     def ActivateRubric(self, request: pb.ActivateRubricRequest, context: Any) -> pb.RubricInfo:
         try:
@@ -430,6 +423,31 @@ class CallQaService(pb_grpc.CallQaServicer):
             if info.rubric_id == request.rubric_id:
                 return info
         return pb.RubricInfo(rubric_id=request.rubric_id, active_version=request.version)
+
+    def ListRubricRoutes(self, request: pb.ListRubricRoutesRequest, context: Any) -> Any:
+        from core.storage.routes import list_routes
+
+        db = self._db()
+        try:
+            stored = list_routes(db)
+        finally:
+            db.close()
+        return rubric_store.routes_response(stored, self.engine.routes, self.daemon.config.rubric)
+
+    def SetRubricRoutes(self, request: pb.SetRubricRoutesRequest, context: Any) -> Any:
+        engine = self.engine
+        try:
+            stored = engine.writer.submit(rubric_store.set_routes, request).result()
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort raises") from exc
+        rules: dict[str, dict[str, str]] = {kind: {} for kind in rubric_store.ROUTE_KINDS}
+        for route in stored:
+            rules[route.kind][route.value] = route.rubric_id
+        engine.table_routes = rules  # calls that start from now on are routed by them
+        logger.info("rubric routes stored: %s", ", ".join(
+            f"{r.kind}:{r.value}={r.rubric_id}" for r in stored) or "(none)")  # fmt: skip
+        return rubric_store.routes_response(stored, engine.routes, self.daemon.config.rubric)
 
     # ---------------------------------------------------------------- capacity
 
@@ -460,12 +478,11 @@ class CallQaService(pb_grpc.CallQaServicer):
         out.asr_utterances, out.asr_audio_s = stats.utterances, stats.audio_s
         out.asr_busy_s, out.asr_batches = stats.busy_s, stats.batches
         out.asr_partials_skipped = stats.partials_skipped
-        latencies = sorted(engine.transcript_latencies_ms)
+        latencies = list(engine.transcript_latencies_ms)
         out.transcripts = engine.counters["transcripts"]
         if latencies:
-            out.transcript_latency_p50_ms = latencies[len(latencies) // 2]
-            out.transcript_latency_p95_ms = latencies[min(len(latencies) - 1,
-                                                          int(0.95 * len(latencies)))]  # fmt: skip
+            out.transcript_latency_p50_ms = percentile(latencies, 50) or 0.0
+            out.transcript_latency_p95_ms = percentile(latencies, 95) or 0.0
         last = _last_benchmark(self.daemon.config.db_path)
         if last is not None:
             out.last_benchmark.CopyFrom(last)
@@ -499,11 +516,12 @@ def _live_events(sub: Subscription, context: Any) -> Iterator[CallEvent]:
 
 
 def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:
-    from core.storage.benchmarks import last_benchmark
+    """The newest benchmark of the box's own configuration (never a baseline)."""
+    from core.storage.benchmarks import BOX_KINDS, last_benchmark
 
     db = open_db(db_path)
     try:
-        row = last_benchmark(db)
+        row = last_benchmark(db, BOX_KINDS)
     finally:
         db.close()
     if not row:

@@ -472,7 +472,8 @@ def segment_leg(
         for s in spans
     ]
     activity = LegActivity(
-        speaker=speaker, voiced=ep.take_voiced(), duration_s=len(x) / float(sample_rate)
+        speaker=speaker, voiced=ep.take_voiced(), duration_s=len(x) / float(sample_rate),
+        frame_s=vad.frame_s, levels_db=levels, pitch_hz=pitch,
     )
     logger.debug(
         "%s leg: %d utterances, %d voiced segments", speaker, len(utterances), len(activity.voiced)

@@ -8,8 +8,9 @@ packets dropped; the ramp stops at the first step the box does not hold. The sam
 against a baseline configuration of the same daemon, so the ratio of lines held is measured
 in one run.
 
-Modules: ``load`` (the audio the calls play, and the simulator process), ``observe`` (what
-the daemon reports while a step runs), ``ramp`` (steps and the verdict), ``report``
-(table, chart, stored result), ``inprocess`` (the daemon's own `RunBenchmark`); the command
-is `core.cli.bench`.
+Modules: ``results`` (what a step and a run report, and when a step holds: shared with the
+daemon's own benchmark), ``load`` (the audio the calls play, and the simulator process),
+``observe`` (what the daemon reports while a step runs), ``ramp`` (the steps), ``report``
+(table, chart, stored result), ``inprocess`` (the daemon's own `RunBenchmark`, which places
+its load in process instead); the command is `core.cli.bench`.
 """

@@ -11,9 +11,11 @@ measures
   transcript, as the engine reports it (it includes the endpointer's wait for silence);
 * the ASR scheduler's backlog, sampled every second, and whether it keeps growing;
 * the CPU use of the whole process and, apart, of the thread that feeds the lines (the
-  benchmark's own cost, which real calls put on the telephony ingest instead).
+  benchmark's own cost, which real calls put on the telephony ingest instead), in percent
+  of one core.
 
-A step *holds* when the 95th percentile latency is within the deadline, the backlog is not
+The figures and the verdict are those of `core.capacity.results`, as for `callqa bench`: a
+step *holds* when the 95th percentile latency is within the deadline, the backlog is not
 growing, and what was queued when the step ended is transcribed soon after. The benchmark
 stops at the first step that does not hold, at ``max_lines``, or when cancelled; between
 steps every simulated call is ended and the queue drained, so steps do not overlap.
@@ -28,8 +30,6 @@ the rubric they run are published like those of real calls.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import logging
 import math
 import os
@@ -37,15 +37,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.audio.wav import read_wav
+from core.capacity.results import (
+    Run,
+    Step,
+    backlog_growing,
+    cpu_percent,
+    judge,
+    latency,
+)
+from core.clock import utc_now_iso
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, TranscriptLine
+from kernels.resample import downsample_16k_to_8k
 
 if TYPE_CHECKING:
     from core.live.engine import LiveEngine
@@ -61,10 +70,6 @@ BACKLOG_EVERY_S = 1.0
 WARMUP_S = 3.0
 """Backlog samples of the first seconds of a step (at most a quarter of it) are left out of
 the trend: the lines have only just started, so the backlog starts from nothing."""
-GROWTH_MIN = 2.0
-GROWTH_FRACTION = 0.5
-"""The backlog grows when the mean of the second half of a step's samples exceeds the first
-half's by more than ``GROWTH_MIN`` utterances and by more than this fraction of it."""
 SETTLE_MIN_S = 10.0
 """After a step, how long (at least) what it queued may take to be transcribed."""
 DRAIN_TIMEOUT_S = 60.0
@@ -77,20 +82,14 @@ GOLDEN = 0.6180339887498949
 # ---------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """The figures of one step (one number of simultaneous lines)."""
+@dataclass(frozen=True, kw_only=True)
+class StepResult(Step):
+    """The figures of one step (`core.capacity.results.Step`), and the feeder's own."""
 
     step: int
     """Number of the step, from 1."""
-    lines: int
-    """Simulated lines running during the step."""
     duration_s: float
     """Wall time the lines ran."""
-    latency_p50_ms: float | None
-    """Median latency of the finished transcripts; None when no utterance finished."""
-    latency_p95_ms: float | None
-    latency_max_ms: float | None
     transcripts: int
     """Finished (not partial) transcripts of utterances that ended during the step."""
     partials: int
@@ -99,18 +98,15 @@ class StepResult:
     """Utterances queued or decoding when the step started."""
     backlog_end: int
     """... when its lines stopped."""
-    backlog_max: int
-    """Largest of the once-a-second samples (and of the start and end)."""
-    backlog_growing: bool
     backlog_samples: list[int]
     """The backlog once a second while the lines ran."""
     unfinished: int
     """Utterances still queued when the settling time after the step ran out."""
     cpu_percent: float
-    """CPU time of the whole process over the step, in percent of all cores."""
+    """CPU time of the whole process over the step, in percent of one core."""
     feeder_cpu_percent: float
-    """CPU time of the feeder thread alone (part of ``cpu_percent``), in percent of all
-    cores."""
+    """CPU time of the feeder thread alone (part of ``cpu_percent``), in percent of one
+    core."""
     asr_busy_percent: float
     """Share of the step's wall time the ASR thread spent decoding."""
     feeder_lag_max_ms: float
@@ -118,40 +114,16 @@ class StepResult:
     calls: int
     """Simulated calls opened during the step (a line starts a new call when its recording
     ends)."""
-    held: bool
-    note: str
-    """Why the step did not hold; empty when it held."""
     rss_mb: float
     """Resident memory of the process at the end of the step."""
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-
-@dataclass
-class BenchmarkOutcome:
-    steps: list[StepResult]
-    max_lines_held: int
-    """Most lines a step held; 0 when none did."""
-    asr_device: str
-    compute_type: str
-    model_name: str
-    started_at: str
-    """ISO 8601, UTC."""
-    finished_at: str
-    summary: str
-    """One paragraph, for people."""
+@dataclass(kw_only=True)
+class BenchmarkOutcome(Run[StepResult]):
     stop_reason: str
     """``not held``, ``max lines`` or ``cancelled``."""
-    deadline_ms: float
     step_s: float
     recordings: list[str] = field(default_factory=list)
-
-    @property
-    def held_step(self) -> StepResult | None:
-        """The step with the most lines that held."""
-        held = [s for s in self.steps if s.held]
-        return max(held, key=lambda s: s.lines) if held else None
 
     @property
     def latency_p95_ms(self) -> float | None:
@@ -160,7 +132,7 @@ class BenchmarkOutcome:
         return step.latency_p95_ms if step else None
 
     def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = super().to_json()
         out["latency_p95_ms"] = self.latency_p95_ms
         return out
 
@@ -205,21 +177,14 @@ def load_recordings(paths: Sequence[Path], rubric: RubricChoice = None) -> list[
     return out
 
 
-@lru_cache(maxsize=1)
-def _halfband_taps() -> np.ndarray:
-    """Low-pass for 16 -> 8 kHz: windowed sinc, cut-off at 3.8 kHz."""
-    n = np.arange(-32, 33, dtype=np.float64)
-    taps = (2 * 3800 / 16000) * np.sinc(2 * 3800 / 16000 * n) * np.blackman(len(n))
-    return taps / taps.sum()
-
-
 def _to_8k(x: np.ndarray, rate: int) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+    """A leg at 8 kHz, as the live leg would make it of a 16 kHz stream."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
     if rate == RATE_HZ:
         return x
     if rate != 2 * RATE_HZ:
         raise ValueError(f"cannot play {rate} Hz audio: 8000 or 16000 Hz only")
-    return np.convolve(x, _halfband_taps(), mode="same")[::2].astype(np.float32)
+    return downsample_16k_to_8k(x)
 
 
 def _pcm16(x: np.ndarray) -> np.ndarray:
@@ -290,20 +255,6 @@ class _Collector:
                 next_sample = (math.floor(now / BACKLOG_EVERY_S) + 1) * BACKLOG_EVERY_S
 
 
-def backlog_growing(samples: Sequence[float]) -> bool:
-    """Whether the second half of the samples runs clearly above the first half."""
-    if len(samples) < 2:
-        return False
-    half = len(samples) // 2
-    first = float(np.mean(samples[:half]))
-    second = float(np.mean(samples[half:]))
-    return second - first > max(GROWTH_MIN, GROWTH_FRACTION * first)
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    return round(float(np.percentile(np.asarray(values, np.float64), q)), 1) if values else None
-
-
 def rss_mb() -> float:
     """Resident memory of this process in MiB."""
     try:
@@ -314,10 +265,6 @@ def rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------- lines
@@ -462,35 +409,30 @@ class _Runner:
         if self.cancelled():
             return None
 
-        cores = os.cpu_count() or 1
-        lat = bucket.latencies_ms
+        lat = latency(bucket.latencies_ms)
         warm = min(WARMUP_S, self.step_s / 4)
         trend = [float(n) for at, n in bucket.backlog if at >= warm]
         growing = backlog_growing(trend)
-        p95 = _percentile(lat, 95)
-        notes = []
-        if p95 is None:
-            notes.append("no utterance finished")
-        elif p95 > self.deadline_ms:
-            notes.append(f"p95 {p95:.0f} ms over the {self.deadline_ms:.0f} ms deadline")
+        problems = []
         if growing:
-            notes.append("the ASR backlog kept growing")
+            problems.append("the ASR backlog kept growing")
         if unfinished:
-            notes.append(f"{unfinished} utterances still queued after the step")
+            problems.append(f"{unfinished} utterances still queued after the step")
+        verdict = judge(lat.p95_ms, self.deadline_ms, problems)
         return StepResult(
             step=index, lines=lines, duration_s=round(wall, 2),
-            latency_p50_ms=_percentile(lat, 50), latency_p95_ms=p95,
-            latency_max_ms=round(max(lat), 1) if lat else None,
-            transcripts=len(lat), partials=bucket.partials,
+            latency_p50_ms=lat.p50_ms, latency_p95_ms=lat.p95_ms, latency_max_ms=lat.max_ms,
+            transcripts=lat.count, partials=bucket.partials,
             backlog_start=backlog_start, backlog_end=backlog_end,
             backlog_max=max([backlog_start, backlog_end, *(n for _, n in bucket.backlog)]),
             backlog_growing=growing, backlog_samples=[n for _, n in bucket.backlog],
             unfinished=unfinished,
-            cpu_percent=round(100.0 * proc / wall / cores, 1),
-            feeder_cpu_percent=round(100.0 * feeder / wall / cores, 1),
+            cpu_percent=round(cpu_percent(proc, wall), 1),
+            feeder_cpu_percent=round(cpu_percent(feeder, wall), 1),
             asr_busy_percent=round(100.0 * busy / wall, 1),
             feeder_lag_max_ms=round(lag_max * 1000.0, 1), calls=self.calls_opened,
-            held=not notes, note="; ".join(notes), rss_mb=round(rss_mb(), 1),
+            held=verdict.held, sustained=verdict.sustained, note=verdict.note,
+            rss_mb=round(rss_mb(), 1),
         )  # fmt: skip
 
 
@@ -551,7 +493,7 @@ def run_line_benchmark(
         raise RuntimeError("the ASR model is not loaded: start the engine first")
     audios = load_recordings(recordings, rubric)
     device, compute_type, model_name = asr_identity(engine)
-    started = _utc_now()
+    started = utc_now_iso()
     steps: list[StepResult] = []
     stop_reason = "max lines"
     collector = _Collector(engine)
@@ -592,11 +534,10 @@ def run_line_benchmark(
     finally:
         runner.end_all()
         collector.close()
-    held = [s.lines for s in steps if s.held]
     outcome = BenchmarkOutcome(
-        steps=steps, max_lines_held=max(held, default=0), asr_device=device,
+        steps=steps, asr_device=device,
         compute_type=compute_type, model_name=model_name, started_at=started,
-        finished_at=_utc_now(), summary="", stop_reason=stop_reason,
+        finished_at=utc_now_iso(), summary="", stop_reason=stop_reason,
         deadline_ms=deadline_ms, step_s=step_s, recordings=[a.name for a in audios],
     )  # fmt: skip
     outcome.summary = summarize(outcome)
@@ -612,7 +553,7 @@ def summarize(outcome: BenchmarkOutcome) -> str:
         p95 = f"{best.latency_p95_ms:.0f}" if best.latency_p95_ms is not None else "-"
         text = (
             f"Held {best.lines} simultaneous lines within the {deadline} deadline "
-            f"(p95 latency {p95} ms, CPU {best.cpu_percent:.0f}% of the box, ASR busy "
+            f"(p95 latency {p95} ms, CPU {best.cpu_percent:.0f}% of one core, ASR busy "
             f"{best.asr_busy_percent:.0f}%) with the {asr}."
         )
     elif outcome.steps:
@@ -630,6 +571,6 @@ def summarize(outcome: BenchmarkOutcome) -> str:
     text += (
         f" {len(outcome.steps)} steps of {outcome.step_s:.0f} s playing "
         f"{len(outcome.recordings)} recordings; the simulated lines' own feeding used at "
-        f"most {feeder:.1f}% of the CPU."
+        f"most {feeder:.1f}% of one core."
     )
     return text

@@ -12,35 +12,41 @@ load.
 
 A step is *sustained* (the box kept up, whatever the latency) when every call went through,
 the ASR backlog is not growing (the second half of the once-a-second samples does
-not run clearly above the first, as `core.capacity.inprocess.backlog_growing` judges), the daemon
-emptied its queue within ``DRAIN_TIMEOUT_S`` of the last call's end, and at most
+not run clearly above the first, as `core.capacity.results.backlog_growing` judges), the
+daemon emptied its queue within ``DRAIN_TIMEOUT_S`` of the last call's end, and at most
 ``MAX_DROPPED_FRACTION`` of the RTP packets were lost or dropped by the kernel. It *holds*
-(real time) when it is sustained and the 95th percentile latency is within the deadline. The
-ramp climbs until a step is not sustained, so both counts come out of one run: lines held in
-real time, and lines sustained, which is what compares with a baseline that misses the
-deadline even alone.
+(real time) when it is sustained and the 95th percentile latency is within the deadline
+(`core.capacity.results.judge`, the rule `RunBenchmark` applies too). The ramp climbs
+until a step is not sustained, so both counts come out of one run: lines held in real time,
+and lines sustained, which is what compares with a baseline that misses the deadline even
+alone.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 import logging
 import math
-import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from core.audio.segmentation import PAD_S
-from core.capacity.inprocess import backlog_growing
 from core.capacity.load import SimulatorProcess, Source, write_cuts
 from core.capacity.observe import DaemonProbe, Snapshot
+from core.capacity.results import (
+    MIN_WALL_S,
+    Run,
+    Step,
+    Verdict,
+    backlog_growing,
+    backlog_halves,
+    cpu_cores,
+    judge,
+    latency,
+)
+from core.clock import utc_now_iso
 from core.daemon.child import ServeProcess
 
 logger = logging.getLogger(__name__)
@@ -56,26 +62,21 @@ STEP_LADDER = (1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 FRONT_END_LADDER = (50, 100, 200, 300, 400, 500)
 
 
-@dataclass
-class StepResult:
-    """One step's figures. CPU is in cores (1.0 = one core busy all the time)."""
+@dataclass(frozen=True, kw_only=True)
+class StepResult(Step):
+    """One step's figures (`core.capacity.results.Step`, and what the ramp sees besides).
+    CPU is in cores (1.0 = one core busy all the time: `core.capacity.results.cpu_cores`)."""
 
     config: str
-    lines: int
     calls_ok: int
     step_s: float
     utterances: int
     """Finished transcripts that count (speech ended at full load)."""
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
     latency_p99_ms: float | None
-    latency_max_ms: float | None
     server_latency_p95_ms: float | None
     """The daemon's own figure for the same transcripts (from when their audio arrived)."""
     backlog_first_half: float
     backlog_second_half: float
-    backlog_max: int
-    backlog_growing: bool
     drained: bool
     drain_s: float
     daemon_cores: float
@@ -100,15 +101,6 @@ class StepResult:
     asr_mean_batch: float
     asr_partials_skipped: int
     transcripts_answered: int
-    held: bool = False
-    """In real time: sustained, and the p95 latency within the deadline."""
-    sustained: bool = False
-    """Kept up, whatever the latency: every call went through, the backlog did not grow, the
-    queue emptied after the calls, no packets dropped."""
-    note: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def dropped_fraction(self) -> float:
@@ -116,54 +108,12 @@ class StepResult:
         return (self.packets_lost + self.kernel_drops) / sent if sent else 0.0
 
 
-@dataclass
-class RampOutcome:
+@dataclass(kw_only=True)
+class RampOutcome(Run[StepResult]):
     """One configuration's ramp (the shape `core.storage.benchmarks.save_benchmark` keeps)."""
 
     config: str
     settings: dict[str, str]
-    steps: list[StepResult]
-    asr_device: str
-    compute_type: str
-    model_name: str
-    started_at: str
-    finished_at: str = ""
-    summary: str = ""
-    deadline_ms: float = 2000.0
-
-    @property
-    def max_lines_sustained(self) -> int:
-        return max((s.lines for s in self.steps if s.sustained), default=0)
-
-    @property
-    def max_lines_held(self) -> int:
-        held = [s.lines for s in self.steps if s.held]
-        return max(held, default=0)
-
-    @property
-    def held_step(self) -> StepResult | None:
-        held = [s for s in self.steps if s.held]
-        return max(held, key=lambda s: s.lines) if held else None
-
-    def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["max_lines_held"] = self.max_lines_held
-        out["max_lines_sustained"] = self.max_lines_sustained
-        return out
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    return round(float(np.percentile(np.asarray(values, np.float64), q)), 1)
-
-
-def _halves(values: list[int]) -> tuple[float, float]:
-    if not values:
-        return 0.0, 0.0
-    half = max(1, len(values) // 2)
-    second = values[half:] or values[-1:]
-    return statistics.fmean(values[:half]), statistics.fmean(second)
 
 
 class Ramp:
@@ -221,23 +171,22 @@ class Ramp:
         samples = self.probe.samples_since(before.mono)
         load_samples = [s for s in samples if s.mono <= loaded.mono]
         backlog = [s.backlog for s in load_samples]
-        first, second = _halves(backlog)
-        wall = max(load.mono, 1e-6)
-        stage = {k: round(v / wall, 4) for k, v in load.stage_cpu_s.items()}
+        first, second = backlog_halves(backlog)
+        wall = max(load.mono, MIN_WALL_S)
+        stage = {k: round(cpu_cores(v, wall), 4) for k, v in load.stage_cpu_s.items()}
         asr = whole.asr
+        lat = latency(latencies)
         step = StepResult(
             config=self.config, lines=lines, calls_ok=run.ok, step_s=self.step_s,
-            utterances=len(latencies),
-            latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
-            latency_p99_ms=percentile(latencies, 99),
-            latency_max_ms=round(max(latencies), 1) if latencies else None,
-            server_latency_p95_ms=percentile(server, 95),
+            utterances=lat.count, latency_p50_ms=lat.p50_ms, latency_p95_ms=lat.p95_ms,
+            latency_p99_ms=lat.p99_ms, latency_max_ms=lat.max_ms,
+            server_latency_p95_ms=latency(server).p95_ms,
             backlog_first_half=round(first, 2), backlog_second_half=round(second, 2),
             backlog_max=max(backlog, default=0),
-            backlog_growing=backlog_growing([float(b) for b in backlog]),
+            backlog_growing=backlog_growing(backlog),
             drained=drained, drain_s=round(after.mono - loaded.mono, 1),
-            daemon_cores=round(load.process_cpu_s / wall, 4), stage_cores=stage,
-            simulator_cores=round(run.cpu_s / max(run.wall_s, 1e-6), 4),
+            daemon_cores=round(cpu_cores(load.process_cpu_s, wall), 4), stage_cores=stage,
+            simulator_cores=round(cpu_cores(run.cpu_s, run.wall_s), 4),
             sender_max_late_ms=round(1000.0 * float(run.sender.get("max_late_s", 0.0)), 1),
             cpu_ms_per_line_s=round(1000.0 * load.process_cpu_s / (wall * lines), 3),
             rss_peak_mb=round(max((s.rss_bytes for s in samples), default=0) / 2**20, 1),
@@ -253,33 +202,25 @@ class Ramp:
             asr_partials_skipped=int(asr["partials_skipped"]),
             transcripts_answered=int(asr["transcripts"]),
         )  # fmt: skip
-        step.held, step.sustained, step.note = self.verdict(step, run.error)
-        return step
+        return step.judged(self.verdict(step, run.error))
 
-    def verdict(self, step: StepResult, sim_error: str) -> tuple[bool, bool, str]:
-        """(held, sustained, the reasons it did not hold)."""
-        reasons = []
-        late = ""
+    def verdict(self, step: StepResult, sim_error: str) -> Verdict:
+        """The step judged by `core.capacity.results.judge`, on the problems the ramp sees."""
+        problems = []
         if sim_error:
-            reasons.append(sim_error)
+            problems.append(sim_error)
         if step.calls_ok < step.lines:
-            reasons.append(f"{step.lines - step.calls_ok} of {step.lines} calls failed")
-        if not self.front_end:
-            if step.latency_p95_ms is None:
-                reasons.append("no transcript at full load")
-            elif step.latency_p95_ms > self.deadline_ms:
-                late = f"p95 {step.latency_p95_ms:.0f} ms > {self.deadline_ms:.0f} ms"
-            if step.backlog_growing:
-                reasons.append(
-                    f"ASR backlog growing ({step.backlog_first_half:.1f} -> "
-                    f"{step.backlog_second_half:.1f})"
-                )
+            problems.append(f"{step.lines - step.calls_ok} of {step.lines} calls failed")
+        if not self.front_end and step.backlog_growing:
+            problems.append(
+                f"ASR backlog growing ({step.backlog_first_half:.1f} -> "
+                f"{step.backlog_second_half:.1f})"
+            )
         if not step.drained:
-            reasons.append(f"queue not empty {DRAIN_TIMEOUT_S:.0f} s after the calls ended")
+            problems.append(f"queue not empty {DRAIN_TIMEOUT_S:.0f} s after the calls ended")
         if step.dropped_fraction > MAX_DROPPED_FRACTION:
-            reasons.append(f"{100 * step.dropped_fraction:.2f} % of packets dropped")
-        sustained = not reasons
-        return sustained and not late, sustained, "; ".join([late] * bool(late) + reasons)
+            problems.append(f"{100 * step.dropped_fraction:.2f} % of packets dropped")
+        return judge(step.latency_p95_ms, self.deadline_ms, problems, timed=not self.front_end)
 
 
 def load_packets(after: Snapshot, before: Snapshot, name: str) -> int:
@@ -297,8 +238,10 @@ def run_ramp(
     front_end: bool = False,
     work_dir: Path | None = None,
     progress: Callable[[StepResult], None] | None = None,
+    config_file: Path | None = None,
 ) -> RampOutcome:
-    """Start a daemon with ``settings``, climb ``ladder`` until a step does not hold."""
+    """Start a daemon with ``settings`` over the settings file ``config_file`` (None: none),
+    climb ``ladder`` until a step does not hold."""
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"callqa-bench-{config}-"))
     work.mkdir(parents=True, exist_ok=True)
     daemon_settings = {
@@ -307,9 +250,9 @@ def run_ramp(
         "rtp_port_first": "40000", "rtp_port_last": "59999",
         **settings,
     }  # fmt: skip
-    serve = ServeProcess(work / "data", daemon_settings)
+    serve = ServeProcess(work / "data", daemon_settings, config_file=config_file)
     outcome = RampOutcome(config=config, settings=dict(settings), steps=[], asr_device="",
-                          compute_type="", model_name="", started_at=_utc_now(),
+                          compute_type="", model_name="", started_at=utc_now_iso(),
                           deadline_ms=deadline_ms)  # fmt: skip
     serve.start()
     ramp: Ramp | None = None
@@ -332,7 +275,7 @@ def run_ramp(
         if ramp is not None:
             ramp.close()
         serve.stop()
-    outcome.finished_at = _utc_now()
+    outcome.finished_at = utc_now_iso()
     outcome.summary = summarize(outcome)
     return outcome
 
@@ -354,10 +297,6 @@ def summarize(outcome: RampOutcome) -> str:
     elif last is not None:
         stop = "; the ladder ended while still keeping up"
     return head + ", " + held + kept + stop
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def ratio(ours: RampOutcome, baseline: RampOutcome) -> float:

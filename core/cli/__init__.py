@@ -16,7 +16,8 @@ from typing import Any
 
 from core.audio.wav import AudioFileError
 from core.config import Config, ConfigError, load_config, settings_markdown
-from core.rubric.schema import RubricError, load_rubric_file, load_rubric_text
+from core.rubric.loading import load_rubric_file, load_rubric_text
+from core.rubric.schema import RubricError
 from core.scoring.report import format_report
 from core.storage import repository, search
 from core.storage.db import open_db

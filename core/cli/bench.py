@@ -6,8 +6,10 @@
 
 Without recordings the calls play the Mandarin sample calls (rendered with espeak-ng, as
 `callqa demo` does). Each configuration runs in its own `callqa serve` child with its own
-data folder; the box's ASR settings (model, device, compute type, beam, threads, batch,
-window, parts) are passed on, so the run measures this box as configured. Run it off-hours:
+data folder, started over the box's settings file (``--config``, ``CALLQA_CONFIG`` or
+``/etc/callqa/callqa.toml``), with the box's ASR settings (model, device, compute type, beam,
+threads, batch, window, parts) as this command read them, global ``--model`` and
+``--device`` included, so the run measures this box as configured. Run it off-hours:
 it competes with live calls for the CPU.
 
 Configurations:
@@ -29,16 +31,16 @@ configuration in the box's database (``benchmark_runs``) for the admin page.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core import clock
 from core.capacity.load import Source, load_sources
 from core.capacity.ramp import FRONT_END_LADDER, STEP_LADDER, RampOutcome, StepResult, run_ramp
 from core.capacity.report import table, verdict, write_outputs
-from core.config import SETTINGS, Config, ConfigError, load_values
+from core.config import SETTINGS, Config, ConfigError, load_values, settings_file
 
 PASSED_ON = (
     "model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_cpu_threads",
@@ -139,7 +141,10 @@ def show_step(step: StepResult) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    values = load_values()
+    # The box's settings as this command read them (settings file, environment, the global
+    # --model and --device flags); every daemon measured starts from the same file.
+    box_file = settings_file(args.config)
+    values = load_values(box_file, {"model": config.model, "asr_device": config.asr_device})
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="callqa-bench-"))
     sources: list[Source] = load_sources(recordings_from(args.recordings, work))
     changes = parse_sets(args.set)
@@ -164,7 +169,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         outcomes.append(run_ramp(
             name, settings, sources, ladder=steps, step_s=args.step_s,
             deadline_ms=deadline_ms, front_end=args.front_end, work_dir=work / name,
-            progress=show_step,
+            progress=show_step, config_file=box_file,
         ))  # fmt: skip
     print()
     print(table(outcomes))
@@ -172,7 +177,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     baseline = next((o for o in outcomes if o.config == "baseline"), None)
     ours = next((o for o in outcomes if o.config != "baseline"), None)
     print(verdict(ours, baseline) if ours else baseline.summary if baseline else "")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
     out_dir = args.out or (config.data_dir / "benchmarks" / stamp)
     title = f"callqa capacity, {outcomes[0].model_name} on {outcomes[0].asr_device}"
     for path in write_outputs(outcomes, out_dir, title):
@@ -183,14 +188,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def store(config: Config, outcomes: Sequence[RampOutcome]) -> None:
-    from core.storage.benchmarks import save_benchmark
+    from core.storage.benchmarks import KIND_CAPACITY, save_benchmark
     from core.storage.db import open_db
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_db(config.db_path)
     try:
         for outcome in outcomes:
-            run_id = save_benchmark(db, outcome, kind=f"capacity-{outcome.config}")
+            run_id = save_benchmark(db, outcome, kind=KIND_CAPACITY + outcome.config)
             print(f"stored benchmark run {run_id} ({outcome.config}) in {config.db_path}")
     finally:
         db.close()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.config import ConfigError, load_values
 from telephony.follow import CALLEE, CALLER, FollowOptions
 from telephony.pcap_import import OFFLINE_JITTER_DEPTH_MS, ImportedCall, import_capture
 
@@ -38,7 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--agent-side",
         choices=[CALLEE, CALLER],
-        help="who the agent is: the callee (inbound calls, default) or the caller (outbound)",
+        help="who the agent is: the callee (inbound calls) or the caller (outbound); "
+        "default: setting default_agent_side",
     )
     p.add_argument("--rubric", help="rubric id (stored or built-in) or YAML path")
     p.add_argument("--agent", help="agent id to store with every call")
@@ -52,11 +54,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _agent_side(args: argparse.Namespace, config: Any) -> str:
+def _agent_side(args: argparse.Namespace) -> str:
+    """``--agent-side``, else the setting ``default_agent_side`` (settings file, environment)."""
     if args.agent_side:
         return str(args.agent_side)
-    configured = getattr(config, "default_agent_side", CALLEE)
-    return configured if configured in (CALLER, CALLEE) else CALLEE
+    configured = str(load_values(getattr(args, "config", None))["default_agent_side"])
+    if configured not in (CALLER, CALLEE):
+        raise ConfigError(
+            f"setting 'default_agent_side' is {configured!r}, which means nothing in a capture "
+            f"(its calls have a caller and a callee): pass --agent-side {CALLEE} or {CALLER}"
+        )
+    return configured
 
 
 def _call_json(call: ImportedCall) -> dict[str, Any]:
@@ -81,7 +89,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
         raise FileNotFoundError(2, "no such file", str(path))
     out_dir = args.out_dir or Path(config.data_dir) / "imports" / path.stem
     options = FollowOptions(
-        agent_side=_agent_side(args, config),
+        agent_side=_agent_side(args),
         idle_timeout_s=args.idle_timeout_s,
         jitter_depth_ms=OFFLINE_JITTER_DEPTH_MS,
     )

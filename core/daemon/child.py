@@ -4,15 +4,17 @@ Ports on loopback are chosen free unless given: gRPC, SIP, and a block of RTP po
 daemon on the machine may hold the default RTP range).
 
 The child gets its settings through `CALLQA_<NAME>` variables (nothing is inherited from the
-caller's own `CALLQA_*` environment), logs to a file, and is ready once the standard gRPC
-health service answers SERVING.
+caller's own `CALLQA_*` environment) over a settings file: the one given (`callqa bench`
+passes on the box's own, so the daemons it measures run as configured), else an empty one
+(no ``/etc/callqa`` settings leak in). What would take the child off loopback or away from
+the caller (a gRPC token or TLS, a mirror interface, the box's log file) is reset. The child
+logs to a file, and is ready once the standard gRPC health service answers SERVING.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,64 +23,42 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.ports import LOOPBACK, free_port, free_port_range, free_port_tcp_udp
 from proto import callqa_pb2_grpc as pb_grpc
 
-LOOPBACK = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def free_port_tcp_udp(host: str = LOOPBACK) -> int:
-    """A port free for both TCP and UDP (SIP listens on both)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_STREAM, host)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port for SIP")
-
-
 RTP_BLOCK = 2000
-RTP_BASES = range(30000, 60000, RTP_BLOCK)
+"""RTP ports a child gets, from 30000 up: another daemon on the machine may hold the
+default range (`rtp_port_first`, `rtp_port_last`)."""
+RTP_LOWEST_PORT, RTP_HIGHEST_PORT = 30000, 60000
+RTP_PROBE = 16
+"""How many ports of the block must be free now."""
 
 
-def free_rtp_range(host: str = LOOPBACK, probe: int = 16) -> tuple[int, int]:
-    """A block of RTP ports whose first ``probe`` ports are free now (another daemon on the
-    machine may hold the default range)."""
-    for base in RTP_BASES:
-        sockets = []
-        try:
-            for port in range(base, base + probe):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(s)
-                s.bind((host, port))
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-        return base, base + RTP_BLOCK - 1
-    raise RuntimeError("no free block of RTP ports")
+ISOLATED = {
+    "grpc_token": "", "grpc_tls_cert_file": "", "grpc_tls_key_file": "",
+    "mirror_interface": "", "log_file": "", "sip_enabled": "true", "sip_transports": "udp,tcp",
+}  # fmt: skip
+"""Settings a child always starts with (its caller's ``settings`` may still change them)."""
 
 
 class ServeProcess:
     """A `callqa serve` child on loopback: gRPC and SIP on free ports unless given."""
 
-    def __init__(self, data_dir: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, settings: dict[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> None:  # fmt: skip
         self.data_dir = Path(data_dir)
         self.settings = dict(settings or {})
+        self.config_file = config_file
         self.grpc_port = int(self.settings.get("grpc_port") or free_port())
         self.sip_port = int(self.settings.get("sip_port") or free_port_tcp_udp())
         if "rtp_port_first" not in self.settings:
-            first, last = free_rtp_range()
+            first, last = free_port_range(RTP_BLOCK, lowest=RTP_LOWEST_PORT,
+                                          highest=RTP_HIGHEST_PORT, probe=RTP_PROBE)
             self.settings.update(rtp_port_first=str(first), rtp_port_last=str(last))
         self.log_path = self.data_dir / f"serve-{self.grpc_port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -89,10 +69,12 @@ class ServeProcess:
             "data_dir": str(self.data_dir), "grpc_host": LOOPBACK,
             "grpc_port": str(self.grpc_port), "sip_host": LOOPBACK,
             "sip_port": str(self.sip_port), "sip_allowed_peers": LOOPBACK,
-            **self.settings,
+            **ISOLATED, **self.settings,
         }  # fmt: skip
-        config = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
-        config.write_text("", encoding="utf-8")
+        config = self.config_file
+        if config is None:
+            config = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
+            config.write_text("", encoding="utf-8")
         env["CALLQA_CONFIG"] = str(config)
         env.update({f"CALLQA_{name.upper()}": value for name, value in values.items()})
         return env

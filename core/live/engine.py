@@ -18,7 +18,6 @@ scores it from the file; it is then stored as ``interrupted``.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 import logging
 import queue
@@ -33,11 +32,12 @@ import numpy as np
 
 from core.asr.types import AsrResult, Transcriber
 from core.calls import CallResult, Finding, Speaker, Utterance
+from core.clock import utc_now_iso
 from core.config import Config
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
-from core.live.recovery import BackfillTranscriber, recover_call
+from core.live.recovery import BackfillTranscriber, Recovery, recover_call
 from core.live.routing import RubricRoutes
 from core.live.scheduler import (
     PRIORITY_FINAL,
@@ -49,6 +49,7 @@ from core.rubric.engine import evaluate
 from core.stage_cpu import charge, name_thread
 from core.storage import repository
 from core.storage.live_calls import interrupted_calls, store_live_call, team_of
+from core.storage.routes import route_rules
 from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
 
@@ -82,10 +83,6 @@ class LiveSettings:
         return cls(**{k: v for k, v in picked.items() if k in names})
 
 
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
 class LiveEngine:
     """See the module notes. ``start()``, feed calls, ``shutdown()``."""
 
@@ -98,6 +95,8 @@ class LiveEngine:
         self.config = config
         self.settings = settings
         self.routes = RubricRoutes.parse(settings.rubric_routes)
+        self.table_routes: dict[str, dict[str, str]] = {}
+        """The ``rubric_routes`` table (laid over `routes`), read at start and on change."""
         self.hub = EventHub()
         self.spool_dir = config.data_dir / "spool" / LIVE_SPOOL
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +132,7 @@ class LiveEngine:
         """Load the model, start the threads, and re-score calls a crash interrupted."""
         self.scheduler.start(wait=True)
         self._rules_thread.start()
+        self.table_routes = self.writer.submit(route_rules).result()
         interrupted = self.writer.submit(interrupted_calls).result()
         if interrupted:
             logger.info("%d calls were interrupted by a stop; scoring them", len(interrupted))
@@ -205,12 +205,12 @@ class LiveEngine:
         if team is None and setup.agent_id:
             team = self.writer.submit(team_of, setup.agent_id).result()
             setup.team_id = team
-        ref = setup.rubric or self.routes.choose(
+        ref = setup.rubric or self.routes.overlay(self.table_routes).choose(
             agent_id=setup.agent_id, team_id=team, skill=setup.skill, default=self.config.rubric
         )
         resolved = self.resolve_rubric(ref)
         call_id = repository.new_call_id()
-        started = _utc_now()
+        started = utc_now_iso("milliseconds")
         legs = {
             sp: LiveLeg(
                 sp, setup.sample_rate, min_silence_s=self.settings.min_silence_s,
@@ -544,9 +544,13 @@ class LiveEngine:
         return BackfillTranscriber(self.scheduler)
 
     def _recover_all(self, rows: list[dict[str, Any]]) -> None:
+        recovery = Recovery(
+            config=self.config, writer=self.writer, resolve_rubric=self.resolve_rubric,
+            transcriber=self.transcriber(), batch_size=self.scheduler.batch_size,
+        )  # fmt: skip
         for row in rows:
             try:
-                recover_call(self, row)
+                recover_call(recovery, row)
                 self.counters["recovered"] += 1
             except Exception:
                 logger.exception("call %s could not be recovered", row["id"])

@@ -27,7 +27,7 @@ import numpy as np
 from core.audio.segmentation import MAX_UTTERANCE_S, MIN_SILENCE_S, PAD_S, Endpointer, UtteranceSpan
 from core.calls import Segment, Speaker
 from kernels.levels import frame_pitch_hz
-from kernels.resample import upsample_8k_to_16k
+from kernels.resample import downsample_16k_to_8k, upsample_8k_to_16k
 from kernels.vad import FRAME_MS, StreamingVad
 
 VAD_RATE_HZ = 8000
@@ -164,8 +164,7 @@ class LiveLeg:
             self._pending16 = None
         if x.size % 2:
             self._pending16 = x[-1:].copy()
-            x = x[:-1]
-        return (0.5 * (x[0::2] + x[1::2])).astype(np.float32)
+        return downsample_16k_to_8k(x)
 
     def _append(self, x: np.ndarray | None, n: int) -> None:
         """Store ``n`` samples: ``x`` (int16 or float32) converted to float32, or silence."""

@@ -9,39 +9,51 @@ behind the live lines, and stores it as ``interrupted``.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from core.asr.types import AsrRequest, AsrResult
+from core.asr.types import AsrRequest, AsrResult, Transcriber
+from core.clock import utc_now_iso
+from core.config import Config
 from core.live.scheduler import PRIORITY_BACKFILL, AsrJob, AsrScheduler
+from core.scoring.recording import ScoreRequest, ScoringContext, score_recording
 from core.storage import repository
 from core.storage.live_calls import store_live_call
-
-if TYPE_CHECKING:
-    from core.live.engine import LiveEngine
+from core.storage.rubric_catalog import ResolvedRubric
+from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
 
 
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+@dataclass(frozen=True)
+class Recovery:
+    """What re-scoring an interrupted call needs, handed in by the live engine (which this
+    module sits below)."""
+
+    config: Config
+    writer: StorageWriter
+    """The storage writer thread: every write goes through it."""
+    resolve_rubric: Callable[[str], ResolvedRubric]
+    transcriber: Transcriber
+    """Queues the recording's utterances on the live scheduler, behind the live lines."""
+    batch_size: int
 
 
-def recover_call(engine: LiveEngine, row: dict[str, Any]) -> None:
+def recover_call(recovery: Recovery, row: dict[str, Any]) -> None:
     """Score a call a stop interrupted, from its recording; store it as interrupted."""
-    from core.audio.wav import read_wav
-    from core.scoring.pipeline import legs_from_recording, score_legs
     from telephony.recorder import RecordingError, recover_wav
 
     call_id = row["id"]
     path = Path(row["recording_path"]) if row.get("recording_path") else None
     meta = row.get("meta") or {}
-    meta["interrupted"] = {"status_at_stop": row["status"], "recovered_at": _utc_now()}
+    meta["interrupted"] = {
+        "status_at_stop": row["status"], "recovered_at": utc_now_iso("milliseconds"),
+    }  # fmt: skip
     record = repository.CallRecord(
         id=call_id, source=row["source"], recording_path=str(path) if path else None,
         duration_s=row.get("duration_s"), started_at=row["started_at"],
@@ -51,31 +63,28 @@ def recover_call(engine: LiveEngine, row: dict[str, Any]) -> None:
     )  # fmt: skip
     if path is None or not path.is_file():
         meta["interrupted"]["error"] = "the recording was not found"
-        engine.writer.submit(store_live_call, engine.config, record, None, None).result()
+        recovery.writer.submit(store_live_call, recovery.config, record, None, None).result()
         return
     try:
         duration = recover_wav(path)
     except RecordingError as exc:
         meta["interrupted"]["error"] = str(exc)
-        engine.writer.submit(store_live_call, engine.config, record, None, path).result()
+        recovery.writer.submit(store_live_call, recovery.config, record, None, path).result()
         return
     record.duration_s = round(duration, 3)
-    ref = (meta.get("live") or {}).get("rubric_id") or engine.config.rubric
-    resolved = engine.resolve_rubric(ref)
-    recording = read_wav(path)
-    agent_channel = "left"
-    if len(recording.channels) == 2 and (meta.get("agent_channel") == "right"):
-        agent_channel = "right"
-    legs = legs_from_recording(recording, agent_channel=agent_channel,
-                               mono_speaker=meta.get("mono_speaker") or "agent")  # fmt: skip
-    scored = score_legs(
-        engine.transcriber(), resolved.rubric, legs,  # type: ignore[arg-type]
-        rubric_version=resolved.version, min_silence_s=engine.settings.min_silence_s,
-        max_utterance_s=engine.settings.max_utterance_s,
-        batch_size=engine.scheduler.batch_size,
-    )  # fmt: skip
-    record.language = scored.evidence.language
-    engine.writer.submit(store_live_call, engine.config, record, scored.result, path).result()
+    ref = (meta.get("live") or {}).get("rubric_id") or recovery.config.rubric
+    stereo_right = meta.get("agent_channel") == "right"
+    req = ScoreRequest(
+        path=path, rubric_ref=ref, agent_channel="right" if stereo_right else "left",
+        speaker=meta.get("mono_speaker") or "agent",
+    )
+    ctx = ScoringContext(
+        config=recovery.config, transcriber=recovery.transcriber,
+        resolve_rubric=recovery.resolve_rubric,
+        write=lambda store: recovery.writer.submit(store).result(),
+        batch_size=recovery.batch_size,
+    )
+    scored = score_recording(ctx, req, record=record).scored
     logger.info("interrupted call %s re-scored from %s: %.0f (%.1f s)", call_id, path,
                 scored.result.score, duration)  # fmt: skip
 

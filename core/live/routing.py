@@ -5,10 +5,16 @@ where KIND is ``agent``, ``skill`` or ``team``, e.g.
 ``team:sales=sales-zh, skill:billing=billing-zh, agent:1001=coaching-zh``. The most specific
 rule wins (agent, then skill, then team); a call that matches none gets the ``rubric``
 setting. A rubric the sender names for a call (a gRPC stream's setup) comes first of all.
+
+The ``rubric_routes`` table (`core.storage.routes`, set from the admin web through the gRPC
+API) holds rules of the same shape; they are laid over the setting's (`RubricRoutes.overlay`):
+for one key (kind and value) the table's rule wins, and the setting's rules apply where the
+table has none for their key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 KINDS = ("agent", "skill", "team")
@@ -36,6 +42,16 @@ class RubricRoutes:
                 )
             rules[kind][value] = rubric
         return cls(rules)
+
+    def overlay(self, table: Mapping[str, Mapping[str, str]]) -> RubricRoutes:
+        """These rules with `table`'s laid over them, key by key (kind and value)."""
+        if not any(table.values()):
+            return self
+        rules = {kind: dict(self.rules.get(kind, {})) for kind in KINDS}
+        for kind, by_value in table.items():
+            if kind in rules:
+                rules[kind].update(by_value)
+        return RubricRoutes(rules)
 
     def choose(
         self,

@@ -7,16 +7,9 @@ Typical use::
 """
 
 from core.rubric.engine import evaluate, live_findings
+from core.rubric.loading import load_rubric_file, load_rubric_text
 from core.rubric.rules import END_OF_CALL_KINDS, LIVE_KINDS, evaluate_items, run_item
-from core.rubric.schema import (
-    Category,
-    Item,
-    Rubric,
-    RubricError,
-    dump_rubric,
-    load_rubric_file,
-    load_rubric_text,
-)
+from core.rubric.schema import Category, Item, Rubric, RubricError, dump_rubric
 
 __all__ = [
     "END_OF_CALL_KINDS",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from core.rubric.schema import Rubric, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import Rubric
 
 BUILTIN_FILES = {"default-zh": "default-zh.yaml", "default-en": "default-en.yaml"}
 

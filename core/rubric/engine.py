@@ -37,6 +37,7 @@ def evaluate(
         metrics=m.to_json(),
         category_scores=sheet.category_scores(),
         scoring=sheet.to_json(),
+        evidence=evidence,
     )
 
 

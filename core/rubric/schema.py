@@ -1,9 +1,10 @@
-"""The rubric file format, version 1 (RUBRIC.md): dataclasses, loading, validation, dumping.
+"""The rubric file format, version 1 (RUBRIC.md): its fields, the dataclasses, dumping.
 
-A rubric is loaded from YAML text into frozen dataclasses; every problem found is collected
-and raised together as one `RubricError`, each problem naming where it is
+A rubric is loaded from YAML text (`core.rubric.loading`) and checked (`core.rubric.validate`)
+into the frozen dataclasses defined here; every problem found is collected and raised
+together as one `RubricError`, each problem naming where it is
 (``items[3] (id=pace): max_per_min: must be a number > min_per_min``), so that a QA
-administrator can fix a file in one pass.
+administrator can fix a file in one pass. This module imports neither of the two.
 
 Choices where RUBRIC.md is silent:
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -191,35 +191,6 @@ class Rubric:
         return None
 
 
-# ---------------------------------------------------------------- loading
-
-
-def load_rubric_file(path: str | Path) -> Rubric:
-    """Load and validate a rubric YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RubricError([f"{p}: cannot read: {exc.strerror or exc}"]) from exc
-    return load_rubric_text(text)
-
-
-def load_rubric_text(yaml_text: str) -> Rubric:
-    """Parse and validate rubric YAML text; raise `RubricError` listing every problem."""
-    try:
-        data = yaml.safe_load(yaml_text)
-    except yaml.YAMLError as exc:
-        raise RubricError([f"not valid YAML: {exc}"]) from exc
-    return rubric_from_dict(data)
-
-
-def rubric_from_dict(data: Any) -> Rubric:
-    """Validate a parsed rubric (the YAML's mapping) and build the `Rubric`."""
-    from core.rubric.validate import RubricValidator  # it builds the classes defined here
-
-    return RubricValidator().rubric(data)
-
-
 # ---------------------------------------------------------------- dumping
 
 
@@ -288,7 +259,8 @@ def item_to_dict(item: Item) -> dict[str, Any]:
 
 
 def dump_rubric(rubric: Rubric) -> str:
-    """YAML text (format 1) that `load_rubric_text` reads back into an equal `Rubric`."""
+    """YAML text (format 1) that `core.rubric.loading.load_rubric_text` reads back into an
+    equal `Rubric`."""
     text: str = yaml.safe_dump(
         rubric_to_dict(rubric), allow_unicode=True, sort_keys=False, width=100
     )

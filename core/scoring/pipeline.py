@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.asr.engine import AsrEngine, AsrRequest
+from core.asr.types import AsrRequest, Transcriber
 from core.audio.segmentation import segment_leg
 from core.audio.wav import Recording
 from core.calls import CallEvidence, CallResult, LegActivity, Speaker, Utterance
 from core.rubric.engine import evaluate
 from core.rubric.schema import Rubric
-from kernels.resample import upsample_8k_to_16k
+from kernels.resample import downsample_16k_to_8k, upsample_8k_to_16k
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,8 @@ def legs_from_recording(
 def _to_8k(audio: np.ndarray, rate: int) -> np.ndarray:
     if rate == VAD_SAMPLE_RATE:
         return audio
-    # 16 kHz -> 8 kHz for the VAD only: average pairs (a 2-tap low-pass is enough for
-    # energy and zero-crossing features; ASR keeps the original 16 kHz audio).
-    n = len(audio) // 2
-    return (0.5 * (audio[: 2 * n : 2] + audio[1 : 2 * n : 2])).astype(np.float32)
+    # 16 kHz -> 8 kHz for the VAD only, as the live legs do; ASR keeps the 16 kHz original.
+    return downsample_16k_to_8k(np.ascontiguousarray(audio, dtype=np.float32))
 
 
 def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -98,7 +96,7 @@ def segment_legs(
 
 
 def transcribe_utterances(
-    engine: AsrEngine,
+    engine: Transcriber,
     legs: list[LegInput],
     utterances: list[Utterance],
     *,
@@ -137,7 +135,7 @@ def transcribe_utterances(
 
 
 def score_legs(
-    engine: AsrEngine,
+    engine: Transcriber,
     rubric: Rubric,
     legs: list[LegInput],
     *,

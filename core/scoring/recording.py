@@ -7,11 +7,12 @@ half-stored.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -20,11 +21,12 @@ from core.asr.models import resolve_model
 from core.asr.types import DEFAULT_BATCH, Device, Transcriber
 from core.audio.wav import Recording, read_wav
 from core.calls import Speaker
+from core.clock import utc_now_iso
 from core.config import Config
 from core.scoring.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.storage import repository
 from core.storage.filing import store_call
-from core.storage.rubric_catalog import resolve_rubric
+from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
@@ -84,38 +86,87 @@ def get_engine(config: Config) -> AsrEngine:
     )
 
 
+@dataclass(frozen=True)
+class ScoringContext:
+    """Where one recording is scored and stored; the flow is the same for every caller.
+
+    ``callqa score`` transcribes with its own engine and writes to its own connection; the
+    daemon (ScoreRecording, recovery of interrupted calls) transcribes through its scheduler,
+    behind the live lines, and writes through its storage writer thread.
+    """
+
+    config: Config
+    transcriber: Transcriber
+    resolve_rubric: Callable[[str], ResolvedRubric]
+    write: Callable[[Callable[[Database], Any]], Any]
+    """Runs a storage function with the database connection and returns its result."""
+    batch_size: int
+
+
+def file_context(config: Config, db: Database) -> ScoringContext:
+    """Scoring in this process: its own ASR engine, writes on `db`."""
+    engine = get_engine(config)
+    return ScoringContext(
+        config=config, transcriber=engine, resolve_rubric=lambda ref: resolve_rubric(db, ref),
+        write=lambda store: store(db), batch_size=engine.max_batch_size,
+    )
+
+
+def writer_context(config: Config, writer: StorageWriter, transcriber: Transcriber,
+                   batch_size: int | None = None) -> ScoringContext:
+    """Scoring inside the daemon: rubric and rows through the writer thread."""
+    return ScoringContext(
+        config=config, transcriber=transcriber,
+        resolve_rubric=lambda ref: writer.submit(resolve_rubric, ref).result(),
+        write=lambda store: writer.submit(store).result(),
+        batch_size=batch_size or config.asr_batch_size or DEFAULT_BATCH,
+    )
+
+
+def score_recording(
+    ctx: ScoringContext, req: ScoreRequest, *, progress: ProgressFn | None = None,
+    record: repository.CallRecord | None = None,
+) -> ScoreOutcome:
+    """Score the recording `req` names, and (unless ``req.store`` is false) store the call.
+
+    A new call gets its record from the request (`make_record`) and a copy (or, with
+    ``req.move``, the file itself) under the data folder. `record` is an existing call's row
+    (a live call a stop interrupted), whose recording is filed in its place.
+    """
+    recording = read_wav(req.path)
+    legs = legs_from_recording(recording, agent_channel=req.agent_channel, mono_speaker=req.speaker)
+    resolved = ctx.resolve_rubric(req.rubric_ref)
+    scored = score_legs(
+        ctx.transcriber, resolved.rubric, legs, rubric_version=resolved.version,
+        min_silence_s=ctx.config.min_silence_s, max_utterance_s=ctx.config.max_utterance_s,
+        batch_size=ctx.batch_size, progress=progress,
+    )  # fmt: skip
+    if not req.store:
+        return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
+    if record is None:
+        new = make_record(req, recording, scored)
+        target = ctx.write(lambda db: store_call(
+            ctx.config, db, req.path, new, scored.result, move=req.move))
+        return ScoreOutcome(call_id=new.id, scored=scored, recording_path=target)
+    existing = record
+    existing.language = scored.evidence.language
+    target = ctx.write(lambda db: store_call(
+        ctx.config, db, req.path, existing, scored.result, move=True, existing=True))
+    return ScoreOutcome(call_id=existing.id, scored=scored, recording_path=target)
+
+
 def score_file(
     config: Config, db: Database, req: ScoreRequest, progress: ProgressFn | None = None
 ) -> ScoreOutcome:
-    recording = read_wav(req.path)
-    legs = legs_from_recording(recording, agent_channel=req.agent_channel, mono_speaker=req.speaker)
-    resolved = resolve_rubric(db, req.rubric_ref)
-    engine = get_engine(config)
-    scored = score_legs(
-        engine,
-        resolved.rubric,
-        legs,
-        rubric_version=resolved.version,
-        min_silence_s=config.min_silence_s,
-        max_utterance_s=config.max_utterance_s,
-        batch_size=engine.max_batch_size,
-        progress=progress,
-    )
-    if not req.store:
-        return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
-
-    record = make_record(req, recording, scored)
-    target = store_call(config, db, req.path, record, scored.result, move=req.move)
-    call_id = record.id
-    return ScoreOutcome(call_id=call_id, scored=scored, recording_path=target)
-
+    """`callqa score`, `callqa receive` and `callqa import-pcap`: score and store here."""
+    return score_recording(file_context(config, db), req, progress=progress)
 
 
 def make_record(
     req: ScoreRequest, recording: Recording, scored: ScoredCall
 ) -> repository.CallRecord:
     """The stored call's fields for a scored recording."""
-    started = req.started_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = req.started_at or utc_now_iso()
     record = repository.CallRecord(
         id=repository.new_call_id(),
         source=req.source,
@@ -138,29 +189,3 @@ def make_record(
         callee=req.callee,
     )
     return record
-
-
-def score_with(
-    config: Config, writer: StorageWriter, req: ScoreRequest, transcriber: Transcriber
-) -> ScoreOutcome:
-    """`score_file` inside the daemon: the rubric and the rows go through the writer thread,
-    and the ASR through the daemon's scheduler (``transcriber``), behind the live lines."""
-    recording = read_wav(req.path)
-    legs = legs_from_recording(recording, agent_channel=req.agent_channel, mono_speaker=req.speaker)
-    resolved = writer.submit(resolve_rubric, req.rubric_ref).result()
-    scored = score_legs(
-        transcriber,  # type: ignore[arg-type]
-        resolved.rubric,
-        legs,
-        rubric_version=resolved.version,
-        min_silence_s=config.min_silence_s,
-        max_utterance_s=config.max_utterance_s,
-        batch_size=config.asr_batch_size or DEFAULT_BATCH,
-    )
-    if not req.store:
-        return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
-    record = make_record(req, recording, scored)
-    target = writer.submit(
-        lambda db: store_call(config, db, req.path, record, scored.result, move=req.move)
-    ).result()
-    return ScoreOutcome(call_id=record.id, scored=scored, recording_path=target)

@@ -1,8 +1,10 @@
 """Capacity benchmark runs: one row each in ``benchmark_runs`` (migration 2).
 
-`save_benchmark` stores a benchmark run (the daemon's in-process `RunBenchmark`, or a
-`callqa bench` ramp: kind ``capacity-<configuration>``) with every step's figures as
-JSON; `last_benchmark` reads the newest run back, e.g. for the daemon's status.
+`save_benchmark` stores a benchmark run (the daemon's in-process `RunBenchmark`, kind
+``daemon``, or a `callqa bench` ramp: kind ``capacity-<configuration>``) with every step's
+figures as JSON; `last_benchmark` reads the newest run of the kinds asked for back. What the
+box reports as its own capacity is the newest run of `BOX_KINDS`: never `callqa bench`'s
+baseline (deliberately weak, and stored last) nor its front end (ASR off).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ class BenchmarkRun(Protocol):
     @property
     def summary(self) -> str: ...
 
+KIND_DAEMON = "daemon"
+"""`RunBenchmark`: the daemon's in-process benchmark, on its own configuration."""
+KIND_CAPACITY = "capacity-"
+"""`callqa bench`: this, then the configuration (``callqa``, ``baseline``, ``front-end``)."""
+BOX_KINDS = (KIND_DAEMON, KIND_CAPACITY + "callqa")
+"""Runs of the box's own configuration."""
+
 COLUMNS = ("id", "started_at", "finished_at", "kind", "max_lines_held", "asr_device",
            "compute_type", "model_name", "steps_json", "summary")  # fmt: skip
 
@@ -57,7 +66,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def save_benchmark(db: Database, outcome: BenchmarkRun, kind: str = "daemon") -> int:
+def save_benchmark(db: Database, outcome: BenchmarkRun, kind: str = KIND_DAEMON) -> int:
     """Store one benchmark run; returns its id."""
     steps = _finite([step.to_json() for step in outcome.steps])
     with write_transaction(db):
@@ -77,16 +86,20 @@ def save_benchmark(db: Database, outcome: BenchmarkRun, kind: str = "daemon") ->
     return int(run_id)
 
 
-def last_benchmark(db: Database, kind: str | None = None) -> dict[str, Any] | None:
-    """The newest benchmark run (of ``kind`` when given), None when none was stored.
+def last_benchmark(
+    db: Database, kind: str | Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The newest benchmark run (of ``kind``, or of any of the kinds, when given), None when
+    none was stored.
 
     The row's columns, with ``steps``: the list of step dicts decoded from ``steps_json``.
     """
     sql = f"SELECT {', '.join(COLUMNS)} FROM benchmark_runs"
     args: list[Any] = []
     if kind is not None:
-        sql += " WHERE kind = ?"
-        args.append(kind)
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        sql += f" WHERE kind IN ({', '.join('?' * len(kinds))})"
+        args.extend(kinds)
     sql += " ORDER BY finished_at DESC, id DESC LIMIT 1"
     row = db.execute(sql, args).fetchone()
     if row is None:

@@ -230,10 +230,69 @@ V2_BENCHMARK_RUNS = (
     "CREATE INDEX benchmark_runs_finished ON benchmark_runs (finished_at)",
 )
 
+# Version 3: ``rubric_routes``, which rubric a new call gets by agent, skill group or team
+# (`core.storage.routes`), set from the admin web through the daemon's gRPC API. A route of
+# the ``rubric_routes`` setting applies where this table has none for the same key.
+V3_RUBRIC_ROUTES = (
+    """
+    CREATE TABLE rubric_routes (
+        kind TEXT NOT NULL CHECK (kind IN ('agent', 'skill', 'team')),
+        value TEXT NOT NULL CHECK (value <> ''),
+        rubric_id TEXT NOT NULL CHECK (rubric_id <> ''),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (kind, value)
+    )
+    """,
+)
+
+# Version 4: ``leg_timelines``, one row per leg of a scored call: what the rubric engine
+# read besides the transcript (`core.storage.timelines`), so that a draft rubric can score
+# the call again without its audio. ``call_duration_s`` and ``language`` are the call's as
+# the engine saw them (the same on every leg); ``voiced`` holds the VAD's speech runs as
+# zlib-compressed float64 (start, end) pairs; ``levels`` and ``pitch`` one byte per frame of
+# ``frame_s`` (zlib), NULL where the leg was not analysed whole (live calls).
+V4_LEG_TIMELINES = (
+    """
+    CREATE TABLE leg_timelines (
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        speaker TEXT NOT NULL,
+        duration_s REAL NOT NULL,
+        call_duration_s REAL NOT NULL,
+        language TEXT NOT NULL,
+        voiced BLOB NOT NULL,
+        frame_s REAL,
+        levels BLOB,
+        pitch BLOB,
+        PRIMARY KEY (call_id, speaker)
+    )
+    """,
+)
+
+# Version 5: covering indexes for the admin web's quality reports (`admin_web.report_data`),
+# which aggregate every call of a period with its score and findings. Each holds every column
+# a report reads from its table, so a report over 100,000 calls reads the indexes only and
+# never the wide rows (a score row carries kilobytes of JSON): see benchmarks/bench_report.py.
+# By time (the center, a team or an agent within it), by team and time (a team's report),
+# then per call its score and its findings, and the items' names.
+REPORT_INDEXES: tuple[tuple[str, str], ...] = (
+    ("calls_report_time", "calls (started_at, team_id, agent_id, id)"),
+    ("calls_report_team", "calls (team_id, started_at, agent_id, id)"),
+    ("scores_report", "scores (call_id, score, passed, fatal, rubric_id, rubric_version)"),
+    ("findings_report", "findings (call_id, item_id, severity, deduct)"),
+    # each item's name without reading the findings (the agreement's and the call list's)
+    ("findings_item_name", "findings (item_id, name)"),
+)
+V5_REPORT_INDEXES = tuple(f"CREATE INDEX {name} ON {on}" for name, on in REPORT_INDEXES)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
               _run(V1_SCHEMA)),
     Migration(2, "benchmark_runs: capacity benchmark results", _run(V2_BENCHMARK_RUNS)),
+    Migration(3, "rubric_routes: rubric per agent, skill group or team", _run(V3_RUBRIC_ROUTES)),
+    Migration(4, "leg_timelines: each leg's voice timeline, to score a call again",
+              _run(V4_LEG_TIMELINES)),
+    Migration(5, "report indexes: calls by time and team, scores and findings per call",
+              _run(V5_REPORT_INDEXES)),
 )
 
 

@@ -23,7 +23,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from core.calls import SPEAKERS, CallResult, Finding, Utterance
+from core.clock import utc_now_iso
 from core.rubric.metrics import speech_time, speech_units
+from core.storage import timelines
 from core.storage.search import search_text
 
 SOURCES = ("file", "siprec", "sip", "grpc", "pcap", "mirror")
@@ -96,7 +98,7 @@ class CallRecord:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return utc_now_iso()
 
 
 def _json_default(obj: Any) -> Any:
@@ -291,9 +293,10 @@ def save_scored_call(db: Database, record: CallRecord, result: CallResult) -> No
     """Store a scored call in one transaction: all of it, or (on any error) nothing.
 
     Creates the agent and team on first sight, writes the call (or updates it, when it
-    was created earlier by `create_call`), replaces its legs, utterances, findings and
-    score, and references the rubric version it was scored with (which must be stored,
-    see `record_rubric_version`, unless the result has no version).
+    was created earlier by `create_call`), replaces its legs, utterances, findings, score
+    and voice timelines (`core.storage.timelines`, from ``result.evidence``), and
+    references the rubric version it was scored with (which must be stored, see
+    `record_rubric_version`, unless the result has no version).
     """
     language = record.language or (
         "zh" if (result.metrics or {}).get("rate_unit") == "chars" else "en"
@@ -328,6 +331,7 @@ def save_scored_call(db: Database, record: CallRecord, result: CallResult) -> No
                 _dumps(result.scoring), _dumps(result.metrics), _now(),
             ],
         )
+        timelines.save(db, record.id, result.evidence)
 
 
 def _score_fields(row: dict[str, Any]) -> dict[str, Any]:

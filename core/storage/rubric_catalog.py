@@ -12,7 +12,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from core.rubric.defaults import builtin_rubrics
-from core.rubric.schema import Rubric, RubricError, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import Rubric, RubricError
 from core.storage import repository
 
 
@@ -38,6 +39,12 @@ def resolve_rubric(db: Database, ref: str) -> ResolvedRubric:
         stored = repository.get_rubric_version(db, ref)
         if stored is not None:
             text = stored["yaml"]
+            rubric = load_rubric_text(text)
+            if rubric.id == ref:
+                # That very version: recording its text again would add a copy of it as a
+                # new version whenever the active one is not the latest.
+                return ResolvedRubric(rubric=rubric, yaml_text=text,
+                                      version=int(stored["version"]))
         else:
             builtins = builtin_rubrics()
             if ref not in builtins:

@@ -24,7 +24,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from core.daemon.child import free_port
+from core.ports import free_port
 from tests.admin_web.browser import (
     click,
     css,

@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from core.daemon.child import free_port
+from core.ports import free_port
 
 
 def _opener() -> urllib.request.OpenerDirector:

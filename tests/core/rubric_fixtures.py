@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.calls import CallEvidence, LegActivity, Segment, Utterance
-from core.rubric.schema import Item, load_rubric_text
+from core.rubric.loading import load_rubric_text
+from core.rubric.schema import Item
 
 Line = tuple[str, float, float, str]
 

@@ -102,10 +102,6 @@ class GpuBox:
         return REAL_WHISPER(path, device=device, **kwargs)
 
 
-def _no_cublas_here() -> bool:
-    return not preload_cublas().loaded
-
-
 # --------------------------------------------------------------------------- choices
 
 
@@ -154,9 +150,8 @@ def test_default_batch_size_is_larger_on_the_gpu() -> None:
 # --------------------------------------------------------------------------- cuBLAS 12
 
 
+@pytest.mark.no_cuda
 def test_preload_is_a_no_op_without_the_wheel(tmp_path: Path) -> None:
-    if not _no_cublas_here():
-        pytest.skip("this box has libcublas.so.12")
     status = preload_cublas()
     assert not status.loaded and status.source is None and status.path is None
     assert "libcublas.so.12" in (status.error or "")
@@ -168,9 +163,8 @@ def test_preload_is_a_no_op_without_the_wheel(tmp_path: Path) -> None:
     assert "libcublas" not in maps
 
 
+@pytest.mark.no_cuda
 def test_preload_reports_a_broken_library_without_raising(tmp_path: Path) -> None:
-    if not _no_cublas_here():
-        pytest.skip("this box has libcublas.so.12")
     (tmp_path / "libcublas.so.12").write_bytes(b"not a shared object")
     status = preload_cublas([tmp_path])
     assert not status.loaded
@@ -211,13 +205,11 @@ _PRELOAD_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.no_cuda
+@pytest.mark.cc
 def test_preload_from_a_wheel_layout_makes_cublas_findable_by_name(tmp_path: Path) -> None:
     """A stand-in nvidia-cublas-cu12 install: nvidia/cublas/lib with the two libraries."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build stand-in libraries")
-    if not _no_cublas_here():
-        pytest.skip("this box has libcublas.so.12")
+    cc = shutil.which("cc") or "cc"
     lib = tmp_path / "site" / "nvidia" / "cublas" / "lib"
     lib.mkdir(parents=True)
     (tmp_path / "lt.c").write_text(_FAKE_LT)
@@ -308,9 +300,8 @@ def test_unsupported_type_on_cuda_loads_as_auto(monkeypatch: pytest.MonkeyPatch)
 # --------------------------------------------------------------------------- diagnosis
 
 
-def test_diagnose_on_this_cpu_only_box() -> None:
-    if ctranslate2.get_cuda_device_count() > 0:
-        pytest.skip("this box has a GPU")
+def test_diagnose_on_a_cpu_only_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)  # even on a GPU box
 
     def must_not_load() -> Path:
         raise AssertionError("the model is loaded only when the GPU path is there")
@@ -362,11 +353,10 @@ def _gpu_check(tmp_path: Path, *argv: str) -> int:
     return code
 
 
-def test_gpu_check_on_this_box_exits_1_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_gpu_check_on_a_cpu_only_box_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if ctranslate2.get_cuda_device_count() > 0:
-        pytest.skip("this box has a GPU")
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)  # even on a GPU box
     assert _gpu_check(tmp_path) == 1
     out, err = capsys.readouterr()
     lines = dict(line.split(":", 1) for line in out.splitlines())
@@ -426,11 +416,10 @@ def test_gpu_check_exits_1_when_the_model_fails_on_the_gpu(
 
 
 @pytest.mark.model
+@pytest.mark.speech
 def test_engine_forced_to_cuda_transcribes_here(
     model_data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        pytest.skip("espeak-ng and sox are needed to speak the test sentence")
     from core.audio.samples import synthesize
     from kernels.resample import upsample_8k_to_16k
 

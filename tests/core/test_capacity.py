@@ -111,12 +111,16 @@ def _step(config: str, lines: int, p95: float | None, held: bool) -> StepResult:
     )  # fmt: skip
 
 
+def _outcome(config: str, steps: list[StepResult]) -> RampOutcome:
+    return RampOutcome(config=config, settings={}, steps=steps, asr_device="cpu",
+                       compute_type="int8", model_name="whisper-base",
+                       started_at="2026-01-01T00:00:00+00:00")  # fmt: skip
+
+
 def test_chart_and_table_show_every_step() -> None:
-    ours = RampOutcome("callqa", {}, [_step("callqa", 2, 900.0, True),
-                                      _step("callqa", 4, 3000.0, False)],
-                       "cpu", "int8", "whisper-base", "2026-01-01T00:00:00+00:00")  # fmt: skip
-    base = RampOutcome("baseline", {}, [_step("baseline", 2, 2500.0, False)], "cpu", "int8",
-                       "whisper-base", "2026-01-01T00:00:00+00:00")  # fmt: skip
+    ours = _outcome("callqa", [_step("callqa", 2, 900.0, True),
+                               _step("callqa", 4, 3000.0, False)])  # fmt: skip
+    base = _outcome("baseline", [_step("baseline", 2, 2500.0, False)])
     svg = ET.fromstring(chart_svg([ours, base], "capacity"))
     ns = "{http://www.w3.org/2000/svg}"
     circles = svg.findall(f"{ns}circle")
@@ -134,15 +138,67 @@ def test_chart_and_table_show_every_step() -> None:
     assert "ratio 2.0x" in said
 
 
+def test_bench_passes_the_settings_file_and_global_flags_to_every_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`callqa --config F --model M bench`: each `callqa serve` child reads F and runs M."""
+    from core.capacity import ramp
+    from core.config import load_values
+    from core.daemon.child import ServeProcess
+
+    started: list[dict[str, str]] = []
+
+    def start(self: ServeProcess, timeout_s: float = 180.0) -> ServeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        started.append(self.environment())
+        return self
+
+    class Steps:
+        """Stands for the calls placed on the daemon: one step that holds."""
+
+        def __init__(self, config: str, serve: ServeProcess, *args: object, **kw: object):
+            self.config = config
+
+        def identity(self) -> tuple[str, str, str]:
+            return "cpu", "int8", "tiny.en"
+
+        def run_step(self, index: int, lines: int) -> StepResult:
+            return _step(self.config, lines, 500.0, True)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(ServeProcess, "start", start)
+    monkeypatch.setattr(ServeProcess, "stop", lambda self, timeout_s=90.0: 0)
+    monkeypatch.setattr(ramp, "Ramp", Steps)
+    for name in ("CALLQA_MODEL", "CALLQA_ASR_BEAM_SIZE", "CALLQA_ASR_QUEUE_MEMORY_S"):
+        monkeypatch.delenv(name, raising=False)
+    settings = tmp_path / "box.toml"
+    settings.write_text("asr_beam_size = 2\nasr_queue_memory_s = 123.0\n", encoding="utf-8")
+    wav = tmp_path / "call.wav"
+    write_wav_pcm16(wav, [np.zeros(8000, np.float32)] * 2, 8000)
+    code = main(["--config", str(settings), "--model", "tiny.en", "--data-dir",
+                 str(tmp_path / "data"), "bench", str(wav), "--lines", "1", "--step-s", "1",
+                 "--no-store", "--out", str(tmp_path / "out"),
+                 "--work-dir", str(tmp_path / "work")])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    assert len(started) == 2  # callqa, then the baseline
+    for env, beam in zip(started, ("2", "5"), strict=True):
+        assert env["CALLQA_CONFIG"] == str(settings)
+        child = load_values(environ=env)  # what the child reads: its file, then its variables
+        assert child["model"] == "tiny.en"
+        assert child["asr_queue_memory_s"] == 123.0  # from the file, not passed on by name
+        assert str(child["asr_beam_size"]) == beam  # the baseline's own beam wins
+        assert child["grpc_host"] == "127.0.0.1" and child["grpc_token"] == ""
+
+
 @pytest.mark.model
+@pytest.mark.speech
 def test_a_short_ramp_through_the_daemon(tmp_path: Path, base_model_dir: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    from core.audio.samples import SampleError, make_samples
+    from core.audio.samples import make_samples
 
-    try:
-        wavs = make_samples(tmp_path / "samples")
-    except (SampleError, OSError) as exc:
-        pytest.skip(f"cannot synthesize speech: {exc}")
+    wavs = make_samples(tmp_path / "samples")
     zh = [p for p in wavs if p.stem == "zh-complaint-rude"]
     out = tmp_path / "out"
     data = tmp_path / "data"

@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.rubric.defaults import builtin_rubrics, default_rubric
-from core.rubric.schema import (
-    RubricError,
-    Window,
-    dump_rubric,
-    load_rubric_file,
-    load_rubric_text,
-)
-
-CORPUS_RUBRIC = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "rubric.yaml"
+from core.rubric.loading import load_rubric_file, load_rubric_text
+from core.rubric.schema import RubricError, Window, dump_rubric
 
 MINIMAL = """\
 format: 1
@@ -66,10 +59,9 @@ def test_dump_round_trips(text: str) -> None:
     assert load_rubric_text(dump_rubric(r)) == r
 
 
-def test_corpus_rubric_loads_and_round_trips() -> None:
-    if not CORPUS_RUBRIC.is_file():
-        pytest.skip(f"corpus rubric not found at {CORPUS_RUBRIC}")
-    r = load_rubric_file(CORPUS_RUBRIC)
+@pytest.mark.corpus
+def test_corpus_rubric_loads_and_round_trips(corpus_dir: Path) -> None:
+    r = load_rubric_file(corpus_dir / "rubric.yaml")
     assert [i.id for i in r.items][:2] == ["greeting", "closing"]
     assert r.item("greeting").window == Window(first_s=15)
     assert r.item("complaint_risk").phrases[1] == "12315"

@@ -12,7 +12,7 @@ from core.audio.samples import SAMPLE_CALLS, SampleCall, make_samples, render
 from core.audio.wav import read_wav
 from core.config import load_config
 from core.rubric.defaults import builtin_rubrics
-from core.rubric.schema import load_rubric_text
+from core.rubric.loading import load_rubric_text
 from core.scoring.pipeline import legs_from_recording, score_legs
 from core.scoring.recording import get_engine
 

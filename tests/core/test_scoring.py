@@ -8,7 +8,7 @@ import pytest
 
 from core.calls import Finding
 from core.rubric.engine import evaluate, live_findings
-from core.rubric.schema import load_rubric_text
+from core.rubric.loading import load_rubric_text
 from core.rubric.scoring import score_findings
 from tests.core.rubric_fixtures import evidence, utt
 

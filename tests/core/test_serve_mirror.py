@@ -11,27 +11,18 @@ Needs sipp and root (raw sockets for capture and for SIPp's pcap replay).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from core.daemon.child import free_port
+from core.ports import free_port
 from proto import callqa_pb2 as pb
 from tests.core.serve_harness import Daemon, EventCollector
 from tests.telephony.test_sipp_siprec import write_pcap
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.corpus,
-    pytest.mark.skipif(
-        shutil.which("sipp") is None or not hasattr(os, "geteuid") or os.geteuid() != 0,
-        reason="needs sipp (sip-tester) and root for raw sockets",
-    ),
-]
+pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.mark.raw_sockets]
 
 HOST = "127.0.0.1"
 SCENARIO = Path(__file__).resolve().parents[1] / "telephony" / "scenarios" / "plain_uac_pcap.xml"

@@ -17,18 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from core.ports import free_port_range
 from proto import callqa_pb2 as pb
 from tests.core.serve_harness import Daemon, EventCollector
-from tests.telephony.test_server_udp_tcp import free_rtp_range
 from tests.telephony.test_sipp_siprec import (
     SCENARIO,
     run_sipp,
     sipp_failure,
-    sipp_or_skip,
+    sipp_path,
     write_pcap,
 )
 
-pytestmark = [pytest.mark.model, pytest.mark.corpus]
+pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.mark.raw_sockets]
 
 CUTS = {  # agent id: (corpus call, start s, end s)
     "2001": ("dev012", 40.0, 53.0),
@@ -52,14 +52,14 @@ def _legs(corpus_dir: Path, call: str, start_s: float, end_s: float) -> tuple[by
 def test_siprec_calls_through_serve_raise_live_alerts(
     tmp_path: Path, corpus_dir: Path, base_model_dir: Path
 ) -> None:
-    sipp = sipp_or_skip()
+    sipp = sipp_path()
     labels = json.loads((corpus_dir / "dev012.json").read_text(encoding="utf-8"))
     forbidden = [e for e in labels["events"] if e["item_id"] == "forbidden_words"]
     assert forbidden and 40.0 < forbidden[0]["start"] < forbidden[0]["end"] < 53.0
     clean = json.loads((corpus_dir / "dev003.json").read_text(encoding="utf-8"))
     assert clean["events"] == []
 
-    first, last = free_rtp_range(16)
+    first, last = free_port_range(16)
     daemon = Daemon(tmp_path / "data", base_model_dir, rtp_range=(first, last),
                     env={"CALLQA_AGENT_PATTERNS": "2000-2999"}).start()  # fmt: skip
     try:

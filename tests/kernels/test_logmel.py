@@ -1,9 +1,7 @@
-"""Log-mel spectrogram: fast kernel vs the NumPy reference and faster-whisper's extractor."""
+"""Log-mel spectrogram: fast kernel vs the NumPy reference (faster-whisper's extractor: in
+test_logmel_faster_whisper.py)."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,28 +16,6 @@ from kernels.resample import upsample_8k_to_16k
 
 RATE = 16000
 TOL = 1e-4
-
-
-def _feature_extractor_class():
-    """faster-whisper's FeatureExtractor; its module needs only NumPy, so when the package
-    itself cannot be imported (optional decoders missing) the module is loaded on its own."""
-    try:
-        from faster_whisper.feature_extractor import FeatureExtractor
-    except ImportError:
-        spec = importlib.util.find_spec("faster_whisper")
-        if spec is None or not spec.submodule_search_locations:
-            pytest.skip("faster_whisper is not installed")
-        path = Path(next(iter(spec.submodule_search_locations))) / "feature_extractor.py"
-        mod_spec = importlib.util.spec_from_file_location("_fw_feature_extractor", path)
-        if mod_spec is None or mod_spec.loader is None or not path.is_file():
-            pytest.skip("faster_whisper.feature_extractor cannot be loaded")
-        module = importlib.util.module_from_spec(mod_spec)
-        try:
-            mod_spec.loader.exec_module(module)
-        except ImportError as exc:
-            pytest.skip(f"faster_whisper.feature_extractor cannot be loaded: {exc}")
-        FeatureExtractor = module.FeatureExtractor
-    return FeatureExtractor
 
 
 def noise(n: int, seed: int = 0, amp: float = 0.1) -> np.ndarray:
@@ -112,19 +88,6 @@ def test_known_values_silence_and_a_tone():
     assert np.all(np.argmax(mel[:, 5:-5], axis=0) == expected)
     # The output is clamped to 8 decades (2.0 after scaling) below its maximum.
     assert mel.max() - mel.min() == pytest.approx(2.0, abs=1e-6)
-
-
-@pytest.mark.parametrize("n_mels", [80, 128])
-def test_matches_faster_whisper_feature_extractor(n_mels):
-    extractor = _feature_extractor_class()(feature_size=n_mels)
-    for x in (speechy(3.0), noise(5 * RATE + 123, seed=3)):
-        ref = extractor(x, padding=0)
-        got = log_mel_spectrogram(x, n_mels)
-        assert got.shape == ref.shape
-        np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
-        # faster-whisper pads 160 samples by default; so does padding=160 here.
-        np.testing.assert_allclose(log_mel_spectrogram(x, n_mels, 160), extractor(x),
-                                   atol=TOL, rtol=0)
 
 
 def test_bad_input_raises_with_fix():

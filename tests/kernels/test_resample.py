@@ -1,4 +1,5 @@
-"""8 -> 16 kHz upsampling: alignment, frequency response, streaming == one-shot, bank."""
+"""8 -> 16 kHz upsampling: alignment, frequency response, streaming == one-shot, bank; and
+16 -> 8 kHz (the mean of each pair) against a slow reference and its analytic gain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kernels.resample import (
     Upsampler8kTo16k,
     UpsamplerBank,
     design_filter,
+    downsample_16k_to_8k,
     upsample_8k_to_16k,
 )
 
@@ -101,7 +103,7 @@ def test_white_noise_image_band_is_40_db_down():
 
 
 def test_agrees_loosely_with_scipy_resample_poly():
-    signal = pytest.importorskip("scipy.signal")
+    from scipy import signal  # in the test extra
     rng = np.random.default_rng(5)
     # Band-limited test signal: a few tones well inside the telephone band.
     t = np.arange(4000) / RATE_IN
@@ -185,3 +187,39 @@ def test_bad_input_raises_with_fix():
         bank.process(np.zeros((3, 160), np.float64))
     with pytest.raises(ValueError, match="n_legs"):
         UpsamplerBank(0)
+
+
+# ------------------------------------------------------------------ 16 kHz -> 8 kHz
+
+
+def _pair_means_reference(x: np.ndarray) -> np.ndarray:
+    """Slow and obvious: the mean of samples 2n and 2n + 1, for every whole pair."""
+    return np.array([(float(x[2 * n]) + float(x[2 * n + 1])) / 2 for n in range(len(x) // 2)],
+                    dtype=np.float32)  # fmt: skip
+
+
+def test_downsample_is_the_mean_of_each_pair() -> None:
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 7, 320, 16001):
+        x = rng.uniform(-1, 1, n).astype(np.float32)
+        got = downsample_16k_to_8k(x)
+        assert got.dtype == np.float32 and got.shape == (n // 2,)
+        np.testing.assert_allclose(got, _pair_means_reference(x), atol=1e-7)
+
+
+@pytest.mark.parametrize("freq_hz", [300.0, 1000.0, 3400.0, 5000.0])
+def test_downsample_gain_is_cos_pi_f_over_16k(freq_hz: float) -> None:
+    t = np.arange(RATE_OUT) / RATE_OUT
+    x = (0.5 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    y = downsample_16k_to_8k(x)
+    gain = np.sqrt(2 * np.mean(y.astype(np.float64) ** 2)) / 0.5
+    assert gain == pytest.approx(abs(np.cos(np.pi * freq_hz / RATE_OUT)), abs=2e-3)
+
+
+def test_downsample_refuses_other_dtypes_and_shapes_saying_how_to_fix() -> None:
+    with pytest.raises(TypeError, match=r"float32.*x.astype\(numpy.float32\)"):
+        downsample_16k_to_8k(np.zeros(4, dtype=np.int16))
+    with pytest.raises(ValueError, match="1-D"):
+        downsample_16k_to_8k(np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"numpy\.ndarray"):
+        downsample_16k_to_8k([0.0, 0.0])  # type: ignore[arg-type]

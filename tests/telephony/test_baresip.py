@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.ports import free_port, free_port_range
 from kernels.g711 import ulaw_decode, ulaw_encode
 from telephony.server import RecordingServer, ServerSettings
 from telephony.siprec import AgentPatterns
@@ -18,7 +19,6 @@ from tests.telephony.test_server_udp_tcp import (
     HOST,
     Ended,
     find_exact,
-    free_rtp_range,
     read_wav,
 )
 
@@ -54,12 +54,11 @@ def _baresip_config(folder: Path, sip_port: int, rtp: tuple[int, int], source: P
     (folder / "accounts").write_text(f"<sip:1001@{HOST}>;regint=0;audio_codecs=PCMU\n")
 
 
+@pytest.mark.baresip
 def test_baresip_call_is_recorded_as_one_stream(tmp_path: Path) -> None:
-    baresip = shutil.which("baresip")
-    if baresip is None:
-        pytest.skip("baresip is not installed (Debian package baresip-core)")
+    baresip = shutil.which("baresip") or "baresip"
     sent = _phone_audio(tmp_path / "phone.wav")
-    first, last = free_rtp_range(40)
+    first, last = free_port_range(40)
     middle = first + 20
     ended = Ended()
 
@@ -75,9 +74,7 @@ def test_baresip_call_is_recorded_as_one_stream(tmp_path: Path) -> None:
         )
         server = RecordingServer(settings, on_call_ended=ended)
         await server.start()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((HOST, 0))
-            phone_port = probe.getsockname()[1]
+        phone_port = free_port(socket.SOCK_DGRAM)
         _baresip_config(tmp_path / "baresip", phone_port, (middle, last), tmp_path / "phone.wav")
         try:
             proc = await asyncio.create_subprocess_exec(

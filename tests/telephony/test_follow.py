@@ -371,6 +371,40 @@ def test_cli_scores_every_call_with_the_offline_scorer(tmp_path: Path, monkeypat
     assert "score 92 pass" in capsys.readouterr().out
 
 
+def _agent_side_run(tmp_path: Path, capsys, config: str, *flags: str) -> str:
+    from core.cli import main
+
+    pk = basic_call(Dialog(), ulaw_encode(tone(1.0, 300)), ulaw_encode(tone(1.0, 500)),
+                    t_bye=T0 + 2.5, callee_delay=0.0)
+    path = write_pcap(tmp_path / "side.pcap", pk)
+    code = main(["--config", config, "--data-dir", str(tmp_path / "data"), "import-pcap",
+                 str(path), "--no-score", "--json", *flags])
+    out, err = capsys.readouterr()
+    if code != 0:
+        return err
+    (item,) = json.loads(out)["calls"]
+    return str(item["agent_side"])
+
+
+def test_cli_agent_side_comes_from_the_settings_file_and_environment(
+    tmp_path: Path, capsys, monkeypatch
+):
+    monkeypatch.delenv("CALLQA_DEFAULT_AGENT_SIDE", raising=False)
+    toml = tmp_path / "box.toml"
+    toml.write_text('default_agent_side = "caller"\n', encoding="utf-8")
+    assert _agent_side_run(tmp_path, capsys, str(toml)) == "caller"
+    assert _agent_side_run(tmp_path, capsys, str(toml), "--agent-side", "callee") == "callee"
+    empty = tmp_path / "empty.toml"
+    empty.write_text("", encoding="utf-8")
+    assert _agent_side_run(tmp_path, capsys, str(empty)) == "callee"  # the default
+    monkeypatch.setenv("CALLQA_DEFAULT_AGENT_SIDE", "caller")
+    assert _agent_side_run(tmp_path, capsys, str(empty)) == "caller"
+    # SIPREC's stream order means nothing in a capture: said, not silently replaced.
+    monkeypatch.setenv("CALLQA_DEFAULT_AGENT_SIDE", "first")
+    said = _agent_side_run(tmp_path, capsys, str(empty))
+    assert "default_agent_side" in said and "--agent-side" in said
+
+
 def test_cli_capture_without_calls_is_bad_input(tmp_path: Path):
     path = write_pcap(tmp_path / "empty.pcap", [(T0, frame("1.1.1.1", 1, "2.2.2.2", 2, b"x"))])
     with pytest.raises(cli_import_pcap.NoCallsFound, match="no SIP call with audio"):
@@ -380,18 +414,7 @@ def test_cli_capture_without_calls_is_bad_input(tmp_path: Path):
 # ------------------------------------------------------------------ live, on loopback
 
 
-def _can_capture() -> bool:
-    from telephony.capture import CaptureError, open_packet_socket
-
-    try:
-        open_packet_socket("lo").close()
-    except CaptureError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not hasattr(socket, "AF_PACKET") or not _can_capture(),
-                    reason="live capture needs Linux and CAP_NET_RAW (run the tests as root)")
+@pytest.mark.raw_sockets
 def test_live_call_on_loopback_is_followed_and_recorded(tmp_path: Path):
     import time
 

@@ -252,21 +252,7 @@ def test_ipv6_overlap_is_dropped():
 # ------------------------------------------------------------------ live capture (AF_PACKET)
 
 
-def _can_capture() -> bool:
-    try:
-        open_packet_socket("lo").close()
-    except CaptureError:
-        return False
-    return True
-
-
-needs_raw = pytest.mark.skipif(
-    not hasattr(socket, "AF_PACKET") or not _can_capture(),
-    reason="live capture needs Linux and CAP_NET_RAW (run the tests as root)",
-)
-
-
-@needs_raw
+@pytest.mark.raw_sockets
 def test_live_capture_on_loopback_sees_udp_not_tcp():
     got: list[UdpDatagram] = []
     ticks: list[float] = []
@@ -307,7 +293,7 @@ def test_capture_errors_say_what_to_do(monkeypatch):
         open_packet_socket("eth1")
 
 
-@needs_raw
+@pytest.mark.raw_sockets
 def test_capture_on_missing_interface():
     with pytest.raises(CaptureError, match="no network interface 'nosuch0'"):
         open_packet_socket("nosuch0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import signal
 import socket
 import struct
@@ -197,7 +196,8 @@ def _capture_loopback(tmp_path: Path, extra: list[str]) -> tuple[Path, list[byte
     return path, sent, port
 
 
-@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
+@pytest.mark.tcpdump
+@pytest.mark.raw_sockets
 @pytest.mark.parametrize("extra", [[], ["--time-stamp-precision=nano"]])
 def test_real_tcpdump_capture_on_loopback(tmp_path: Path, extra: list[str]):
     started = time.time()

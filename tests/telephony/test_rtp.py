@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.audio.wav import read_wav
+from core.ports import free_port_range
 from kernels.g711 import alaw_encode, ulaw_decode, ulaw_encode
 from telephony.media import (
     MediaStream,
@@ -400,22 +401,6 @@ def test_clock_rate_must_match_the_recorder(tmp_path: Path):
 # ------------------------------------------------------------------ sockets (telephony.media)
 
 
-def _free_even_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1] & ~1
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
-
-
 def test_port_pool_allocates_even_ports_and_says_when_exhausted():
     pool = RtpPortPool(20001, 20008)
     ports = [pool.allocate() for _ in range(3)]
@@ -440,7 +425,7 @@ def test_media_stream_receives_rtp_and_rtcp_on_loopback(tmp_path: Path):
     codes = ulaw_encode(tone(1600))
     rec = CallRecorder(tmp_path / "m.wav")
     leg = RtpLeg(0, PAYLOADS, rec)
-    port = _free_even_port()
+    port = free_port_range(2)[0]
 
     async def main() -> MediaStream:
         stream = await MediaStream.open("127.0.0.1", port, leg)
@@ -607,7 +592,7 @@ def test_thread_media_stream_receives_rtp_and_rtcp_and_gives_its_ports_back(tmp_
     codes = ulaw_encode(tone(1600))
     rec = CallRecorder(tmp_path / "t.wav")
     leg = RtpLeg(0, PAYLOADS, rec)
-    port = _free_even_port()
+    port = free_port_range(2)[0]
     thread = ReceiveThread(poll_s=0.05)
     try:
         stream = ThreadMediaStream.open(thread, "127.0.0.1", port, leg)

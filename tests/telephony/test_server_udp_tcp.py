@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.ports import free_port_range
 from kernels.g711 import ulaw_decode, ulaw_encode
 from telephony.server import RecordingServer, ServerSettings
 from telephony.sessions import CallInfo
@@ -43,27 +44,8 @@ def on_loop(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     return run
 
 
-def free_rtp_range(count: int = 40) -> tuple[int, int]:
-    """A range of even ports that are free right now (RTP and RTCP)."""
-    for _ in range(50):
-        first = 2 * secrets.randbelow(5500) + 21000  # below the ephemeral ports (32768+)
-        try:
-            socks = []
-            for port in range(first, first + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return first, first + count - 1
-    raise RuntimeError("no free port range")
-
-
 def settings(tmp_path: Path, **over: object) -> ServerSettings:
-    first, last = free_rtp_range()
+    first, last = free_port_range(40)
     values: dict[str, object] = {
         "recordings_dir": tmp_path / "spool",
         "host": HOST,
@@ -136,6 +118,14 @@ class UdpPeer(asyncio.DatagramProtocol):
         except TimeoutError:
             return True
         return False
+
+
+def drain(queue: asyncio.Queue[SipRequest | SipResponse]) -> list[SipRequest | SipResponse]:
+    """Every message queued now, oldest first; the queue is left empty."""
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
 
 
 async def udp_peer() -> UdpPeer:
@@ -575,10 +565,10 @@ async def test_idle_call_ends_and_server_sends_bye(tmp_path: Path) -> None:
         again = await peer.request("BYE")  # re-sent (timer E) until answered
         assert again.headers.get("Via") == bye.headers.get("Via")
         peer.send(make_response(bye, 200).serialize(), port)
-        await asyncio.sleep(0.3)
-        assert peer.queue.empty() or all(
-            not isinstance(m, SipRequest) for m in [peer.queue.get_nowait()]
-        )
+        await asyncio.sleep(FAST.t1_s)  # re-sends already on their way when the 200 left
+        drain(peer.queue)
+        await asyncio.sleep(3 * FAST.t2_s)  # timer E would have fired at least twice
+        assert [m for m in drain(peer.queue) if isinstance(m, SipRequest)] == []
         assert ended.calls[0].end_reason == "rtp_timeout"
         assert server.counters["limit_rtp_idle"] == 1
         assert server.counters["byes_sent"] == 1
@@ -711,7 +701,7 @@ async def test_cancel_before_the_answer_ends_the_attempt(tmp_path: Path) -> None
 
 @on_loop
 async def test_rtp_port_exhaustion_is_503_and_ports_come_back(tmp_path: Path) -> None:
-    first, _ = free_rtp_range(4)
+    first, _ = free_port_range(4)
     server = RecordingServer(settings(tmp_path, rtp_port_first=first, rtp_port_last=first + 3))
     await server.start()
     try:

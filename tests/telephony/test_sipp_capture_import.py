@@ -11,7 +11,6 @@ raw sockets).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 from core.audio.wav import read_wav
+from core.ports import free_port
 from kernels.g711 import ulaw_decode, ulaw_encode
 from tests.telephony.test_sipp_siprec import write_pcap
 
@@ -32,19 +32,7 @@ SCENARIO = Path(__file__).parent / "scenarios" / "plain_uac_pcap.xml"
 REPO = Path(__file__).resolve().parents[2]
 AUDIO_S = 2.0
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("sipp") is None
-    or shutil.which("tcpdump") is None
-    or not hasattr(os, "geteuid")
-    or os.geteuid() != 0,
-    reason="needs sipp (sip-tester), tcpdump and root for raw sockets",
-)
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+pytestmark = [pytest.mark.sipp, pytest.mark.tcpdump, pytest.mark.raw_sockets]
 
 
 def _caller_audio() -> np.ndarray:
@@ -59,7 +47,7 @@ def test_tcpdump_capture_of_a_sipp_call_imports_sample_exact(tmp_path: Path) -> 
     codes = _caller_audio()
     write_pcap(tmp_path / "plain_call.pcap", codes.tobytes(), b"")
     shutil.copy(SCENARIO, tmp_path / SCENARIO.name)
-    uas_port, uac_port = _free_udp_port(), _free_udp_port()
+    uas_port, uac_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     uas_media, uac_media = 18200, 18300  # below the ephemeral range, above SIP's ports
     capture = tmp_path / "call.pcap"
     dump = subprocess.Popen(

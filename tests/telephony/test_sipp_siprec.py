@@ -10,7 +10,6 @@ that was sent for that party.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import struct
@@ -21,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.ports import free_port, free_port_range
 from kernels.g711 import ulaw_decode
 from telephony.server import RecordingServer, ServerSettings
 from telephony.sip.transaction import TimerSettings
 from telephony.siprec import AgentPatterns
-from tests.telephony.test_server_udp_tcp import Ended, find_exact, free_rtp_range, read_wav
+from tests.telephony.test_server_udp_tcp import Ended, find_exact, read_wav
 
 pytestmark = pytest.mark.corpus
 
@@ -36,12 +36,6 @@ CALLS = 3
 FIRST_PAUSE_MS = 2500  # the scenario's pause before its re-INVITE
 FRAME = 160
 HOST = "127.0.0.1"
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _ethernet_udp(src_port: int, dst_port: int, payload: bytes) -> bytes:
@@ -93,13 +87,9 @@ def call_legs(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     return agent, customer
 
 
-def sipp_or_skip() -> str:
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester)")
-    if os.geteuid() != 0:
-        pytest.skip("SIPp's play_pcap_audio needs root or CAP_NET_RAW")
-    return sipp
+def sipp_path() -> str:
+    """SIPp; tests that run it carry the markers `sipp` and `raw_sockets` (for its pcap play)."""
+    return shutil.which("sipp") or "sipp"
 
 
 async def run_sipp(
@@ -110,7 +100,7 @@ async def run_sipp(
     rest_ms = int(audio_s * 1000) - FIRST_PAUSE_MS + 800
     command = [
         sipp, f"{HOST}:{port}", "-sf", str(scenario), "-i", HOST,
-        "-p", str(_free_udp_port()), "-mp", str(_free_udp_port()),
+        "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_port(socket.SOCK_DGRAM)),
         "-m", str(calls), "-l", str(calls), "-r", str(calls), "-d", str(rest_ms),
         "-nostdin", "-timeout", f"{int(audio_s) + 30}s", "-timeout_error", "-trace_err",
     ]  # fmt: skip
@@ -126,14 +116,16 @@ def sipp_failure(done: subprocess.CompletedProcess[bytes], folder: Path) -> str:
     return errors or done.stdout.decode(errors="replace")[-3000:]
 
 
+@pytest.mark.sipp
+@pytest.mark.raw_sockets
 def test_sipp_siprec_sessions_record_exact_audio(
     tmp_path: Path, call_legs: tuple[bytes, bytes]
 ) -> None:
-    sipp = sipp_or_skip()
+    sipp = sipp_path()
     n = int(AUDIO_S * 8000)
     agent, customer = call_legs[0][:n], call_legs[1][:n]
     packets = write_pcap(tmp_path / "siprec_call.pcap", customer, agent)
-    first, last = free_rtp_range(4 * CALLS + 4)
+    first, last = free_port_range(4 * CALLS + 4)
     settings = ServerSettings(
         recordings_dir=tmp_path / "spool",
         host=HOST,
@@ -207,6 +199,8 @@ def test_sipp_siprec_sessions_record_exact_audio(
 
 
 @pytest.mark.model
+@pytest.mark.sipp
+@pytest.mark.raw_sockets
 def test_receiver_scores_and_stores_a_siprec_call(
     tmp_path: Path, call_legs: tuple[bytes, bytes], base_model_dir: Path
 ) -> None:
@@ -216,12 +210,12 @@ def test_receiver_scores_and_stores_a_siprec_call(
     from core.storage import repository
     from core.storage.db import open_db
 
-    sipp = sipp_or_skip()
+    sipp = sipp_path()
     audio_s = 10.0  # the agent's greeting ends at 8.3 s
     n = int(audio_s * 8000)
     write_pcap(tmp_path / "siprec_call.pcap", call_legs[1][:n], call_legs[0][:n])
-    first, last = free_rtp_range(8)
-    port = _free_udp_port()
+    first, last = free_port_range(8)
+    port = free_port(socket.SOCK_DGRAM)
     data_dir = tmp_path / "data"
     config = load_config(None, {"data_dir": str(data_dir), "model": str(base_model_dir)}, {})
     overrides = {

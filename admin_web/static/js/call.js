@@ -6,6 +6,7 @@
  * audio; the <audio> element streams recording.wav with range requests, and only once the
  * user presses play (preload="none"), so that merely opening the page is not a playback.
  *
+ * ?t=SECONDS in the page's address (search hits link so) starts the player at that time.
  * For browser tests: window.callqaPlayer.currentTime() and .seek(seconds).
  */
 (function () {
@@ -34,6 +35,8 @@
   var lineStarts = lines.map(function (el) { return parseFloat(el.dataset.start); });
   var lineEnds = lines.map(function (el) { return parseFloat(el.dataset.end); });
   var currentLine = null;
+  // ?t=SECONDS (a search hit's link): the player starts there, the line is shown.
+  var startAt = parseFloat(new URLSearchParams(window.location.search).get('t'));
 
   function formatClock(seconds) {
     var total = Math.max(0, Math.floor(seconds || 0));
@@ -224,6 +227,7 @@
       setStatus('');
       if (playButton) { playButton.disabled = false; }
       if (position > 0) { ws.setTime(position); }
+      if (startAt >= 0) { seek(startAt); startAt = NaN; }
     });
     ws.on('timeupdate', function (t) { showPosition(t); });
     ws.on('play', function () { setPlaying(true); });
@@ -298,5 +302,9 @@
   };
   Object.defineProperty(window.callqaPlayer, 'ready', { get: function () { return ready; } });
 
+  if (startAt >= 0) {
+    seek(startAt);
+    keepInView(currentLine);
+  }
   loadPlayer();
 }());

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 from flask_wtf.csrf import CSRFProtect
 
 from admin_web import daemon, db, errors, i18n, labels, secret, site_db
-from core.config import load_values
+from core.config import Settings, load_settings
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -32,28 +32,34 @@ CONTENT_SECURITY_POLICY = (
 csrf = CSRFProtect()
 
 
+def app_settings() -> Settings:
+    """The settings the running app was created with (`create_app` reads them once)."""
+    settings: Settings = current_app.extensions["callqa_settings"]
+    return settings
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The admin web app.
 
     Settings come from the project's settings table (defaults, TOML file, environment);
     `config` overrides Flask keys (``DATA_DIR``, ``TESTING``...), as tests do.
     """
-    values = load_values()
+    settings = load_settings()
     overrides = dict(config or {})
-    data_dir = Path(str(overrides.get("DATA_DIR", values["data_dir"]))).expanduser()
-    daemon_address = values["admin_daemon_address"] or f"127.0.0.1:{values['grpc_port']}"
+    data_dir = Path(str(overrides.get("DATA_DIR", settings.data_dir))).expanduser()
+    daemon_address = settings.admin_daemon_address or f"127.0.0.1:{settings.grpc_port}"
 
     app = Flask(__name__)
     app.config.update(
         DATA_DIR=str(data_dir),
-        SESSION_IDLE_S=values["admin_session_idle_s"],
-        LOCKOUT_FAILURES=values["admin_lockout_failures"],
-        LOCKOUT_S=values["admin_lockout_s"],
+        SESSION_IDLE_S=settings.admin_session_idle_s,
+        LOCKOUT_FAILURES=settings.admin_lockout_failures,
+        LOCKOUT_S=settings.admin_lockout_s,
         DAEMON_ADDRESS=daemon_address,
-        DAEMON_TOKEN=values["grpc_token"],
+        DAEMON_TOKEN=settings.grpc_token,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(values["admin_tls"]),
+        SESSION_COOKIE_SECURE=settings.admin_tls,
         SESSION_COOKIE_NAME="callqa_session",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
         MAX_CONTENT_LENGTH=1 << 20,
@@ -63,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(overrides)
     data_dir = Path(app.config["DATA_DIR"])
+    app.extensions["callqa_settings"] = settings.replace(data_dir=data_dir)
     site_db.prepare(data_dir)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret.load_or_create(data_dir)

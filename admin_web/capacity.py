@@ -28,13 +28,13 @@ from flask import (
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from admin_web import audit, capacity_data, roles
+from admin_web import app_settings, audit, capacity_data, roles
 from admin_web.auth import current_user, require
 from admin_web.bench_runner import REPO, BenchBusy, BenchParams, BenchRunner, recording_folders
 from admin_web.daemon import DaemonClient
 from admin_web.db import get_conn
 from admin_web.errors import error_response
-from core.config import ConfigError, load_values
+from core.config import ConfigError
 from proto import callqa_pb2 as pb
 from proto import callqa_pb2_grpc as pb_grpc
 
@@ -97,7 +97,7 @@ def _texts() -> dict[str, str]:
 
 
 def _deadline_ms() -> float:
-    return 1000.0 * float(load_values()["alert_deadline_s"])
+    return 1000.0 * app_settings().alert_deadline_s
 
 
 @bp.route("/capacity")
@@ -105,8 +105,8 @@ def _deadline_ms() -> float:
 def index() -> Any:
     cap, problem = _capacity()
     facts = capacity_data.box_facts()
-    values = load_values()
-    settings = [(name, values.get(name)) for name in SHOWN_SETTINGS]
+    box = app_settings()
+    settings = [(name, getattr(box, name)) for name in SHOWN_SETTINGS]
     groups = capacity_data.runs(get_conn())
     charts = None
     if groups:

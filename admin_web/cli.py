@@ -11,7 +11,7 @@ import getpass
 import sys
 from typing import Any
 
-from core.config import Config
+from core.config import Settings
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -55,7 +55,7 @@ def read_password(prompt: str = "Password: ") -> str:
     return first
 
 
-def cmd_create_user(args: argparse.Namespace, config: Config) -> int:
+def cmd_create_user(args: argparse.Namespace, config: Settings) -> int:
     from admin_web import audit, site_db, users
 
     site_db.prepare(config.data_dir)
@@ -79,7 +79,7 @@ def cmd_create_user(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_set_password(args: argparse.Namespace, config: Config) -> int:
+def cmd_set_password(args: argparse.Namespace, config: Settings) -> int:
     from admin_web import audit, site_db, users
 
     site_db.prepare(config.data_dir)
@@ -101,7 +101,7 @@ def cmd_set_password(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def _fresh_admin(config: Config, name: str) -> str:
+def _fresh_admin(config: Settings, name: str) -> str:
     """Make administrator `name`, or give it a new password; returns the password."""
     import secrets
 
@@ -124,17 +124,15 @@ def _fresh_admin(config: Config, name: str) -> str:
     return password
 
 
-def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+def cmd_serve(args: argparse.Namespace, config: Settings) -> int:
     import logging
 
     from waitress import serve
 
     from admin_web import create_app
-    from core.config import load_values
 
-    values = load_values(args.config)
-    host = args.host or values["admin_host"]
-    port = args.port if args.port is not None else values["admin_port"]
+    host = args.host or config.admin_host
+    port = args.port if args.port is not None else config.admin_port
     app = create_app({"DATA_DIR": str(config.data_dir)})
     if args.new_admin:
         password = _fresh_admin(config, args.new_admin)

@@ -12,10 +12,9 @@ from typing import Any
 
 import yaml
 
-from admin_web import rubric_rpc
+from admin_web import app_settings, rubric_rpc
 from admin_web.rubric_form import dump_rubric_data
 from admin_web.site_db import rows
-from core.config import load_values
 from core.live.routing import KINDS as ROUTE_KINDS
 from core.live.routing import RubricRoutes
 from core.rubric import RubricError, load_rubric_text
@@ -220,16 +219,16 @@ def routes(conn: sqlite3.Connection) -> Routes:
         pass
     stored = stored_routes(conn)
     keys = {(r.kind, r.value) for r in stored}
-    values = load_values()
+    settings = app_settings()
     try:
-        setting = RubricRoutes.parse(str(values["rubric_routes"]))
+        setting = RubricRoutes.parse(settings.rubric_routes)
     except ValueError:
         setting = RubricRoutes.parse("")
     from_setting = [
         rubric_rpc.Route(kind, value, rid, "setting", overridden=(kind, value) in keys)
         for kind in ROUTE_KINDS for value, rid in sorted(setting.rules.get(kind, {}).items())
     ]
-    return Routes(rubric_rpc.RouteListing(stored + from_setting, str(values["rubric"])), False)
+    return Routes(rubric_rpc.RouteListing(stored + from_setting, settings.rubric), False)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from core.audio.samples import SAMPLE_CALLS, make_samples
 from core.audio.wav import read_wav
 from core.calls import Utterance
-from core.config import load_config
+from core.config import load_settings
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.loading import load_rubric_text
 from core.scoring.pipeline import legs_from_recording, score_legs
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     overrides = {"model": args.model} if args.model else None
-    config = load_config(overrides=overrides)
+    config = load_settings(overrides=overrides)
     engine = get_engine(config)
     calls = [c for c in SAMPLE_CALLS if not args.call or c.name in args.call]
     all_ok = True

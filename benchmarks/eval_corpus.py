@@ -8,7 +8,7 @@ through the same code as `callqa score` (nothing is stored). A finding matches a
 the same item_id whose time span overlaps it within 2 s; call-level items (required phrases
 and filler totals) match on item_id alone. CER compares each leg's recognised text with the
 reference transcript after normalisation (NFKC, simplified characters, digits as Chinese
-numerals, punctuation and spaces removed). Settings come from core.config.load_config as for
+numerals, punctuation and spaces removed). Settings come from core.config.load_settings as for
 `callqa score` (defaults, config file, CALLQA_<SETTING> variables), then ``--set`` overrides.
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import zhconv
 
 from core.audio.wav import read_wav
-from core.config import load_config
+from core.config import load_settings
 from core.rubric.loading import load_rubric_file
 from core.rubric.schema import Rubric
 from core.scoring.pipeline import legs_from_recording, score_legs
@@ -131,7 +131,7 @@ def main() -> int:
         overrides[name.strip()] = value.strip()
 
     rubric = load_rubric_file(args.rubric or args.corpus / "rubric.yaml")
-    config = load_config(overrides=overrides)
+    config = load_settings(overrides=overrides)
     engine = get_engine(config)
     print(
         f"ASR: beam {config.asr_beam_size}, batch {engine.max_batch_size}, compute type "

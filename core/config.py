@@ -1,22 +1,259 @@
-"""Settings: one documented table, read from defaults, a TOML file, the environment and flags.
+"""Settings: one typed object, built once from defaults, a TOML file, the environment and flags.
 
-Each setting has a name with its unit (`_s`, `_ms`, `_db`), a default and a help text. The
-same table feeds the README's settings section (a test checks that every setting is
-documented there). Later sources win: defaults < TOML file < environment (`CALLQA_<NAME>`)
-< command-line flags.
+`Settings` declares every setting once: its name with its unit (`_s`, `_ms`, `_db`), its type,
+its default and its help text (the field's ``help`` metadata). The `SETTINGS` table that feeds
+the README's settings section and `callqa settings` is derived from it. `load_settings` is the
+one reader; later sources win: defaults < TOML file < environment (`CALLQA_<NAME>`) <
+command-line flags. The built object is passed down to whatever needs a setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CALLQA_"
 DEFAULT_CONFIG_PATHS = (Path("/etc/callqa/callqa.toml"),)
+DEFAULT_DATA_DIR = Path("~/.local/share/callqa")
+
+
+def _setting(default: Any, help: str, measured: bool = False) -> Any:
+    """A setting's declaration. `measured`: it shapes what a capacity benchmark measures, so
+    `callqa bench` passes the box's value on to the daemons it starts."""
+    return field(default=default, metadata={"help": help, "measured": measured})
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed; build it with `load_settings`."""
+
+    data_dir: Path = _setting(  # noqa: RUF009 (a Path is immutable)
+        DEFAULT_DATA_DIR,
+        "Folder for the database, recordings and the assembled model.",
+    )
+    model: str = _setting(
+        "base",
+        "Whisper model: `base` (embedded), `tiny.en` (embedded), or a path to a "
+        "CTranslate2 Whisper model folder.",
+        measured=True,
+    )
+    asr_device: str = _setting(
+        "auto",
+        "`auto`, `cpu` or `cuda`. `auto` uses a GPU when CTranslate2 sees one.",
+        measured=True,
+    )
+    asr_compute_type: str = _setting(
+        "default",
+        "CTranslate2 compute type: `default` (int8 on CPU, float16 on GPU), `int8`, "
+        "`int8_float16`, `float16`, `float32`.",
+        measured=True,
+    )
+    asr_beam_size: int = _setting(
+        3,
+        "Beam size for decoding (3: on the corpus, the same findings as 5 for about 10 % less "
+        "CPU; 1 and 2 missed findings).",
+        measured=True,
+    )
+    asr_cpu_threads: int = _setting(
+        0, "Threads per CTranslate2 replica on CPU (0: all cores).", measured=True
+    )
+    asr_batch_size: int = _setting(
+        0,
+        "Most utterances decoded in one call to the model (0: 8 on the CPU, 64 on a GPU).",
+        measured=True,
+    )
+    asr_inter_threads: int = _setting(
+        0,
+        "Batches the ASR decodes at once; on the CPU each gets `asr_cpu_threads` / this many "
+        "threads (0: one per core up to 4 on the CPU, 1 on a GPU).",
+        measured=True,
+    )
+    asr_window_min_s: float = _setting(
+        10.0,
+        "Shortest encoder window: an utterance is padded with silence to its length plus 1 s, "
+        "at least this (30: Whisper's fixed window).",
+        measured=True,
+    )
+    asr_enabled: bool = _setting(
+        True,
+        "false: front end only (capacity measurement): utterances are cut and their log-mel "
+        "features computed, but nothing is transcribed.",
+    )
+    rubric: str = _setting(
+        "default-zh",
+        "Rubric used when none is given: a built-in id, a stored id, or a YAML path.",
+        measured=True,
+    )
+    agent_channel: str = _setting(
+        "left",
+        "Which channel of a stereo recording is the agent: `left` or `right`.",
+    )
+    min_silence_s: float = _setting(0.5, "Silence that ends an utterance.", measured=True)
+    max_utterance_s: float = _setting(
+        15.0, "Longest utterance before a forced cut.", measured=True
+    )
+    sip_host: str = _setting("0.0.0.0", "Address `callqa receive` listens on for SIP and RTP.")
+    sip_port: int = _setting(5060, "SIP port for UDP and TCP.")
+    sip_transports: str = _setting(
+        "udp,tcp", "SIP transports to listen on: `udp`, `tcp` or both."
+    )
+    sip_allowed_peers: str = _setting(
+        "127.0.0.1,::1",
+        "SBCs and PBXs allowed to send SIP: addresses or networks (`10.1.0.0/24`), "
+        "comma-separated. Others get no answer on UDP and 403 on TCP.",
+    )
+    rtp_port_first: int = _setting(
+        20000, "First port of the RTP range (RTCP on each port + 1)."
+    )
+    rtp_port_last: int = _setting(29999, "Last port of the RTP range.")
+    sip_max_sessions: int = _setting(
+        100,
+        "Most calls recorded at once; further INVITEs get 503 with Retry-After.",
+    )
+    sip_max_message_bytes: int = _setting(
+        65535, "Largest SIP message accepted; larger are dropped."
+    )
+    sip_max_headers: int = _setting(100, "Most header fields in one SIP message.")
+    rtp_idle_timeout_s: float = _setting(
+        30.0,
+        "A call whose streams carry no RTP this long ends (in case the BYE was lost).",
+    )
+    agent_patterns: str = _setting(
+        "",
+        "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"
+        " domains (`@agents.example.com`), globs (`agent*`), `re:REGEX`, or exact users/AoRs.",
+    )
+    grpc_host: str = _setting(
+        "0.0.0.0", "Address `callqa serve` listens on for the gRPC API."
+    )
+    grpc_port: int = _setting(50051, "Port of the gRPC API (0: any free port).")
+    grpc_token: str = _setting(
+        "",
+        "When set, every gRPC call must send the metadata `authorization: Bearer <token>`.",
+    )
+    grpc_tls_cert_file: str = _setting(
+        "", "PEM certificate for gRPC over TLS (with the key file)."
+    )
+    grpc_tls_key_file: str = _setting("", "PEM private key for gRPC over TLS.")
+    grpc_workers: int = _setting(64, "Most gRPC calls served at once (streams included).")
+    sip_enabled: bool = _setting(True, "Whether `callqa serve` receives SIP/SIPREC calls.")
+    mirror_interface: str = _setting(
+        "",
+        "Network interface carrying mirrored SIP and RTP (a switch's SPAN port) for "
+        "`callqa serve` to follow calls on; empty: off. Needs root or CAP_NET_RAW.",
+    )
+    mirror_agent_side: str = _setting(
+        "callee",
+        "On mirrored calls, which party is the agent: `callee` (inbound) or `caller`.",
+    )
+    live_partial_every_s: float = _setting(
+        4.0,
+        "A turn still going on is transcribed in parts this often, so alerts need not wait "
+        "for its end (0: off).",
+        measured=True,
+    )
+    alert_deadline_s: float = _setting(
+        2.0,
+        "An alert published later than this after the speech that caused it is marked late.",
+        measured=True,
+    )
+    asr_queue_memory_s: float = _setting(
+        600.0,
+        "Seconds of queued utterance audio held in memory; beyond it the queue goes to disk.",
+    )
+    shutdown_grace_s: float = _setting(
+        30.0,
+        "On SIGTERM, how long to finish scoring ended calls before stopping; the rest are "
+        "scored at the next start.",
+    )
+    rubric_routes: str = _setting(
+        "",
+        "Rubric per agent, skill group or team, comma-separated `KIND:VALUE=RUBRIC` "
+        "(e.g. `team:sales=sales-zh,skill:billing=billing-zh`); others get `rubric`. Routes "
+        "set in the admin web (stored in the database) win for the same key; these apply "
+        "where none is stored.",
+    )
+    log_level: str = _setting("info", "Log level: `debug`, `info`, `warning` or `error`.")
+    log_file: str = _setting(
+        "", "Also write the log to this file (empty: standard error only)."
+    )
+    default_agent_side: str = _setting(
+        "callee",
+        "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
+        "`first` or `second` stream.",
+    )
+    admin_host: str = _setting(
+        "127.0.0.1", "Address the admin web (`callqa admin serve`) listens on."
+    )
+    admin_port: int = _setting(8080, "Port of the admin web.")
+    admin_daemon_address: str = _setting(
+        "",
+        "Where the admin web reaches the daemon's gRPC API, `HOST:PORT` (empty: "
+        "127.0.0.1 and `grpc_port`).",
+    )
+    admin_session_idle_s: float = _setting(
+        1800.0,
+        "An admin web session unused this long is logged out.",
+    )
+    admin_lockout_failures: int = _setting(
+        5,
+        "Failed admin web logins in a row that lock the account for `admin_lockout_s`.",
+    )
+    admin_lockout_s: float = _setting(900.0, "How long a locked admin web account stays locked.")
+    admin_tls: bool = _setting(
+        False,
+        "true when the admin web is reached over HTTPS (a TLS proxy in front): session "
+        "cookies are then marked Secure.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.agent_channel not in ("left", "right"):
+            raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
+        if self.asr_device not in ("auto", "cpu", "cuda"):
+            raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "callqa.db"
+
+    def replace(self, **changes: Any) -> Settings:
+        """These settings with `changes` (flags: typed like the rest; None: left as is)."""
+        typed = {}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key not in _BY_NAME:
+                raise ConfigError(f"unknown setting {key!r}")
+            typed[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+        return dataclasses.replace(self, **typed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting's typed value by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def as_text(self) -> dict[str, str]:
+        """Every setting's value as its environment variable would spell it, by name."""
+        return {name: _text(value) for name, value in self.as_dict().items()}
+
+    def measured(self) -> dict[str, str]:
+        """The settings declared `measured`, as text: what `callqa bench` passes on."""
+        text = self.as_text()
+        return {f.name: text[f.name] for f in dataclasses.fields(self) if f.metadata["measured"]}
+
+    def to_env(self, names: tuple[str, ...] | None = None) -> dict[str, str]:
+        """``CALLQA_<NAME>`` variables that give a child process these settings (or `names`)."""
+        text = self.as_text()
+        wanted = tuple(text) if names is None else names
+        return {ENV_PREFIX + n.upper(): text[n] for n in wanted}
 
 
 @dataclass(frozen=True)
@@ -26,214 +263,16 @@ class Setting:
     help: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "data_dir",
-        "~/.local/share/callqa",
-        "Folder for the database, recordings and the assembled model.",
-    ),
-    Setting(
-        "model",
-        "base",
-        "Whisper model: `base` (embedded), `tiny.en` (embedded), or a path to a "
-        "CTranslate2 Whisper model folder.",
-    ),
-    Setting(
-        "asr_device",
-        "auto",
-        "`auto`, `cpu` or `cuda`. `auto` uses a GPU when CTranslate2 sees one.",
-    ),
-    Setting(
-        "asr_compute_type",
-        "default",
-        "CTranslate2 compute type: `default` (int8 on CPU, float16 on GPU), `int8`, "
-        "`int8_float16`, `float16`, `float32`.",
-    ),
-    Setting(
-        "asr_beam_size",
-        3,
-        "Beam size for decoding (3: on the corpus, the same findings as 5 for about 10 % less "
-        "CPU; 1 and 2 missed findings).",
-    ),
-    Setting("asr_cpu_threads", 0, "Threads per CTranslate2 replica on CPU (0: all cores)."),
-    Setting(
-        "asr_batch_size",
-        0,
-        "Most utterances decoded in one call to the model (0: 8 on the CPU, 64 on a GPU).",
-    ),
-    Setting(
-        "asr_inter_threads",
-        0,
-        "Batches the ASR decodes at once; on the CPU each gets `asr_cpu_threads` / this many "
-        "threads (0: one per core up to 4 on the CPU, 1 on a GPU).",
-    ),
-    Setting(
-        "asr_window_min_s",
-        10.0,
-        "Shortest encoder window: an utterance is padded with silence to its length plus 1 s, "
-        "at least this (30: Whisper's fixed window).",
-    ),
-    Setting(
-        "asr_enabled",
-        True,
-        "false: front end only (capacity measurement): utterances are cut and their log-mel "
-        "features computed, but nothing is transcribed.",
-    ),
-    Setting(
-        "rubric",
-        "default-zh",
-        "Rubric used when none is given: a built-in id, a stored id, or a YAML path.",
-    ),
-    Setting(
-        "agent_channel",
-        "left",
-        "Which channel of a stereo recording is the agent: `left` or `right`.",
-    ),
-    Setting("min_silence_s", 0.5, "Silence that ends an utterance."),
-    Setting("max_utterance_s", 15.0, "Longest utterance before a forced cut."),
-    Setting("sip_host", "0.0.0.0", "Address `callqa receive` listens on for SIP and RTP."),
-    Setting("sip_port", 5060, "SIP port for UDP and TCP."),
-    Setting("sip_transports", "udp,tcp", "SIP transports to listen on: `udp`, `tcp` or both."),
-    Setting(
-        "sip_allowed_peers",
-        "127.0.0.1,::1",
-        "SBCs and PBXs allowed to send SIP: addresses or networks (`10.1.0.0/24`), "
-        "comma-separated. Others get no answer on UDP and 403 on TCP.",
-    ),
-    Setting("rtp_port_first", 20000, "First port of the RTP range (RTCP on each port + 1)."),
-    Setting("rtp_port_last", 29999, "Last port of the RTP range."),
-    Setting(
-        "sip_max_sessions",
-        100,
-        "Most calls recorded at once; further INVITEs get 503 with Retry-After.",
-    ),
-    Setting("sip_max_message_bytes", 65535, "Largest SIP message accepted; larger are dropped."),
-    Setting("sip_max_headers", 100, "Most header fields in one SIP message."),
-    Setting(
-        "rtp_idle_timeout_s",
-        30.0,
-        "A call whose streams carry no RTP this long ends (in case the BYE was lost).",
-    ),
-    Setting(
-        "agent_patterns",
-        "",
-        "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"
-        " domains (`@agents.example.com`), globs (`agent*`), `re:REGEX`, or exact users/AoRs.",
-    ),
-    Setting("grpc_host", "0.0.0.0", "Address `callqa serve` listens on for the gRPC API."),
-    Setting("grpc_port", 50051, "Port of the gRPC API (0: any free port)."),
-    Setting(
-        "grpc_token",
-        "",
-        "When set, every gRPC call must send the metadata `authorization: Bearer <token>`.",
-    ),
-    Setting("grpc_tls_cert_file", "", "PEM certificate for gRPC over TLS (with the key file)."),
-    Setting("grpc_tls_key_file", "", "PEM private key for gRPC over TLS."),
-    Setting("grpc_workers", 64, "Most gRPC calls served at once (streams included)."),
-    Setting("sip_enabled", True, "Whether `callqa serve` receives SIP/SIPREC calls."),
-    Setting(
-        "mirror_interface",
-        "",
-        "Network interface carrying mirrored SIP and RTP (a switch's SPAN port) for "
-        "`callqa serve` to follow calls on; empty: off. Needs root or CAP_NET_RAW.",
-    ),
-    Setting(
-        "mirror_agent_side",
-        "callee",
-        "On mirrored calls, which party is the agent: `callee` (inbound) or `caller`.",
-    ),
-    Setting(
-        "live_partial_every_s",
-        4.0,
-        "A turn still going on is transcribed in parts this often, so alerts need not wait "
-        "for its end (0: off).",
-    ),
-    Setting(
-        "alert_deadline_s",
-        2.0,
-        "An alert published later than this after the speech that caused it is marked late.",
-    ),
-    Setting(
-        "asr_queue_memory_s",
-        600.0,
-        "Seconds of queued utterance audio held in memory; beyond it the queue goes to disk.",
-    ),
-    Setting(
-        "shutdown_grace_s",
-        30.0,
-        "On SIGTERM, how long to finish scoring ended calls before stopping; the rest are "
-        "scored at the next start.",
-    ),
-    Setting(
-        "rubric_routes",
-        "",
-        "Rubric per agent, skill group or team, comma-separated `KIND:VALUE=RUBRIC` "
-        "(e.g. `team:sales=sales-zh,skill:billing=billing-zh`); others get `rubric`. Routes "
-        "set in the admin web (stored in the database) win for the same key; these apply "
-        "where none is stored.",
-    ),
-    Setting("log_level", "info", "Log level: `debug`, `info`, `warning` or `error`."),
-    Setting("log_file", "", "Also write the log to this file (empty: standard error only)."),
-    Setting(
-        "default_agent_side",
-        "callee",
-        "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
-        "`first` or `second` stream.",
-    ),
-    Setting("admin_host", "127.0.0.1", "Address the admin web (`callqa admin serve`) listens on."),
-    Setting("admin_port", 8080, "Port of the admin web."),
-    Setting(
-        "admin_daemon_address",
-        "",
-        "Where the admin web reaches the daemon's gRPC API, `HOST:PORT` (empty: "
-        "127.0.0.1 and `grpc_port`).",
-    ),
-    Setting(
-        "admin_session_idle_s",
-        1800.0,
-        "An admin web session unused this long is logged out.",
-    ),
-    Setting(
-        "admin_lockout_failures",
-        5,
-        "Failed admin web logins in a row that lock the account for `admin_lockout_s`.",
-    ),
-    Setting("admin_lockout_s", 900.0, "How long a locked admin web account stays locked."),
-    Setting(
-        "admin_tls",
-        False,
-        "true when the admin web is reached over HTTPS (a TLS proxy in front): session "
-        "cookies are then marked Secure.",
-    ),
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)
 )
+"""The settings table, derived from `Settings` (README section, `callqa settings`)."""
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
-class Config:
-    data_dir: Path
-    model: str
-    asr_device: str
-    asr_compute_type: str
-    asr_beam_size: int
-    asr_cpu_threads: int
-    asr_batch_size: int
-    asr_inter_threads: int
-    asr_window_min_s: float
-    asr_enabled: bool
-    rubric: str
-    agent_channel: str
-    min_silence_s: float
-    max_utterance_s: float
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "callqa.db"
-
-
-class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the setting and source."""
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -247,6 +286,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
@@ -254,33 +295,16 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         ) from exc
 
 
-def load_config(
-    config_file: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
-) -> Config:
-    """Build the configuration from defaults, a TOML file, the environment and overrides."""
-    values = load_values(config_file, overrides, environ)
-    if values["agent_channel"] not in ("left", "right"):
-        raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
-    if values["asr_device"] not in ("auto", "cpu", "cuda"):
-        raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
-    values["data_dir"] = Path(str(values["data_dir"])).expanduser()
-    names = {f.name for f in fields(Config)}
-    return Config(**{k: v for k, v in values.items() if k in names})
-
-
-def load_values(
+def load_settings(
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Every setting's value, typed, from defaults < TOML file < environment < overrides.
+) -> Settings:
+    """The settings from defaults < TOML file < environment < overrides (flags; None: unset).
 
-    Packages with settings of their own (the SIP receiver) read them from here, so that all
-    settings come from the same sources in the same order.
+    The one reader of settings: everything else is handed the object it returns.
     """
-    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    values: dict[str, Any] = {"data_dir": DEFAULT_DATA_DIR.expanduser()}
     env = os.environ if environ is None else environ
 
     path = settings_file(config_file, env)
@@ -307,14 +331,14 @@ def load_values(
         if key not in _BY_NAME:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
-    return values
+    return Settings(**values)
 
 
 def settings_file(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Path | None:
-    """The settings file `load_values` reads: the one given, else ``CALLQA_CONFIG``, else the
-    first of `DEFAULT_CONFIG_PATHS` that exists; None when there is none."""
+    """The settings file `load_settings` reads: the one given, else ``CALLQA_CONFIG``, else
+    the first of `DEFAULT_CONFIG_PATHS` that exists; None when there is none."""
     env = os.environ if environ is None else environ
     if config_file is not None:
         return Path(config_file)

@@ -29,7 +29,7 @@ RECENT_RECORDINGS = 20
 
 def _recordings(daemon: ApiContext, request: pb.RunBenchmarkRequest) -> tuple[list[Path], Any]:
     """The audio to play and the rubric choice; raises ValueError with what is wrong."""
-    data_dir = daemon.config.data_dir
+    data_dir = daemon.settings.data_dir
     audio = request.audio or pb.BENCHMARK_AUDIO_SAMPLES
     if audio == pb.BENCHMARK_AUDIO_SAMPLES:
         from core.audio.samples import make_samples
@@ -51,7 +51,7 @@ def _recordings(daemon: ApiContext, request: pb.RunBenchmarkRequest) -> tuple[li
         from core.storage import repository
         from core.storage.db import open_db
 
-        db = open_db(daemon.config.db_path)
+        db = open_db(daemon.settings.db_path)
         try:
             rows = repository.list_calls(db, status="scored", limit=200)
             paths = []

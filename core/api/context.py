@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from core.config import Config
-from core.live.engine import LiveEngine, LiveSettings
+from core.config import Settings
+from core.live.engine import LiveEngine
 
 
 class ApiContext(Protocol):
-    config: Config
-    """The settings the daemon runs with."""
-    values: dict[str, Any]
-    """Every setting by name, typed."""
-    settings: LiveSettings
-    """The live engine's settings."""
+    settings: Settings
+    """The settings the daemon runs with (token, TLS, workers, data folder, rubric...)."""
     engine: LiveEngine | None
     """The live engine (None before it starts)."""
     sip_bridge: Any

@@ -61,10 +61,10 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     Returns the started server and its port. The token, TLS files and worker count come
     from the context's settings.
     """
-    values = context.values
-    interceptors = [TokenCheck(values["grpc_token"])] if values["grpc_token"] else []
+    settings = context.settings
+    interceptors = [TokenCheck(settings.grpc_token)] if settings.grpc_token else []
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=int(values["grpc_workers"]),
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_workers,
                                    thread_name_prefix="callqa-grpc",
                                    initializer=name_thread, initargs=("grpc",)),
         interceptors=interceptors,
@@ -80,7 +80,7 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    cert, key = values["grpc_tls_cert_file"], values["grpc_tls_key_file"]
+    cert, key = settings.grpc_tls_cert_file, settings.grpc_tls_key_file
     if bool(cert) != bool(key):
         raise ConfigError("settings 'grpc_tls_cert_file' and 'grpc_tls_key_file' go together")
     try:

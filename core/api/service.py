@@ -48,7 +48,7 @@ class CallQaService(pb_grpc.CallQaServicer):
         return self.daemon.engine
 
     def _db(self) -> Any:
-        return open_db(self.daemon.config.db_path)
+        return open_db(self.daemon.settings.db_path)
 
     # ---------------------------------------------------------------- streams in
 
@@ -309,7 +309,7 @@ class CallQaService(pb_grpc.CallQaServicer):
         if not request.wav:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wav is empty")
         with tempfile.NamedTemporaryFile(suffix=".wav", delete=False,
-                                         dir=self.daemon.config.data_dir) as f:  # fmt: skip
+                                         dir=self.daemon.settings.data_dir) as f:  # fmt: skip
             f.write(request.wav)
             path = Path(f.name)
         try:
@@ -335,7 +335,7 @@ class CallQaService(pb_grpc.CallQaServicer):
 
         mono = convert.SPEAKER_NAMES.get(request.mono_speaker)
         req = ScoreRequest(
-            path=path, rubric_ref=request.rubric_id or self.daemon.config.rubric,
+            path=path, rubric_ref=request.rubric_id or self.daemon.settings.rubric,
             agent_id=request.agent_id or None, team_id=request.team_id or None,
             agent_channel="right" if request.agent_channel == pb.AGENT_CHANNEL_RIGHT else "left",
             speaker=mono,  # type: ignore[arg-type]
@@ -343,7 +343,7 @@ class CallQaService(pb_grpc.CallQaServicer):
             store=request.store, source="file", move=True,
             meta={"received_by": "ScoreRecording"},
         )  # fmt: skip
-        ctx = writer_context(self.daemon.config, self.engine.writer, self.engine.transcriber())
+        ctx = writer_context(self.daemon.settings, self.engine.writer, self.engine.transcriber())
         outcome = score_recording(ctx, req)
         unstored = None
         if outcome.call_id is None:
@@ -432,7 +432,7 @@ class CallQaService(pb_grpc.CallQaServicer):
             stored = list_routes(db)
         finally:
             db.close()
-        return rubric_store.routes_response(stored, self.engine.routes, self.daemon.config.rubric)
+        return rubric_store.routes_response(stored, self.engine.routes, self.daemon.settings.rubric)
 
     def SetRubricRoutes(self, request: pb.SetRubricRoutesRequest, context: Any) -> Any:
         engine = self.engine
@@ -447,7 +447,7 @@ class CallQaService(pb_grpc.CallQaServicer):
         engine.table_routes = rules  # calls that start from now on are routed by them
         logger.info("rubric routes stored: %s", ", ".join(
             f"{r.kind}:{r.value}={r.rubric_id}" for r in stored) or "(none)")  # fmt: skip
-        return rubric_store.routes_response(stored, engine.routes, self.daemon.config.rubric)
+        return rubric_store.routes_response(stored, engine.routes, self.daemon.settings.rubric)
 
     # ---------------------------------------------------------------- capacity
 
@@ -457,13 +457,13 @@ class CallQaService(pb_grpc.CallQaServicer):
         model = sched.engine
         out = pb.Capacity(
             live_lines=sum(1 for c in engine.live_calls() if not c.ended),
-            max_sessions=int(self.daemon.values["sip_max_sessions"]),
+            max_sessions=self.daemon.settings.sip_max_sessions,
             asr_backlog_utterances=sched.backlog, asr_backlog_audio_s=sched.backlog_audio_s,
             queued_on_disk_utterances=sched.spooled_now,
             asr_device=getattr(model, "device", ""),
             asr_compute_type=getattr(model, "compute_type", ""),
             model_name=getattr(getattr(model, "model_info", None), "name", "")
-            or self.daemon.config.model,
+            or self.daemon.settings.model,
         )  # fmt: skip
         stats = sched.stats
         if stats.audio_s > 0:
@@ -483,7 +483,7 @@ class CallQaService(pb_grpc.CallQaServicer):
         if latencies:
             out.transcript_latency_p50_ms = percentile(latencies, 50) or 0.0
             out.transcript_latency_p95_ms = percentile(latencies, 95) or 0.0
-        last = _last_benchmark(self.daemon.config.db_path)
+        last = _last_benchmark(self.daemon.settings.db_path)
         if last is not None:
             out.last_benchmark.CopyFrom(last)
         return out

@@ -453,7 +453,7 @@ def asr_identity(engine: LiveEngine) -> tuple[str, str, str]:
     name = str(getattr(getattr(asr, "model_info", None), "name", "unknown"))
     # The engine knows its model by its folder's name; a model configured by name
     # ("base", "tiny.en") is better known by that name.
-    configured = str(getattr(getattr(engine, "config", None), "model", "") or "").strip()
+    configured = engine.settings.model.strip()
     if configured and "/" not in configured and os.sep not in configured:
         name = configured
     return (

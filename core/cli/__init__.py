@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.audio.wav import AudioFileError
-from core.config import Config, ConfigError, load_config, settings_markdown
+from core.config import ConfigError, Settings, load_settings, settings_markdown
 from core.rubric.loading import load_rubric_file, load_rubric_text
 from core.rubric.schema import RubricError
 from core.scoring.report import format_report
@@ -39,19 +39,19 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace) -> Settings:
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
         "model": getattr(args, "model", None),
         "asr_device": getattr(args, "device", None),
     }
-    return load_config(args.config, overrides)
+    return load_settings(args.config, overrides)
 
 
 # ---------------------------------------------------------------- score
 
 
-def cmd_score(args: argparse.Namespace, config: Config) -> int:
+def cmd_score(args: argparse.Namespace, config: Settings) -> int:
     from core.scoring.recording import ScoreRequest, score_file
 
     db = open_db(config.db_path)
@@ -101,7 +101,7 @@ def cmd_score(args: argparse.Namespace, config: Config) -> int:
 # ---------------------------------------------------------------- rubrics
 
 
-def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
+def cmd_rubric(args: argparse.Namespace, config: Settings) -> int:
     if args.rubric_cmd == "validate":
         rubric = load_rubric_file(Path(args.file))
         print(f"{args.file}: valid rubric {rubric.id!r} with {len(rubric.items)} items")
@@ -147,7 +147,7 @@ def cmd_rubric(args: argparse.Namespace, config: Config) -> int:
     raise UsageError("say one of: validate, import, export, list")
 
 
-def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+def cmd_demo(args: argparse.Namespace, config: Settings) -> int:
     """The daemon with sample calls placed live (or, with --offline, scored from files)."""
     from core.cli import demo
 
@@ -159,7 +159,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 # ---------------------------------------------------------------- calls, search
 
 
-def cmd_calls(args: argparse.Namespace, config: Config) -> int:
+def cmd_calls(args: argparse.Namespace, config: Settings) -> int:
     db = open_db(config.db_path)
     if args.calls_cmd == "show":
         call = repository.get_call(db, args.id)
@@ -219,7 +219,7 @@ def format_stored_call(call: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_search(args: argparse.Namespace, config: Config) -> int:
+def cmd_search(args: argparse.Namespace, config: Settings) -> int:
     db = open_db(config.db_path)
     query = " ".join(args.words)
     hits = search.search_utterances(db, query, limit=args.limit)
@@ -233,7 +233,7 @@ def cmd_search(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_settings(args: argparse.Namespace, config: Config) -> int:
+def cmd_settings(args: argparse.Namespace, config: Settings) -> int:
     print(settings_markdown())
     return EXIT_OK
 
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    func: Callable[[argparse.Namespace, Config], int] = args.func
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         config = _config(args)
         return func(args, config)

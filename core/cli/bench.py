@@ -40,13 +40,8 @@ from core import clock
 from core.capacity.load import Source, load_sources
 from core.capacity.ramp import FRONT_END_LADDER, STEP_LADDER, RampOutcome, StepResult, run_ramp
 from core.capacity.report import table, verdict, write_outputs
-from core.config import SETTINGS, Config, ConfigError, load_values, settings_file
+from core.config import SETTINGS, ConfigError, Settings, settings_file
 
-PASSED_ON = (
-    "model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_cpu_threads",
-    "asr_batch_size", "asr_inter_threads", "asr_window_min_s", "live_partial_every_s",
-    "min_silence_s", "max_utterance_s", "rubric", "alert_deadline_s",
-)  # fmt: skip
 BASELINE = {
     "asr_batch_size": "1",
     "asr_inter_threads": "1",
@@ -104,7 +99,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         if not sep or name not in KNOWN:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE with a known setting name")
         out[name] = value.strip()
-    load_values(overrides=out, environ={})  # refuses values of the wrong type, naming them
+    Settings().replace(**out)  # refuses values of the wrong type, naming them
     return out
 
 
@@ -127,9 +122,9 @@ def recordings_from(paths: Sequence[Path], work: Path) -> list[Path]:
     return files
 
 
-def box_settings(values: dict[str, Any]) -> dict[str, str]:
-    return {name: str(values[name]).lower() if isinstance(values[name], bool)
-            else str(values[name]) for name in PASSED_ON}  # fmt: skip
+def box_settings(settings: Settings) -> dict[str, str]:
+    """The box's settings that shape the measurement (declared `measured`), as text."""
+    return settings.measured()
 
 
 def show_step(step: StepResult) -> None:
@@ -140,27 +135,26 @@ def show_step(step: StepResult) -> None:
           f"{step.backlog_second_half:.1f}, {state}", flush=True)  # fmt: skip
 
 
-def run(args: argparse.Namespace, config: Config) -> int:
+def run(args: argparse.Namespace, config: Settings) -> int:
     # The box's settings as this command read them (settings file, environment, the global
     # --model and --device flags); every daemon measured starts from the same file.
     box_file = settings_file(args.config)
-    values = load_values(box_file, {"model": config.model, "asr_device": config.asr_device})
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="callqa-bench-"))
     sources: list[Source] = load_sources(recordings_from(args.recordings, work))
     changes = parse_sets(args.set)
-    deadline_ms = 1000.0 * float(values["alert_deadline_s"])
+    deadline_ms = 1000.0 * config.alert_deadline_s
     outcomes: list[RampOutcome] = []
     if args.front_end:
         ladder = parse_ladder(args.lines, FRONT_END_LADDER)
-        plan = [("front-end", {**box_settings(values), **changes, **FRONT_END}, ladder)]
+        plan = [("front-end", {**box_settings(config), **changes, **FRONT_END}, ladder)]
     else:
         ladder = parse_ladder(args.lines, STEP_LADDER)
         plan = []
         if not args.baseline_only:
-            plan.append(("callqa", {**box_settings(values), **changes}, ladder))
+            plan.append(("callqa", {**box_settings(config), **changes}, ladder))
         if not args.no_baseline:
             base_ladder = parse_ladder(args.baseline_lines, ladder)
-            plan.append(("baseline", {**box_settings(values), **BASELINE}, base_ladder))
+            plan.append(("baseline", {**box_settings(config), **BASELINE}, base_ladder))
     print(f"callqa bench: {len(sources)} recordings, {args.step_s:g} s steps, ladder "
           f"{','.join(map(str, ladder))}, deadline {deadline_ms:.0f} ms; work in {work}",
           flush=True)  # fmt: skip
@@ -187,7 +181,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def store(config: Config, outcomes: Sequence[RampOutcome]) -> None:
+def store(config: Settings, outcomes: Sequence[RampOutcome]) -> None:
     from core.storage.benchmarks import KIND_CAPACITY, save_benchmark
     from core.storage.db import open_db
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Config
+from core.config import Settings
 
 AGENT_BASE = 8001
 SETTLE_S = 120.0
@@ -34,7 +34,7 @@ class DemoCall:
     expected: set[str]
 
 
-def _samples(config: Config) -> list[tuple[Any, Path]]:
+def _samples(config: Settings) -> list[tuple[Any, Path]]:
     from core.audio.samples import SAMPLE_CALLS, make_samples
 
     out_dir = config.data_dir / "samples"
@@ -43,7 +43,7 @@ def _samples(config: Config) -> list[tuple[Any, Path]]:
     return [(call, paths[call.name]) for call in SAMPLE_CALLS]
 
 
-def _plan(config: Config, calls: int | None) -> list[DemoCall]:
+def _plan(config: Settings, calls: int | None) -> list[DemoCall]:
     samples = _samples(config)
     n = calls or len(samples)
     out = []
@@ -124,7 +124,7 @@ class _Printer:
             stream.cancel()
 
 
-def run_live(config: Config, calls: int | None = None) -> int:
+def run_live(config: Settings, calls: int | None = None) -> int:
     """The live demo (see the module notes); returns the exit status."""
     from core.daemon.child import ServeProcess
     from telephony.simulator import load_plan_from_wav, simulate
@@ -197,7 +197,7 @@ def _report(calls: list[DemoCall], stored: dict[str, Any]) -> bool:
     return all_ok
 
 
-def run_offline(config: Config) -> int:
+def run_offline(config: Settings) -> int:
     """Score the sample calls from their files, as `callqa score` would."""
     from core.scoring.recording import ScoreRequest, score_file
     from core.scoring.report import format_report

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import Config
+from core.config import Settings
 
 EXIT_USABLE = 0
 EXIT_NOT_USABLE = 1
@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     g.set_defaults(func=cmd_gpu_check)
 
 
-def cmd_gpu_check(args: argparse.Namespace, config: Config) -> int:
+def cmd_gpu_check(args: argparse.Namespace, config: Settings) -> int:
     from core.asr.device import diagnose
 
     def model_path() -> Path:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, load_values
+from core.config import ConfigError, Settings
 from telephony.follow import CALLEE, CALLER, FollowOptions
 from telephony.pcap_import import OFFLINE_JITTER_DEPTH_MS, ImportedCall, import_capture
 
@@ -54,11 +54,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _agent_side(args: argparse.Namespace) -> str:
+def _agent_side(args: argparse.Namespace, config: Settings) -> str:
     """``--agent-side``, else the setting ``default_agent_side`` (settings file, environment)."""
     if args.agent_side:
         return str(args.agent_side)
-    configured = str(load_values(getattr(args, "config", None))["default_agent_side"])
+    configured = config.default_agent_side
     if configured not in (CALLER, CALLEE):
         raise ConfigError(
             f"setting 'default_agent_side' is {configured!r}, which means nothing in a capture "
@@ -82,14 +82,14 @@ def _call_json(call: ImportedCall) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, config: Any) -> int:
+def run(args: argparse.Namespace, config: Settings) -> int:
     """Import the capture named in ``args.file`` and score its calls; returns the exit code."""
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(2, "no such file", str(path))
     out_dir = args.out_dir or Path(config.data_dir) / "imports" / path.stem
     options = FollowOptions(
-        agent_side=_agent_side(args),
+        agent_side=_agent_side(args, config),
         idle_timeout_s=args.idle_timeout_s,
         jitter_depth_ms=OFFLINE_JITTER_DEPTH_MS,
     )

@@ -8,7 +8,7 @@ import contextlib
 import signal
 from typing import Any
 
-from core.config import Config
+from core.config import Settings
 from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
 
 
@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, config: Config) -> int:
+def run(args: argparse.Namespace, config: Settings) -> int:
     overrides = {
         "sip_host": getattr(args, "sip_host", None),
         "sip_port": getattr(args, "sip_port", None),
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     }
     settings = ReceiverSettings(
         config=config,
-        server=server_settings(config.data_dir, getattr(args, "config", None), None, overrides),
+        server=server_settings(config.replace(**overrides)),
         score=not getattr(args, "no_score", False),
     )
 

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from core.config import Config, load_values
+from core.config import Settings
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -44,7 +44,7 @@ def add_parsers(subparsers: Any) -> None:
     w.set_defaults(func=cmd_watch)
 
 
-def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+def cmd_serve(args: argparse.Namespace, config: Settings) -> int:
     from core.daemon.serve import ServeOptions, run_serve
 
     overrides = {
@@ -63,15 +63,16 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return run_serve(ServeOptions(config_file=args.config, overrides=overrides))
 
 
-def _channel(args: argparse.Namespace) -> tuple[Any, list[tuple[str, str]]]:
+def _channel(
+    args: argparse.Namespace, config: Settings
+) -> tuple[Any, list[tuple[str, str]]]:
     import grpc
 
-    values = load_values(args.config)
     address = args.address
     if not address:
-        host = values["grpc_host"]
-        address = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{values['grpc_port']}"
-    token = args.token if args.token is not None else values["grpc_token"]
+        host = config.grpc_host
+        address = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{config.grpc_port}"
+    token = args.token if args.token is not None else config.grpc_token
     metadata = [("authorization", f"Bearer {token}")] if token else []
     return grpc.insecure_channel(address), metadata
 
@@ -80,7 +81,7 @@ def _clock(stamp: Any) -> str:
     return stamp.ToDatetime(tzinfo=dt.UTC).astimezone().strftime("%H:%M:%S")
 
 
-def cmd_watch(args: argparse.Namespace, config: Config) -> int:
+def cmd_watch(args: argparse.Namespace, config: Settings) -> int:
     import grpc
     from google.protobuf.json_format import MessageToJson
 
@@ -88,7 +89,7 @@ def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     from proto import callqa_pb2 as pb
     from proto import callqa_pb2_grpc as pb_grpc
 
-    channel, metadata = _channel(args)
+    channel, metadata = _channel(args, config)
     stub = pb_grpc.CallQaStub(channel)
     try:
         if args.watch_cmd == "alerts":

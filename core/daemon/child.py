@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.config import Settings
 from core.ports import LOOPBACK, free_port, free_port_range, free_port_tcp_udp
 from proto import callqa_pb2_grpc as pb_grpc
 
@@ -76,7 +77,8 @@ class ServeProcess:
             config = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
             config.write_text("", encoding="utf-8")
         env["CALLQA_CONFIG"] = str(config)
-        env.update({f"CALLQA_{name.upper()}": value for name, value in values.items()})
+        # Through `Settings`: unknown names and values of the wrong type are refused here.
+        env.update(Settings().replace(**values).to_env(tuple(values)))
         return env
 
     def start(self, timeout_s: float = 180.0) -> ServeProcess:

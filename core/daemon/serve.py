@@ -29,8 +29,8 @@ from typing import Any
 
 from core.api.server import create_server
 from core.asr.types import Transcriber
-from core.config import Config, ConfigError, load_config, load_values
-from core.live.engine import LiveEngine, LiveSettings
+from core.config import ConfigError, Settings, load_settings
+from core.live.engine import LiveEngine
 from core.live.routing import RubricRoutes
 from core.stage_cpu import name_thread
 
@@ -69,13 +69,11 @@ class Daemon:
         self.options = options
         env = dict(os.environ if options.environ is None else options.environ)
         overrides = dict(options.overrides or {})
-        self.values = load_values(options.config_file, overrides, env)
-        self.config: Config = load_config(options.config_file, overrides, env)
+        self.settings: Settings = load_settings(options.config_file, overrides, env)
         try:
-            RubricRoutes.parse(self.values["rubric_routes"])
+            RubricRoutes.parse(self.settings.rubric_routes)
         except ValueError as exc:
             raise ConfigError(f"setting 'rubric_routes': {exc}") from exc
-        self.settings = LiveSettings.from_values(self.values)
         self.engine: LiveEngine | None = None
         self.grpc: Any = None
         self.grpc_port: int | None = None
@@ -94,27 +92,27 @@ class Daemon:
     def start(self) -> None:
         from core.scoring.recording import get_engine
 
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        config = self.config
-        factory: Callable[[], Transcriber] = lambda: get_engine(config)  # noqa: E731
-        if not config.asr_enabled:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        factory: Callable[[], Transcriber] = lambda: get_engine(settings)  # noqa: E731
+        if not settings.asr_enabled:
             from core.live.features_only import FeaturesOnly
 
             logger.warning("asr_enabled is false: the front end runs, nothing is transcribed")
             factory = FeaturesOnly
-        self.engine = LiveEngine(config, self.settings, factory)
+        self.engine = LiveEngine(settings, factory)
         self.engine.start()
-        address = f"{self.values['grpc_host']}:{self.values['grpc_port']}"
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc, self.grpc_port = create_server(address, self)
-        if self.values["sip_enabled"]:
+        if settings.sip_enabled:
             self._start_sip()
-        if self.values["mirror_interface"]:
+        if settings.mirror_interface:
             self._start_mirror()
         logger.info(
-            "callqa serving: gRPC on %s:%s%s, model %s on %s", self.values["grpc_host"],
+            "callqa serving: gRPC on %s:%s%s, model %s on %s", settings.grpc_host,
             self.grpc_port, "" if self.sip_server is None else
-            f", SIP on {self.values['sip_host']}:{self.sip_port}",
-            self.config.model, getattr(self.engine.scheduler.engine, "device", "?"),
+            f", SIP on {settings.sip_host}:{self.sip_port}",
+            settings.model, getattr(self.engine.scheduler.engine, "device", "?"),
         )  # fmt: skip
 
     @property
@@ -130,10 +128,7 @@ class Daemon:
         from telephony.server import RecordingServer
 
         assert self.engine is not None
-        env = os.environ if self.options.environ is None else self.options.environ
-        settings = server_settings(
-            self.config.data_dir, self.options.config_file, env, self.options.overrides or {}
-        )
+        settings = server_settings(self.settings)
         self.sip_bridge = SipBridge(self.engine)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -168,22 +163,22 @@ class Daemon:
         from telephony.follow import FollowOptions
 
         assert self.engine is not None
-        interface = self.values["mirror_interface"]
+        interface = self.settings.mirror_interface
         try:
-            options = FollowOptions(agent_side=self.values["mirror_agent_side"])
+            options = FollowOptions(agent_side=self.settings.mirror_agent_side)
         except ValueError as exc:
             raise ConfigError(f"setting 'mirror_agent_side': {exc}") from exc
         bridge = MirrorBridge(self.engine)
         try:
             self.capture, self.follower = follow_interface(
-                interface, self.config.data_dir / "spool" / "mirror", bridge.on_call_ended,
+                interface, self.settings.data_dir / "spool" / "mirror", bridge.on_call_ended,
                 options, on_call_started=bridge.on_call_started,
             )  # fmt: skip
         except (CaptureError, OSError) as exc:
             raise ConfigError(
                 f"setting 'mirror_interface': cannot capture on {interface}: {exc}"
             ) from exc
-        (self.config.data_dir / "spool" / "mirror").mkdir(parents=True, exist_ok=True)
+        (self.settings.data_dir / "spool" / "mirror").mkdir(parents=True, exist_ok=True)
         self.capture.start()
         logger.info("following mirrored calls on %s", interface)
 
@@ -193,14 +188,14 @@ class Daemon:
         """Re-read the rubric routes (SIGHUP); calls in progress keep their rubric."""
         env = os.environ if self.options.environ is None else self.options.environ
         try:
-            values = load_values(self.options.config_file, self.options.overrides or {}, env)
-            routes = RubricRoutes.parse(values["rubric_routes"])
+            settings = load_settings(self.options.config_file, self.options.overrides or {}, env)
+            routes = RubricRoutes.parse(settings.rubric_routes)
         except (ConfigError, ValueError) as exc:
             logger.error("reload refused, the settings are kept: %s", exc)
             return
         assert self.engine is not None
         self.engine.routes = routes
-        logger.info("rubric routes reloaded: %s", values["rubric_routes"] or "(none)")
+        logger.info("rubric routes reloaded: %s", settings.rubric_routes or "(none)")
 
     # ---------------------------------------------------------------- stop
 
@@ -210,7 +205,7 @@ class Daemon:
             self._stopped.wait()
             return
         self._stopping = True
-        grace = float(self.values["shutdown_grace_s"])
+        grace = self.settings.shutdown_grace_s
         logger.info("stopping: ending live calls (grace %.0f s)", grace)
         from core.api.server import mark_not_serving
 
@@ -256,6 +251,6 @@ class Daemon:
 
 def run_serve(options: ServeOptions) -> int:
     daemon = Daemon(options)
-    setup_logging(daemon.values["log_level"], daemon.values["log_file"])
+    setup_logging(daemon.settings.log_level, daemon.settings.log_file)
     daemon.run_forever()
     return 0

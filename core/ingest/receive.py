@@ -13,14 +13,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from core.config import Config, ConfigError, load_values
+from core.config import ConfigError, Settings
 from telephony.server import RecordingServer, ServerSettings
 from telephony.sessions import CallInfo
 from telephony.sip.transport import PeerFilter
@@ -30,27 +27,13 @@ logger = logging.getLogger(__name__)
 
 SPOOL_DIR = "spool"
 MIN_SCORED_DURATION_S = 1.0
-RECEIVER_SETTING_NAMES = (
-    "sip_host",
-    "sip_port",
-    "sip_transports",
-    "sip_allowed_peers",
-    "rtp_port_first",
-    "rtp_port_last",
-    "sip_max_sessions",
-    "sip_max_message_bytes",
-    "sip_max_headers",
-    "rtp_idle_timeout_s",
-    "agent_patterns",
-    "default_agent_side",
-)
 
 
 @dataclass(frozen=True)
 class ReceiverSettings:
     """The scoring configuration and the recording server's settings."""
 
-    config: Config
+    config: Settings
     server: ServerSettings
     score: bool = True
 
@@ -58,58 +41,45 @@ class ReceiverSettings:
 # ---------------------------------------------------------------- settings
 
 
-def _setting_values(
-    config_file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The receiver's settings, read by `core.config` like every other setting."""
-    wanted = {k: v for k, v in overrides.items() if k in RECEIVER_SETTING_NAMES}
-    values = load_values(config_file, wanted, environ)
-    return {name: values[name] for name in RECEIVER_SETTING_NAMES}
-
-
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def server_settings(
-    data_dir: Path,
-    config_file: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> ServerSettings:
-    """The recording server's settings; raises `ConfigError` naming a bad one."""
-    v = _setting_values(config_file, os.environ if environ is None else environ, overrides or {})
-    transports = tuple(t.lower() for t in _csv(v["sip_transports"]))
+def server_settings(settings: Settings) -> ServerSettings:
+    """The recording server's settings, from the `sip_*`, `rtp_*` and agent settings; raises
+    `ConfigError` naming a bad one."""
+    v = settings
+    transports = tuple(t.lower() for t in _csv(v.sip_transports))
     if not transports or any(t not in ("udp", "tcp") for t in transports):
         raise ConfigError("setting 'sip_transports' must list udp, tcp or both")
-    if v["default_agent_side"] not in AGENT_SIDES:
+    if v.default_agent_side not in AGENT_SIDES:
         raise ConfigError(f"setting 'default_agent_side' must be one of {', '.join(AGENT_SIDES)}")
     try:
-        patterns = AgentPatterns.parse(v["agent_patterns"])
+        patterns = AgentPatterns.parse(v.agent_patterns)
     except ValueError as exc:
         raise ConfigError(f"setting 'agent_patterns': {exc}") from exc
-    if not 0 < v["rtp_port_first"] < v["rtp_port_last"] <= 65535:
+    if not 0 < v.rtp_port_first < v.rtp_port_last <= 65535:
         raise ConfigError("settings 'rtp_port_first' and 'rtp_port_last' must be a port range")
-    settings = ServerSettings(
-        recordings_dir=Path(data_dir) / SPOOL_DIR,
-        host=v["sip_host"],
-        port=v["sip_port"],
+    server = ServerSettings(
+        recordings_dir=v.data_dir / SPOOL_DIR,
+        host=v.sip_host,
+        port=v.sip_port,
         transports=transports,
-        allowed_peers=_csv(v["sip_allowed_peers"]),
-        rtp_port_first=v["rtp_port_first"],
-        rtp_port_last=v["rtp_port_last"],
-        max_sessions=v["sip_max_sessions"],
-        max_message_bytes=v["sip_max_message_bytes"],
-        max_headers=v["sip_max_headers"],
-        rtp_idle_timeout_s=v["rtp_idle_timeout_s"],
+        allowed_peers=_csv(v.sip_allowed_peers),
+        rtp_port_first=v.rtp_port_first,
+        rtp_port_last=v.rtp_port_last,
+        max_sessions=v.sip_max_sessions,
+        max_message_bytes=v.sip_max_message_bytes,
+        max_headers=v.sip_max_headers,
+        rtp_idle_timeout_s=v.rtp_idle_timeout_s,
         agent_patterns=patterns,
-        default_agent_side=v["default_agent_side"],
+        default_agent_side=v.default_agent_side,
     )
     try:
-        PeerFilter(settings.allowed_peers)
+        PeerFilter(server.allowed_peers)
     except ValueError as exc:
         raise ConfigError(f"setting 'sip_allowed_peers': {exc}") from exc
-    return settings
+    return server
 
 
 # ---------------------------------------------------------------- storing
@@ -147,7 +117,7 @@ def call_meta(info: CallInfo) -> dict[str, Any]:
     }
 
 
-def store_call(config: Config, info: CallInfo, score: bool = True) -> str | None:
+def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | None:
     """Score (unless `score` is False) and store one recorded call; returns its call id.
 
     Runs on the scoring thread. Calls without audio are dropped with their spool file.

@@ -17,7 +17,6 @@ scores it from the file; it is then stored as ``interrupted``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import queue
@@ -25,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,7 @@ import numpy as np
 from core.asr.types import AsrResult, Transcriber
 from core.calls import CallResult, Finding, Speaker, Utterance
 from core.clock import utc_now_iso
-from core.config import Config
+from core.config import Settings
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
@@ -61,53 +59,29 @@ TIMELINE_EVERY_S = 1.0
 LATENCY_WINDOW = 1000
 
 
-@dataclass(frozen=True)
-class LiveSettings:
-    """The live pipeline's knobs (see the settings table in core.config)."""
-
-    min_silence_s: float = 0.5
-    max_utterance_s: float = 15.0
-    partial_every_s: float = 4.0
-    alert_deadline_s: float = 2.0
-    asr_batch_size: int = 0
-    asr_inter_threads: int = 0
-    asr_queue_memory_s: float = 600.0
-    rubric_routes: str = ""
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> LiveSettings:
-        """From the settings table's values (``live_partial_every_s`` is ``partial_every_s``)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        renamed = {"live_partial_every_s": "partial_every_s"}
-        picked = {renamed.get(k, k): v for k, v in values.items()}
-        return cls(**{k: v for k, v in picked.items() if k in names})
-
-
 class LiveEngine:
     """See the module notes. ``start()``, feed calls, ``shutdown()``."""
 
     def __init__(
         self,
-        config: Config,
-        settings: LiveSettings,
+        settings: Settings,
         engine_factory: Callable[[], Transcriber],
     ) -> None:
-        self.config = config
         self.settings = settings
         self.routes = RubricRoutes.parse(settings.rubric_routes)
         self.table_routes: dict[str, dict[str, str]] = {}
         """The ``rubric_routes`` table (laid over `routes`), read at start and on change."""
         self.hub = EventHub()
-        self.spool_dir = config.data_dir / "spool" / LIVE_SPOOL
+        self.spool_dir = settings.data_dir / "spool" / LIVE_SPOOL
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.scheduler = AsrScheduler(
             engine_factory,
             batch_size=settings.asr_batch_size,
             workers=settings.asr_inter_threads,
             memory_s=settings.asr_queue_memory_s,
-            spool_dir=config.data_dir / "spool" / QUEUE_SPOOL,
+            spool_dir=settings.data_dir / "spool" / QUEUE_SPOOL,
         )
-        self.writer = StorageWriter(config.db_path)
+        self.writer = StorageWriter(settings.db_path)
         self.calls: dict[str, LiveCall] = {}
         self.by_external: dict[str, str] = {}
         self.counters: dict[str, int] = {
@@ -206,7 +180,7 @@ class LiveEngine:
             team = self.writer.submit(team_of, setup.agent_id).result()
             setup.team_id = team
         ref = setup.rubric or self.routes.overlay(self.table_routes).choose(
-            agent_id=setup.agent_id, team_id=team, skill=setup.skill, default=self.config.rubric
+            agent_id=setup.agent_id, team_id=team, skill=setup.skill, default=self.settings.rubric
         )
         resolved = self.resolve_rubric(ref)
         call_id = repository.new_call_id()
@@ -215,7 +189,7 @@ class LiveEngine:
             sp: LiveLeg(
                 sp, setup.sample_rate, min_silence_s=self.settings.min_silence_s,
                 max_utterance_s=self.settings.max_utterance_s,
-                partial_every_s=self.settings.partial_every_s,
+                partial_every_s=self.settings.live_partial_every_s,
             )
             for sp in setup.legs
         }  # fmt: skip
@@ -472,7 +446,7 @@ class LiveEngine:
             self._stored(call, None)
             return
         record = self._record(call, status="scored" if result is not None else "failed")
-        future = self.writer.submit(store_live_call, self.config, record, result,
+        future = self.writer.submit(store_live_call, self.settings, record, result,
                                     call.recording_path)  # fmt: skip
         future.add_done_callback(lambda f: self._post(lambda: self._stored(call, f)))
 
@@ -545,7 +519,7 @@ class LiveEngine:
 
     def _recover_all(self, rows: list[dict[str, Any]]) -> None:
         recovery = Recovery(
-            config=self.config, writer=self.writer, resolve_rubric=self.resolve_rubric,
+            config=self.settings, writer=self.writer, resolve_rubric=self.resolve_rubric,
             transcriber=self.transcriber(), batch_size=self.scheduler.batch_size,
         )  # fmt: skip
         for row in rows:

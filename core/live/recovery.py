@@ -19,7 +19,7 @@ from typing import Any
 
 from core.asr.types import AsrRequest, AsrResult, Transcriber
 from core.clock import utc_now_iso
-from core.config import Config
+from core.config import Settings
 from core.live.scheduler import PRIORITY_BACKFILL, AsrJob, AsrScheduler
 from core.scoring.recording import ScoreRequest, ScoringContext, score_recording
 from core.storage import repository
@@ -35,7 +35,7 @@ class Recovery:
     """What re-scoring an interrupted call needs, handed in by the live engine (which this
     module sits below)."""
 
-    config: Config
+    config: Settings
     writer: StorageWriter
     """The storage writer thread: every write goes through it."""
     resolve_rubric: Callable[[str], ResolvedRubric]

@@ -22,7 +22,7 @@ from core.asr.types import DEFAULT_BATCH, Device, Transcriber
 from core.audio.wav import Recording, read_wav
 from core.calls import Speaker
 from core.clock import utc_now_iso
-from core.config import Config
+from core.config import Settings
 from core.scoring.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.storage import repository
 from core.storage.filing import store_call
@@ -71,7 +71,7 @@ def _engine(
     return AsrEngine(Path(model_dir), options)
 
 
-def get_engine(config: Config) -> AsrEngine:
+def get_engine(config: Settings) -> AsrEngine:
     """The one ASR engine of this process for the configured model and device."""
     info = resolve_model(config.model, config.data_dir)
     return _engine(
@@ -95,7 +95,7 @@ class ScoringContext:
     behind the live lines, and writes through its storage writer thread.
     """
 
-    config: Config
+    config: Settings
     transcriber: Transcriber
     resolve_rubric: Callable[[str], ResolvedRubric]
     write: Callable[[Callable[[Database], Any]], Any]
@@ -103,7 +103,7 @@ class ScoringContext:
     batch_size: int
 
 
-def file_context(config: Config, db: Database) -> ScoringContext:
+def file_context(config: Settings, db: Database) -> ScoringContext:
     """Scoring in this process: its own ASR engine, writes on `db`."""
     engine = get_engine(config)
     return ScoringContext(
@@ -112,7 +112,7 @@ def file_context(config: Config, db: Database) -> ScoringContext:
     )
 
 
-def writer_context(config: Config, writer: StorageWriter, transcriber: Transcriber,
+def writer_context(config: Settings, writer: StorageWriter, transcriber: Transcriber,
                    batch_size: int | None = None) -> ScoringContext:
     """Scoring inside the daemon: rubric and rows through the writer thread."""
     return ScoringContext(
@@ -156,7 +156,7 @@ def score_recording(
 
 
 def score_file(
-    config: Config, db: Database, req: ScoreRequest, progress: ProgressFn | None = None
+    config: Settings, db: Database, req: ScoreRequest, progress: ProgressFn | None = None
 ) -> ScoreOutcome:
     """`callqa score`, `callqa receive` and `callqa import-pcap`: score and store here."""
     return score_recording(file_context(config, db), req, progress=progress)

@@ -13,12 +13,12 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from core.calls import CallResult
-from core.config import Config
+from core.config import Settings
 from core.storage import repository
 
 
 def store_call(
-    config: Config,
+    config: Settings,
     db: Database,
     recording: Path,
     record: repository.CallRecord,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from core.calls import CallResult
-from core.config import Config
+from core.config import Settings
 from core.storage import repository
 from core.storage.filing import store_call
 
@@ -33,7 +33,7 @@ def interrupted_calls(db: Any) -> list[dict[str, Any]]:
 
 
 def store_live_call(
-    db: Any, config: Config, record: repository.CallRecord, result: CallResult | None,
+    db: Any, config: Settings, record: repository.CallRecord, result: CallResult | None,
     recording: Path | None,
 ) -> Path | None:  # fmt: skip
     """File the recording under recordings/ and write the call's final rows (its row exists

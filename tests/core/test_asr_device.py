@@ -37,7 +37,7 @@ from core.asr.engine import AsrEngine
 from core.asr.models import resolve_model
 from core.asr.types import CPU_MAX_BATCH, CUDA_MAX_BATCH, AsrOptions
 from core.cli import gpu as cli_gpu
-from core.config import load_config
+from core.config import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 # What CTranslate2 raises when the first matrix product on the GPU cannot open cuBLAS.
@@ -348,7 +348,7 @@ def _gpu_check(tmp_path: Path, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="callqa")
     cli_gpu.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["gpu-check", *argv])
-    config = load_config(None, {"data_dir": str(tmp_path), "model": "tiny.en"}, environ={})
+    config = load_settings(None, {"data_dir": str(tmp_path), "model": "tiny.en"}, environ={})
     code: int = args.func(args, config)
     return code
 

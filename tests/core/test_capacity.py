@@ -143,7 +143,7 @@ def test_bench_passes_the_settings_file_and_global_flags_to_every_daemon(
 ) -> None:
     """`callqa --config F --model M bench`: each `callqa serve` child reads F and runs M."""
     from core.capacity import ramp
-    from core.config import load_values
+    from core.config import load_settings
     from core.daemon.child import ServeProcess
 
     started: list[dict[str, str]] = []
@@ -185,11 +185,11 @@ def test_bench_passes_the_settings_file_and_global_flags_to_every_daemon(
     assert len(started) == 2  # callqa, then the baseline
     for env, beam in zip(started, ("2", "5"), strict=True):
         assert env["CALLQA_CONFIG"] == str(settings)
-        child = load_values(environ=env)  # what the child reads: its file, then its variables
-        assert child["model"] == "tiny.en"
-        assert child["asr_queue_memory_s"] == 123.0  # from the file, not passed on by name
-        assert str(child["asr_beam_size"]) == beam  # the baseline's own beam wins
-        assert child["grpc_host"] == "127.0.0.1" and child["grpc_token"] == ""
+        child = load_settings(environ=env)  # what the child reads: its file, then its variables
+        assert child.model == "tiny.en"
+        assert child.asr_queue_memory_s == 123.0  # from the file, not passed on by name
+        assert str(child.asr_beam_size) == beam  # the baseline's own beam wins
+        assert child.grpc_host == "127.0.0.1" and child.grpc_token == ""
 
 
 @pytest.mark.model

@@ -19,10 +19,10 @@ import pytest
 from core.asr.types import AsrRequest, AsrResult
 from core.audio.samples import SAMPLE_CALLS, render
 from core.audio.segmentation import Endpointer, UtteranceSpan, frame_levels_dbfs, segment_leg
-from core.config import load_config
+from core.config import load_settings
 from core.ingest.sip_bridge import _sinks
 from core.live.call import CallSetup
-from core.live.engine import LiveEngine, LiveSettings
+from core.live.engine import LiveEngine
 from core.live.leg import DSP_CHUNK_FRAMES, FRAME_SAMPLES, LiveLeg
 from kernels.g711 import ulaw_decode, ulaw_encode
 from kernels.levels import frame_pitch_hz
@@ -178,10 +178,10 @@ def test_rtp_through_the_sink_and_the_engine_gives_the_offline_utterances(
     """Packets through the jitter buffer, the batching sink and the engine, the call ended
     as the server ends it (legs flushed, then ``end_call``): every utterance of each leg
     reaches the ASR, the last ones included."""
-    config = load_config(overrides={"data_dir": str(tmp_path), "rubric": "default-en"},
-                         environ={})  # fmt: skip
+    config = load_settings(overrides={"data_dir": str(tmp_path), "rubric": "default-en",
+                                      "live_partial_every_s": 0}, environ={})  # fmt: skip
     asr = _Recorder()
-    engine = LiveEngine(config, LiveSettings(partial_every_s=0), lambda: asr)  # type: ignore[arg-type]
+    engine = LiveEngine(config, lambda: asr)  # type: ignore[arg-type]
     engine.start()
     codes = {role: ulaw_encode(_int16(x)) for role, x in zip(("agent", "customer"), rude_legs,
                                                              strict=True)}  # fmt: skip

@@ -20,8 +20,8 @@ from core.capacity.inprocess import (
     step_plan,
 )
 from core.capacity.results import backlog_growing
-from core.config import load_config
-from core.live.engine import LiveEngine, LiveSettings
+from core.config import load_settings
+from core.live.engine import LiveEngine
 from core.scoring.recording import get_engine
 from core.storage.benchmarks import last_benchmark, save_benchmark
 from core.storage.db import open_db
@@ -107,9 +107,9 @@ def sample_wavs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_tiny_benchmark_runs_stores_and_keeps_no_calls(
     tmp_path: Path, sample_wavs: list[Path]
 ) -> None:
-    config = load_config(overrides={"data_dir": str(tmp_path), "model": "tiny.en",
-                                    "asr_device": "cpu"}, environ={})  # fmt: skip
-    engine = LiveEngine(config, LiveSettings(), lambda: get_engine(config))
+    config = load_settings(overrides={"data_dir": str(tmp_path), "model": "tiny.en",
+                                      "asr_device": "cpu"}, environ={})  # fmt: skip
+    engine = LiveEngine(config, lambda: get_engine(config))
     engine.start()
     seen: list[StepResult] = []
     try:
@@ -187,8 +187,8 @@ class FakeAsr:
 
 @pytest.fixture
 def fake_engine(tmp_path: Path):
-    config = load_config(overrides={"data_dir": str(tmp_path)}, environ={})
-    engine = LiveEngine(config, LiveSettings(), FakeAsr)
+    config = load_settings(overrides={"data_dir": str(tmp_path)}, environ={})
+    engine = LiveEngine(config, FakeAsr)
     engine.start()
     yield engine
     engine.shutdown(5)
@@ -217,8 +217,8 @@ def test_a_stalled_asr_shows_as_backlog_and_as_latency(
     tmp_path: Path, sample_wavs: list[Path]
 ) -> None:
     asr = StalledAsr()
-    config = load_config(overrides={"data_dir": str(tmp_path)}, environ={})
-    engine = LiveEngine(config, LiveSettings(), lambda: asr)
+    config = load_settings(overrides={"data_dir": str(tmp_path)}, environ={})
+    engine = LiveEngine(config, lambda: asr)
     engine.start()
     try:
         outcome = run_line_benchmark(engine, sample_wavs, max_lines=1, step_lines=1,
@@ -295,9 +295,8 @@ def test_capacity_reports_the_box_own_configuration_never_the_baseline(
     from core.api.service import CallQaService
     from proto import callqa_pb2 as pb
 
-    config = fake_engine.config
-    daemon = SimpleNamespace(config=config, values={"sip_max_sessions": 100},
-                             settings=fake_engine.settings, engine=fake_engine, sip_bridge=None)
+    config = fake_engine.settings
+    daemon = SimpleNamespace(settings=config, engine=fake_engine, sip_bridge=None)
     service = CallQaService(daemon)  # type: ignore[arg-type]
     db = open_db(config.db_path)
     try:

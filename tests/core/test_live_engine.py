@@ -17,9 +17,9 @@ import pytest
 from core.asr.types import AsrRequest, AsrResult
 from core.audio.samples import SAMPLE_CALLS, render
 from core.audio.segmentation import segment_leg
-from core.config import load_config
+from core.config import load_settings
 from core.live.call import CallSetup
-from core.live.engine import LiveEngine, LiveSettings
+from core.live.engine import LiveEngine
 from core.live.leg import LiveLeg
 from core.live.routing import RubricRoutes
 from core.live.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, AsrJob, AsrScheduler
@@ -145,9 +145,9 @@ def test_scheduler_takes_parts_when_the_queue_is_short(tmp_path: Path) -> None:
 
 
 def _engine(tmp_path: Path, asr: ScriptedAsr, **settings: object) -> LiveEngine:
-    config = load_config(overrides={"data_dir": str(tmp_path), "rubric": "default-en"},
-                         environ={})  # fmt: skip
-    engine = LiveEngine(config, LiveSettings(**settings), lambda: asr)  # type: ignore[arg-type]
+    config = load_settings(overrides={"data_dir": str(tmp_path), "rubric": "default-en"},
+                           environ={}).replace(**settings)  # fmt: skip
+    engine = LiveEngine(config, lambda: asr)  # type: ignore[arg-type]
     engine.start()
     return engine
 

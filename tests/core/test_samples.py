@@ -10,7 +10,7 @@ import pytest
 
 from core.audio.samples import SAMPLE_CALLS, SampleCall, make_samples, render
 from core.audio.wav import read_wav
-from core.config import load_config
+from core.config import load_settings
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.loading import load_rubric_text
 from core.scoring.pipeline import legs_from_recording, score_legs
@@ -96,7 +96,7 @@ def test_pipeline_finds_exactly_the_expected_items(
 ) -> None:
     """Render, read back as `callqa demo` does, score offline with the real model."""
     call: SampleCall = CALLS[name]
-    config = load_config(None, {"data_dir": str(model_data_dir)}, environ={})
+    config = load_settings(None, {"data_dir": str(model_data_dir)}, environ={})
     recording = read_wav(sample_dir / f"{call.name}.wav")
     scored = score_legs(
         get_engine(config),

@@ -112,13 +112,12 @@ def test_batch_size_zero_takes_the_models_own() -> None:
 
 
 def test_every_live_setting_reaches_the_engine() -> None:
-    from core.config import load_values
-    from core.live.engine import LiveSettings
+    from core.config import load_settings
 
-    settings = LiveSettings.from_values(load_values(overrides={
+    settings = load_settings(overrides={
         "live_partial_every_s": 0, "min_silence_s": 0.7, "asr_inter_threads": 2,
         "alert_deadline_s": 3.0,
-    }, environ={}))  # fmt: skip
-    assert settings.partial_every_s == 0
+    }, environ={})  # fmt: skip
+    assert settings.live_partial_every_s == 0
     assert settings.min_silence_s == 0.7 and settings.asr_inter_threads == 2
     assert settings.alert_deadline_s == 3.0

@@ -5,23 +5,23 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from core.config import load_values
+from core.config import load_settings
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 
 
 def test_example_settings_load_and_unit_waits_for_the_grace_period() -> None:
-    values = load_values(SYSTEMD / "callqa.toml", {}, {})
-    assert values["data_dir"] == "/var/lib/callqa"
+    settings = load_settings(SYSTEMD / "callqa.toml", {}, {})
+    assert settings.data_dir == Path("/var/lib/callqa")
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(SYSTEMD / "callqa.service")
     service = unit["Service"]
     assert service["ExecStart"].split()[-1] == "serve"
     assert service["KillSignal"] == "SIGTERM"
-    assert int(service["TimeoutStopSec"]) > values["shutdown_grace_s"]
+    assert int(service["TimeoutStopSec"]) > settings.shutdown_grace_s
     environment = dict(item.split("=", 1) for item in service["Environment"].split())
     assert environment["CALLQA_CONFIG"] == "/etc/callqa/callqa.toml"
-    assert environment["CUDA_CACHE_PATH"].startswith(values["data_dir"])
+    assert environment["CUDA_CACHE_PATH"].startswith(str(settings.data_dir))
     assert "CAP_NET_RAW" in service["AmbientCapabilities"]  # mirror_interface capture
 
 
@@ -34,5 +34,7 @@ def test_admin_unit_serves_the_admin_web_without_privileges() -> None:
     assert service["CapabilityBoundingSet"] == ""
     assert service["NoNewPrivileges"] == "true"
     assert service["ProtectSystem"] == "strict"
-    assert service["ReadWritePaths"] == load_values(SYSTEMD / "callqa.toml", {}, {})["data_dir"]
+    assert service["ReadWritePaths"] == str(
+        load_settings(SYSTEMD / "callqa.toml", {}, {}).data_dir
+    )
     assert "callqa-admin.service" in (SYSTEMD / "install.sh").read_text()

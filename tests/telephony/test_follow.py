@@ -14,6 +14,7 @@ import pytest
 
 from core.audio.wav import read_wav
 from core.cli import import_pcap as cli_import_pcap
+from core.config import Settings, load_settings
 from kernels.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from telephony.follow import CallFollower, EndedCall, FollowOptions
 from telephony.packets import UdpDatagram
@@ -315,14 +316,8 @@ def _args(**kw) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@dataclass
-class _Config:
-    data_dir: Path
-    rubric: str = "default-en"
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "callqa.db"
+def _settings(data_dir: Path) -> Settings:
+    return load_settings(overrides={"data_dir": data_dir, "rubric": "default-en"}, environ={})
 
 
 def test_cli_no_score_writes_recordings_and_json(tmp_path: Path, capsys):
@@ -331,7 +326,7 @@ def test_cli_no_score_writes_recordings_and_json(tmp_path: Path, capsys):
     path = write_pcap(tmp_path / "cli.pcap", pk)
     args = _args(file=path, no_score=True, json=True)
     assert args.func is cli_import_pcap.run
-    assert cli_import_pcap.run(args, _Config(tmp_path / "data")) == 0
+    assert cli_import_pcap.run(args, _settings(tmp_path / "data")) == 0
     out = json.loads(capsys.readouterr().out)
     (item,) = out["calls"]
     assert item["sip_call_id"] == "a84b4c76e66710@pc33" and item["duration_s"] == 1.0
@@ -364,7 +359,7 @@ def test_cli_scores_every_call_with_the_offline_scorer(tmp_path: Path, monkeypat
                     t_bye=T0 + 2.5, callee_delay=0.0)
     path = write_pcap(tmp_path / "s.pcap", pk)
     args = _args(file=path, rubric="default-en", team="t1", agent_side="caller")
-    assert cli_import_pcap.run(args, _Config(tmp_path)) == 0
+    assert cli_import_pcap.run(args, _settings(tmp_path)) == 0
     (req,) = seen
     assert req.rubric_ref == "default-en" and req.team_id == "t1" and req.agent_channel == "left"
     assert req.started_at.startswith("2025-10-09T08:53:21.020")
@@ -408,7 +403,7 @@ def test_cli_agent_side_comes_from_the_settings_file_and_environment(
 def test_cli_capture_without_calls_is_bad_input(tmp_path: Path):
     path = write_pcap(tmp_path / "empty.pcap", [(T0, frame("1.1.1.1", 1, "2.2.2.2", 2, b"x"))])
     with pytest.raises(cli_import_pcap.NoCallsFound, match="no SIP call with audio"):
-        cli_import_pcap.run(_args(file=path, no_score=True), _Config(tmp_path))
+        cli_import_pcap.run(_args(file=path, no_score=True), _settings(tmp_path))
 
 
 # ------------------------------------------------------------------ live, on loopback

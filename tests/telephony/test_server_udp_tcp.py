@@ -625,8 +625,11 @@ def test_only_configured_transports_listen(tmp_path: Path, transport: str) -> No
 
 
 def test_receiver_settings_from_file_environment_and_flags(tmp_path: Path) -> None:
-    from core.config import ConfigError
+    from core.config import ConfigError, load_settings
     from core.ingest.receive import server_settings
+
+    def server_settings_of(environ: dict[str, str]) -> object:
+        return server_settings(load_settings(None, {"data_dir": tmp_path}, environ))
 
     toml = tmp_path / "callqa.toml"
     toml.write_text(
@@ -634,7 +637,8 @@ def test_receiver_settings_from_file_environment_and_flags(tmp_path: Path) -> No
         'agent_patterns = "1000-1999, @agents.example.com"\nrtp_idle_timeout_s = 12\n'
     )
     env = {"CALLQA_SIP_TRANSPORTS": "tcp", "CALLQA_DEFAULT_AGENT_SIDE": "caller"}
-    s = server_settings(tmp_path, toml, env, {"sip_port": 5080, "sip_host": None})
+    s = server_settings(load_settings(toml, {"data_dir": tmp_path, "sip_port": 5080,
+                                             "sip_host": None}, env))  # fmt: skip
     assert (s.host, s.port, s.transports) == ("0.0.0.0", 5080, ("tcp",))
     assert s.allowed_peers == ("10.0.0.0/24", "192.0.2.7")
     assert s.agent_patterns.matches("sip:x@agents.example.com")
@@ -642,15 +646,15 @@ def test_receiver_settings_from_file_environment_and_flags(tmp_path: Path) -> No
     assert s.default_agent_side == "caller"
     assert s.recordings_dir == tmp_path / "spool"
     with pytest.raises(ConfigError, match="sip_transports"):
-        server_settings(tmp_path, None, {"CALLQA_SIP_TRANSPORTS": "sctp"})
+        server_settings_of({"CALLQA_SIP_TRANSPORTS": "sctp"})
     with pytest.raises(ConfigError, match="default_agent_side"):
-        server_settings(tmp_path, None, {"CALLQA_DEFAULT_AGENT_SIDE": "left"})
+        server_settings_of({"CALLQA_DEFAULT_AGENT_SIDE": "left"})
     with pytest.raises(ConfigError, match="agent_patterns"):
-        server_settings(tmp_path, None, {"CALLQA_AGENT_PATTERNS": "re:("})
+        server_settings_of({"CALLQA_AGENT_PATTERNS": "re:("})
     with pytest.raises(ConfigError, match="sip_allowed_peers"):
-        server_settings(tmp_path, None, {"CALLQA_SIP_ALLOWED_PEERS": "not-an-address"})
+        server_settings_of({"CALLQA_SIP_ALLOWED_PEERS": "not-an-address"})
     with pytest.raises(ConfigError, match="sip_port"):
-        server_settings(tmp_path, None, {"CALLQA_SIP_PORT": "five"})
+        server_settings_of({"CALLQA_SIP_PORT": "five"})
 
 
 def test_receive_command_line() -> None:

@@ -205,7 +205,7 @@ def test_receiver_scores_and_stores_a_siprec_call(
     tmp_path: Path, call_legs: tuple[bytes, bytes], base_model_dir: Path
 ) -> None:
     """SIPp → `run_receiver` → recording → Whisper and the rubric → SQLite, end to end."""
-    from core.config import load_config
+    from core.config import load_settings
     from core.ingest.receive import ReceiverSettings, run_receiver, server_settings
     from core.storage import repository
     from core.storage.db import open_db
@@ -217,7 +217,7 @@ def test_receiver_scores_and_stores_a_siprec_call(
     first, last = free_port_range(8)
     port = free_port(socket.SOCK_DGRAM)
     data_dir = tmp_path / "data"
-    config = load_config(None, {"data_dir": str(data_dir), "model": str(base_model_dir)}, {})
+    config = load_settings(None, {"data_dir": str(data_dir), "model": str(base_model_dir)}, {})
     overrides = {
         "sip_host": HOST,
         "sip_port": port,
@@ -227,7 +227,7 @@ def test_receiver_scores_and_stores_a_siprec_call(
         "rtp_port_last": last,
         "agent_patterns": "1000-1999",
     }
-    server = server_settings(data_dir, None, {}, overrides)
+    server = server_settings(config.replace(**overrides))
     settings = ReceiverSettings(config=config, server=server)
 
     async def main() -> subprocess.CompletedProcess[bytes]:

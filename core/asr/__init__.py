@@ -7,3 +7,5 @@
 * `core.asr.tokenizer`: Whisper's byte-level BPE tokenizer.
 * `core.asr.filters`: phantom phrases and repetition loops in Whisper output.
 """
+
+__all__ = ["device", "engine", "filters", "models", "tokenizer", "types"]

@@ -4,3 +4,5 @@
 * `core.audio.segmentation`: the endpointer over the streaming VAD, offline and live.
 * `core.audio.samples`: the synthetic sample calls of the demo (espeak-ng and sox).
 """
+
+__all__ = ["samples", "segmentation", "wav"]

@@ -122,8 +122,7 @@ def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | No
 
     Runs on the scoring thread. Calls without audio are dropped with their spool file.
     """
-    from core.scoring.recording import ScoreRequest, score_file
-    from core.storage import repository
+    from core.scoring.recording import ScoreRequest, new_record, score_file
     from core.storage.db import open_db
     from core.storage.filing import store_call
 
@@ -133,40 +132,28 @@ def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | No
         return None
     db = open_db(config.db_path)
     try:
+        request = ScoreRequest(
+            path=info.recording_path,
+            rubric_ref=config.rubric,
+            agent_id=info.agent_id,
+            agent_channel=info.agent_channel or "left",
+            speaker=info.mono_speaker,  # type: ignore[arg-type]
+            started_at=info.started_at,
+            source=info.source,
+            caller=info.caller,
+            callee=info.callee,
+            meta=call_meta(info),
+            move=True,
+        )
         if score:
-            request = ScoreRequest(
-                path=info.recording_path,
-                rubric_ref=config.rubric,
-                agent_id=info.agent_id,
-                agent_channel=info.agent_channel or "left",
-                speaker=info.mono_speaker,  # type: ignore[arg-type]
-                started_at=info.started_at,
-                source=info.source,
-                caller=info.caller,
-                callee=info.callee,
-                meta=call_meta(info),
-                move=True,
-            )
             try:
                 call_id = score_file(config, db, request).call_id
                 logger.info("call %s stored as %s (scored)", info.call_id, call_id)
                 return call_id
             except Exception:
                 logger.exception("call %s: scoring failed; stored unscored", info.call_id)
-        record = repository.CallRecord(
-            id=repository.new_call_id(),
-            source=info.source,
-            recording_path=None,
-            duration_s=info.duration_s,
-            started_at=info.started_at,
-            agent_id=info.agent_id,
-            team_id=None,
-            language=None,
-            meta=call_meta(info),
-            status="failed" if score else "recorded",
-            caller=info.caller,
-            callee=info.callee,
-        )
+        record = new_record(request, duration_s=info.duration_s,
+                            status="failed" if score else "recorded")
         store_call(config, db, info.recording_path, record, None, move=True)
         logger.info("call %s stored as %s (%s)", info.call_id, record.id, record.status)
         return record.id

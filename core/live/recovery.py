@@ -54,13 +54,9 @@ def recover_call(recovery: Recovery, row: dict[str, Any]) -> None:
     meta["interrupted"] = {
         "status_at_stop": row["status"], "recovered_at": utc_now_iso("milliseconds"),
     }  # fmt: skip
-    record = repository.CallRecord(
-        id=call_id, source=row["source"], recording_path=str(path) if path else None,
-        duration_s=row.get("duration_s"), started_at=row["started_at"],
-        agent_id=row.get("agent_id"), team_id=row.get("team_id"),
-        language=row.get("language"), meta=meta, status="interrupted",
-        caller=row.get("caller"), callee=row.get("callee"),
-    )  # fmt: skip
+    record = repository.CallRecord.from_row(
+        row, recording_path=str(path) if path else None, meta=meta, status="interrupted"
+    )
     if path is None or not path.is_file():
         meta["interrupted"]["error"] = "the recording was not found"
         recovery.writer.submit(store_live_call, recovery.config, record, None, None).result()

@@ -162,22 +162,28 @@ def score_file(
     return score_recording(file_context(config, db), req, progress=progress)
 
 
+def new_record(
+    req: ScoreRequest, *, duration_s: float | None, language: str | None = None,
+    status: str = repository.DEFAULT_STATUS, facts: dict[str, object] | None = None,
+) -> repository.CallRecord:
+    """The stored call's fields for a recording that reached the box, scored or not: the
+    one place a new recorded call's record is made."""
+    return repository.CallRecord(
+        id=repository.new_call_id(), source=req.source, recording_path=None,
+        duration_s=duration_s, started_at=req.started_at or utc_now_iso(),
+        agent_id=req.agent_id, team_id=req.team_id, language=language,
+        meta={**(req.meta or {"original_file": str(req.path)}), **(facts or {})},
+        status=status, caller=req.caller, callee=req.callee,
+    )  # fmt: skip
+
+
 def make_record(
     req: ScoreRequest, recording: Recording, scored: ScoredCall
 ) -> repository.CallRecord:
     """The stored call's fields for a scored recording."""
-    started = req.started_at or utc_now_iso()
-    record = repository.CallRecord(
-        id=repository.new_call_id(),
-        source=req.source,
-        recording_path=None,
-        duration_s=recording.duration_s,
-        started_at=started,
-        agent_id=req.agent_id,
-        team_id=req.team_id,
-        language=scored.evidence.language,
-        meta={
-            **(req.meta or {"original_file": str(req.path)}),
+    return new_record(
+        req, duration_s=recording.duration_s, language=scored.evidence.language,
+        facts={
             "encoding": recording.encoding,
             "sample_rate": recording.sample_rate,
             "channels": len(recording.channels),
@@ -185,7 +191,4 @@ def make_record(
             "mono_speaker": req.speaker,
             "dropped_utterances": len(scored.dropped),
         },
-        caller=req.caller,
-        callee=req.callee,
     )
-    return record

@@ -15,3 +15,8 @@
 * `core.storage.search`: full-text search in the stored transcripts.
 * `core.storage.writer`: `StorageWriter`, the one thread that writes for the daemon.
 """
+
+__all__ = [
+    "benchmarks", "db", "evidence", "filing", "live_calls", "migrations", "repository",
+    "routes", "rubric_catalog", "search", "timelines", "writer",
+]

@@ -93,6 +93,19 @@ class CallRecord:
     caller: str | None = None
     callee: str | None = None
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], **changes: Any) -> CallRecord:
+        """The record of a stored call (a row of `get_call`), with `changes` applied."""
+        fields = {
+            "id": row["id"], "source": row["source"],
+            "recording_path": row.get("recording_path"), "duration_s": row.get("duration_s"),
+            "started_at": row["started_at"], "agent_id": row.get("agent_id"),
+            "team_id": row.get("team_id"), "language": row.get("language"),
+            "meta": row.get("meta") or {}, "status": row.get("status") or DEFAULT_STATUS,
+            "caller": row.get("caller"), "callee": row.get("callee"),
+        }  # fmt: skip
+        return cls(**{**fields, **changes})
+
 
 # ---------------------------------------------------------------- helpers
 

@@ -30,7 +30,7 @@ from core.rubric.defaults import builtin_rubrics
 from core.storage import repository
 from core.storage.db import open_db
 from tests.admin_web.conftest import csrf_token, login, make_user, post_form, stock_calls
-from tests.core.test_rubric_routes import rubric_of_new_call
+from tests.core.storage.test_rubric_routes import rubric_of_new_call
 
 # Chinese strings of these pages that the lead has not merged into the catalogue yet: the zh
 # tests compile the catalogue with them, so that they test the pages, not the merge.

@@ -22,7 +22,7 @@ from core.audio.wav import read_wav
 from core.calls import Speaker
 from kernels.vad import StreamingVad, VadBank
 
-CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+CORPUS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 RATE = 8000
 FRAME = 160
 # Boundary tolerance: the padding (0.15 s) plus the spread of the labels' own times (TTS

@@ -154,7 +154,7 @@ def test_put_rubric_invalid_and_valid(daemon: Daemon) -> None:
     names = {r.rubric_id for r in stub.ListRubrics(pb.ListRubricsRequest()).rubrics}
     assert "broken" not in names and {"default-zh", "default-en"} <= names
 
-    text = (Path(__file__).resolve().parents[2] / "core/rubrics/default-en.yaml").read_text()
+    text = (Path(__file__).resolve().parents[3] / "core/rubrics/default-en.yaml").read_text()
     text = text.replace("id: default-en", "id: team-en", 1)
     put = stub.PutRubric(pb.PutRubricRequest(yaml=text, activate=True))
     assert put.rubric_id == "team-en" and put.version == 1 and put.active
@@ -287,7 +287,7 @@ def test_watch_call_command_replays_a_stored_call(daemon: Daemon, samples: dict[
         [sys.executable, "-m", "core.cli", "watch", "call", call_id, "--address",
          f"127.0.0.1:{daemon.grpc_port}"],
         capture_output=True, text=True, timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -297,7 +297,7 @@ def test_watch_call_command_replays_a_stored_call(daemon: Daemon, samples: dict[
     missing = subprocess.run(
         [sys.executable, "-m", "core.cli", "watch", "call", "no-such-call", "--address",
          f"127.0.0.1:{daemon.grpc_port}"],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[3],
     )  # fmt: skip
     assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr
 

@@ -25,7 +25,7 @@ from tests.telephony.test_sipp_siprec import write_pcap
 pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.mark.raw_sockets]
 
 HOST = "127.0.0.1"
-SCENARIO = Path(__file__).resolve().parents[1] / "telephony" / "scenarios" / "plain_uac_pcap.xml"
+SCENARIO = Path(__file__).resolve().parents[2] / "telephony" / "scenarios" / "plain_uac_pcap.xml"
 CUT = ("dev006", 32.0, 40.0)
 
 

@@ -39,7 +39,7 @@ from core.asr.types import CPU_MAX_BATCH, CUDA_MAX_BATCH, AsrOptions
 from core.cli import gpu as cli_gpu
 from core.config import load_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # What CTranslate2 raises when the first matrix product on the GPU cannot open cuBLAS.
 CUBLAS_ERROR = "Library libcublas.so.12 is not found or cannot be loaded"
 # get_supported_compute_types("cuda") on a compute capability 9.0 GPU (H100, H200).

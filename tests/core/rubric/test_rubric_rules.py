@@ -550,7 +550,7 @@ def test_emotion_confidence_combines_cues() -> None:
 
 # ---------------------------------------------------------------- the labelled corpus
 
-CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+CORPUS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 TOLERANCE_S = 2.0
 CALL_LEVEL_ITEMS = ("greeting", "closing")
 

@@ -16,17 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from babel.messages.mofile import write_mo
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 from werkzeug.serving import make_server
 
-from admin_web import catalog, create_app
+from admin_web import create_app
 from core.daemon.child import ServeProcess, free_port
 from tests.admin_web.browser import click, css, login, make_driver, shot, wait_for
 from tests.admin_web.conftest import PASSWORD, make_user, stock_calls
-from tests.admin_web.test_rubrics import PENDING_TSV
 
 SHOTS = Path(os.environ["CALLQA_SCREENSHOTS"]) if os.environ.get("CALLQA_SCREENSHOTS") else None
 
@@ -45,18 +43,8 @@ def site(tmp_path: Path) -> Iterator[str]:
     data = tmp_path / "data"
     data.mkdir()
     stock_calls(data)
-    zh = catalog.read_catalog("zh")
-    if PENDING_TSV.exists():
-        for msgid, text in catalog.read_tsv([PENDING_TSV]).items():
-            if msgid not in zh or not zh[msgid].string:
-                zh.add(msgid, text)
-    folder = tmp_path / "translations" / "zh" / "LC_MESSAGES"
-    folder.mkdir(parents=True)
-    with (folder / "messages.mo").open("wb") as f:
-        write_mo(f, zh)
     daemon = ServeProcess(data, {"asr_enabled": "false", "sip_enabled": "false"}).start()
-    app = create_app({"DATA_DIR": str(data), "DAEMON_ADDRESS": daemon.address,
-                      "BABEL_TRANSLATION_DIRECTORIES": str(tmp_path / "translations")})
+    app = create_app({"DATA_DIR": str(data), "DAEMON_ADDRESS": daemon.address})
     make_user(data, "alice", "admin", language="en")
     make_user(data, "li", "admin", language="zh")
     server = make_server("127.0.0.1", free_port(), app, threaded=True)

@@ -56,9 +56,7 @@ def store_rubric(
     with write_transaction(db):
         if draft and not activate:
             pin_in_use(db, rubric_id)
-        latest = db.execute(
-            "SELECT max(version) FROM rubric_versions WHERE rubric_id = ?", [rubric_id]
-        ).fetchone()[0]
+        latest = repository.latest_rubric_version(db, rubric_id)
         version = repository.record_rubric_version(db, rubric_id, yaml_text)
         if activate:
             repository.set_active(db, rubric_id, version)

@@ -373,12 +373,9 @@ class CallQaService(pb_grpc.CallQaServicer):
                 rid = r["rubric_id"]
                 stored = repository.get_rubric_version(db, rid, r["version"])
                 rubric = load_rubric_text(stored["yaml"]) if stored else None
-                versions = db.execute(
-                    "SELECT version FROM rubric_versions WHERE rubric_id = ? ORDER BY version",
-                    [rid],
-                ).fetchall()
+                versions = repository.rubric_version_numbers(db, rid)
                 info = pb.RubricInfo(
-                    rubric_id=rid, versions=[int(v[0]) for v in versions],
+                    rubric_id=rid, versions=versions,
                     built_in=rid in builtins, name=(rubric.name if rubric else "") or "",
                     language=rubric.language if rubric else "",
                 )  # fmt: skip

@@ -512,6 +512,21 @@ def set_active(db: Database, rubric_id: str, version: int) -> None:
         )
 
 
+def rubric_version_numbers(db: Database, rubric_id: str) -> list[int]:
+    """The stored versions of a rubric, oldest first."""
+    return [int(r[0]) for r in db.execute(
+        "SELECT version FROM rubric_versions WHERE rubric_id = ? ORDER BY version", [rubric_id]
+    ).fetchall()]
+
+
+def latest_rubric_version(db: Database, rubric_id: str) -> int | None:
+    """The newest stored version of a rubric, or None when none is stored."""
+    row = db.execute(
+        "SELECT max(version) FROM rubric_versions WHERE rubric_id = ?", [rubric_id]
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def list_rubrics(db: Database) -> list[dict[str, Any]]:
     """One row per stored rubric: its active (else latest) version, and how many it has."""
     rows = db.query(

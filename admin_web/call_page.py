@@ -139,21 +139,27 @@ def call_page(call_id: str) -> Any:
     )
 
 
-@bp.route("/calls/<call_id>/recording.wav")
-@require(roles.PLAY)
-def recording(call_id: str) -> Any:
+def _serve_wav(call_id: str, action: str, as_attachment: bool) -> Any:
+    """The call's PCM16 WAV with range requests; one audit entry (`action`) per playback
+    or download, not per range request."""
     row = _scoped_call(call_id)
     try:
         converted = _converted(row)
     except audio.RecordingUnavailable as exc:
         return _not_available(exc)
     response = send_file(converted.wav_path, mimetype=WAV_MIMETYPE, conditional=True,
-                         download_name=f"{row['id']}.wav")
+                         as_attachment=as_attachment, download_name=f"{row['id']}.wav")
     response.headers["Cache-Control"] = PRIVATE_AUDIO_CACHE
     if _starts_playback() and response.status_code in (200, 206):
-        audit.record(get_conn(), current_user().username, "play", call_id=row["id"],
+        audit.record(get_conn(), current_user().username, action, call_id=row["id"],
                      detail={"range": request.headers.get("Range")})
     return response
+
+
+@bp.route("/calls/<call_id>/recording.wav")
+@require(roles.PLAY)
+def recording(call_id: str) -> Any:
+    return _serve_wav(call_id, "play", as_attachment=False)
 
 
 @bp.route("/calls/<call_id>/peaks.json")
@@ -170,15 +176,4 @@ def peaks(call_id: str) -> Any:
 @bp.route("/calls/<call_id>/download")
 @require(roles.DOWNLOAD)
 def download(call_id: str) -> Any:
-    row = _scoped_call(call_id)
-    try:
-        converted = _converted(row)
-    except audio.RecordingUnavailable as exc:
-        return _not_available(exc)
-    response = send_file(converted.wav_path, mimetype=WAV_MIMETYPE, conditional=True,
-                         as_attachment=True, download_name=f"{row['id']}.wav")
-    response.headers["Cache-Control"] = PRIVATE_AUDIO_CACHE
-    if _starts_playback() and response.status_code in (200, 206):
-        audit.record(get_conn(), current_user().username, "download", call_id=row["id"],
-                     detail={"range": request.headers.get("Range")})
-    return response
+    return _serve_wav(call_id, "download", as_attachment=True)

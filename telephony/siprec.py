@@ -23,6 +23,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
 from telephony.sip.headers import Headers
 from telephony.sip.message import (
     SipParseError,
@@ -279,10 +282,14 @@ def parse_metadata(data: bytes | str) -> RecordingMetadata:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_METADATA_BYTES:
         raise MetadataError(f"metadata of {len(raw)} bytes exceeds {MAX_METADATA_BYTES}")
-    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
-        raise MetadataError("metadata with a DOCTYPE or entity declaration is refused")
     try:
-        root = ET.fromstring(raw)
+        # In any encoding (a UTF-16 document hides a DOCTYPE from a byte search): no DTD, so
+        # no entity expansion and no external entity is ever read.
+        root = SafeET.fromstring(raw, forbid_dtd=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise MetadataError(
+            f"metadata with a DOCTYPE or entity declaration is refused: {exc}"
+        ) from exc
     except ET.ParseError as exc:
         raise MetadataError(f"metadata is not well-formed XML: {exc}") from exc
     ns, local = _split_tag(root.tag)

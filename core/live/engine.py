@@ -46,7 +46,7 @@ from core.live.scheduler import (
 from core.rubric.engine import evaluate
 from core.stage_cpu import charge, name_thread
 from core.storage import repository
-from core.storage.live_calls import interrupted_calls, store_live_call, team_of
+from core.storage.live_calls import interrupted_calls, record_alert, store_live_call, team_of
 from core.storage.routes import route_rules
 from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
@@ -416,6 +416,8 @@ class LiveEngine:
         if call.setup.store:
             self.counters["alerts"] += 1
             self.counters["late_alerts"] += int(late)
+            if not call.finalized:  # kept as raised: a crash before the end keeps it
+                self.writer.submit(record_alert, call.call_id, alert.to_json())
         if live and call.setup.store:
             self.alert_latencies_ms.append(alert.latency_ms)
             if len(self.alert_latencies_ms) > 10_000:
@@ -495,7 +497,7 @@ class LiveEngine:
     def _record(self, call: LiveCall, status: str) -> repository.CallRecord:
         s = call.setup
         meta = {
-            **s.meta, **call.extra_meta,
+            **s.meta, **call.extra_meta, "alerts_raised": [a.to_json() for a in call.alerts],
             "live": {
                 "external_id": s.external_id, "skill": s.skill, "end_reason": call.end_reason,
                 "alerts": len(call.alerts), "late_alerts": sum(a.late for a in call.alerts),

@@ -29,6 +29,9 @@ from core.storage.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
 
+TOO_SHORT_TO_SCORE_S = 1.0
+"""A call a stop cut before this much audio is kept unscored: there is nothing to judge."""
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -49,15 +52,16 @@ def recover_call(recovery: Recovery, row: dict[str, Any]) -> None:
     from telephony.recorder import RecordingError, recover_wav
 
     call_id = row["id"]
-    path = Path(row["recording_path"]) if row.get("recording_path") else None
+    path = find_recording(recovery.config, row)
     meta = row.get("meta") or {}
     meta["interrupted"] = {
         "status_at_stop": row["status"], "recovered_at": utc_now_iso("milliseconds"),
     }  # fmt: skip
     record = repository.CallRecord.from_row(
-        row, recording_path=str(path) if path else None, meta=meta, status="interrupted"
-    )
-    if path is None or not path.is_file():
+        row, recording_path=str(path) if path else row.get("recording_path"), meta=meta,
+        status="interrupted",
+    )  # fmt: skip
+    if path is None:
         meta["interrupted"]["error"] = "the recording was not found"
         recovery.writer.submit(store_live_call, recovery.config, record, None, None).result()
         return
@@ -68,6 +72,12 @@ def recover_call(recovery: Recovery, row: dict[str, Any]) -> None:
         recovery.writer.submit(store_live_call, recovery.config, record, None, path).result()
         return
     record.duration_s = round(duration, 3)
+    if duration < TOO_SHORT_TO_SCORE_S:
+        meta["interrupted"]["error"] = f"too short to score ({duration:.1f} s of audio)"
+        meta["interrupted"]["too_short"] = True
+        recovery.writer.submit(store_live_call, recovery.config, record, None, path).result()
+        logger.info("interrupted call %s kept unscored: %.1f s of audio", call_id, duration)
+        return
     ref = (meta.get("live") or {}).get("rubric_id") or recovery.config.rubric
     stereo_right = meta.get("agent_channel") == "right"
     req = ScoreRequest(
@@ -83,6 +93,25 @@ def recover_call(recovery: Recovery, row: dict[str, Any]) -> None:
     scored = score_recording(ctx, req, record=record).scored
     logger.info("interrupted call %s re-scored from %s: %.0f (%.1f s)", call_id, path,
                 scored.result.score, duration)  # fmt: skip
+
+
+def find_recording(config: Settings, row: dict[str, Any]) -> Path | None:
+    """The recording of an interrupted call: where its row says, else where filing puts it.
+
+    Filing moves the recording under ``recordings/`` and then writes the row, so a stop
+    between the two leaves the row naming the spool file while the file is already filed.
+    """
+    named = Path(row["recording_path"]) if row.get("recording_path") else None
+    if named is not None and named.is_file():
+        return named
+    filed = repository.recording_path(config.data_dir, row["id"], row["started_at"])
+    if filed.is_file():
+        logger.warning(
+            "call %s: its recording was filed at %s before the stop, but its row still "
+            "names %s; scoring it from the filed recording", row["id"], filed, named,
+        )  # fmt: skip
+        return filed
+    return None
 
 
 class BackfillTranscriber:

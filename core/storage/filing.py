@@ -3,6 +3,11 @@
 Nothing is half-stored: the recording is copied (or moved) into place first, and if the
 database write fails it is removed (or moved back), so a call is never stored without its
 recording nor the other way round.
+
+A kill between the move and the row (they cannot share one transaction) leaves the row
+naming the recording's old place while the file is already where it is filed
+(`repository.recording_path`); recovery looks in both places, and filing a recording that is
+already in its place leaves it there.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ def store_call(
     """
     target = repository.recording_path(config.data_dir, record.id, record.started_at)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if move:
+    if move and Path(recording) == target:
+        pass  # filed already (a call re-scored after a stop between filing and its row)
+    elif move:
         shutil.move(str(recording), target)
     else:
         tmp = target.with_name(target.name + ".part")
@@ -52,9 +59,9 @@ def store_call(
         else:
             repository.create_call(db, record)
     except BaseException:
-        if move:
+        if move and Path(recording) != target:
             shutil.move(str(target), recording)
-        else:
+        elif not move:
             target.unlink(missing_ok=True)
         raise
     return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,18 @@ RECOVERABLE = ("live", "ending")
 def team_of(db: Any, agent_id: str) -> str | None:
     row = db.execute("SELECT team_id FROM agents WHERE id = ?", [agent_id]).fetchone()
     return row[0] if row else None
+
+
+def record_alert(db: Any, call_id: str, alert: dict[str, Any]) -> None:
+    """Keep an alert in its call's row (``meta.alerts_raised``) as it is raised, so that a
+    crash before the end of the call does not lose it."""
+    with repository.write_transaction(db):
+        db.execute(
+            "UPDATE calls SET meta = json_set(coalesce(meta, '{}'), '$.alerts_raised', "
+            "json_insert(coalesce(json_extract(meta, '$.alerts_raised'), '[]'), '$[#]', "
+            "json(?))) WHERE id = ?",
+            [json.dumps(alert), call_id],
+        )
 
 
 def interrupted_calls(db: Any) -> list[dict[str, Any]]:

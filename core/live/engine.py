@@ -17,6 +17,7 @@ scores it from the file; it is then stored as ``interrupted``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import queue
@@ -57,6 +58,7 @@ LIVE_SPOOL = "live"
 QUEUE_SPOOL = "asr-queue"
 TIMELINE_EVERY_S = 1.0
 LATENCY_WINDOW = 1000
+NO_AUDIO = np.zeros(0, dtype=np.float32)
 
 
 class LiveEngine:
@@ -248,12 +250,15 @@ class LiveEngine:
                 return
             if speaker not in call.leg_start_s:
                 call.leg_start_s[speaker] = (at_sample or 0) / call.setup.sample_rate
+            if call.recorder is not None or call.taps:
+                pcm16 = pcm if pcm.dtype == np.int16 else _to_int16(pcm)
+                start = leg.samples if at_sample is None else at_sample
+                for tap in call.taps:  # listeners (core.live.listening); they never block
+                    tap.offer(speaker, start, pcm16, time.time())
             if call.recorder is not None:
                 from telephony.recorder import AGENT_CHANNEL, CUSTOMER_CHANNEL
 
                 channel = AGENT_CHANNEL if speaker == "agent" else CUSTOMER_CHANNEL
-                pcm16 = pcm if pcm.dtype == np.int16 else _to_int16(pcm)
-                start = leg.samples if at_sample is None else at_sample
                 call.recorder.write(channel, pcm16, start)
             # Handled under the lock too, so that an end_call on another thread cannot
             # slip its end-of-call mark in before these utterances are counted.
@@ -273,8 +278,15 @@ class LiveEngine:
             if call.ended:
                 return
             call.ended = True  # no more audio is taken; the rules thread finishes the rest
+            for tap in call.taps:
+                tap.close()
             for leg in call.legs.values():
                 self._handle(call, leg, leg.flush(), final=True)
+            # Parts of its utterances still queued are moot: the finished ones follow.
+            prefix = f"{call.call_id}/"
+            self.scheduler.cancel(
+                lambda job: job.priority == PRIORITY_PARTIAL and job.key.startswith(prefix)
+            )
             if call.recorder is not None:
                 call.recorded_s = call.recorder.duration_s
                 call.recorder.close()
@@ -311,10 +323,13 @@ class LiveEngine:
         ready = clock.mono_of(utt.span.speech_end)
         if priority == PRIORITY_FINAL:
             self._post(lambda: _count_pending(call, +1))
+        # The job's context keeps the utterance without its audio: the audio is the job's
+        # alone, so that the scheduler can move it to disk and let go of it.
         job = AsrJob(
             key=f"{call.call_id}/{utt.speaker}/{utt.seq}{'p' if utt.partial else ''}",
             audio=utt.audio16, language=call.language, ready_at=ready,
-            done=self._asr_done, priority=priority, context=(call, utt, end_wall),
+            done=self._asr_done, priority=priority,
+            context=(call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall),
         )  # fmt: skip
         self.scheduler.submit(job)
 

@@ -164,6 +164,30 @@ class AsrScheduler:
             heapq.heappush(self._heap, (job.priority, job.ready_at, next(self._count), job))
             self._cond.notify()
 
+    def cancel(self, which: Callable[[AsrJob], bool]) -> int:
+        """Take the queued jobs ``which`` picks out of the queue (their audio, in memory or
+        on disk, with them); each one's ``done`` gets no result and the error "cancelled".
+        Returns how many were taken."""
+        with self._cond:
+            keep: list[tuple[int, float, int, AsrJob]] = []
+            gone: list[tuple[int, float, int, AsrJob]] = []
+            for item in self._heap:
+                (gone if which(item[-1]) else keep).append(item)
+            if not gone:
+                return 0
+            heapq.heapify(keep)
+            self._heap = keep
+            for *_, job in gone:
+                self._queued_audio_s -= job.audio_s
+                self._release(job)
+            self._cond.notify_all()
+        for *_, job in gone:
+            try:
+                job.done(job, None, "cancelled")
+            except Exception:
+                logger.exception("ASR job %s: its callback failed", job.key)
+        return len(gone)
+
     # ---------------------------------------------------------------- state
 
     @property
@@ -236,12 +260,18 @@ class AsrScheduler:
             self._in_flight += len(batch)
             return batch
 
-    def _skip(self, job: AsrJob) -> None:
-        self.stats.partials_skipped += 1
+    def _release(self, job: AsrJob) -> None:
+        """Let go of a job's audio that will not be transcribed."""
         if job.spooled is not None:
             job.spooled.unlink(missing_ok=True)
-        else:
+            job.spooled = None
+        elif job.audio is not None:
             self._memory_audio_s -= job.audio_s
+        job.audio = None
+
+    def _skip(self, job: AsrJob) -> None:
+        self.stats.partials_skipped += 1
+        self._release(job)
         try:
             job.done(job, None, "skipped")
         except Exception:

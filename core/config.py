@@ -119,6 +119,16 @@ class Settings:
         100,
         "Most calls recorded at once; further INVITEs get 503 with Retry-After.",
     )
+    disk_min_free_mb: float = _setting(
+        1024.0,
+        "Free space under the data folder below which new SIP calls get 503 with Retry-After, "
+        "and OPTIONS probes 503, so that a dispatcher sends calls elsewhere (0: never).",
+    )
+    sip_drain_s: float = _setting(
+        10.0,
+        "On SIGTERM, how long SIP calls in progress may go on to their BYE while new calls and "
+        "OPTIONS probes get 503; those still going then end (reason `shutdown`).",
+    )
     sip_max_message_bytes: int = _setting(
         65535, "Largest SIP message accepted; larger are dropped."
     )

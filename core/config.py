@@ -196,6 +196,17 @@ class Settings:
     log_file: str = _setting(
         "", "Also write the log to this file (empty: standard error only)."
     )
+    log_format: str = _setting(
+        "plain",
+        "`plain` (one line of text per record) or `json` (one JSON object per line, with "
+        "`call_id`, `leg` and `stage` fields where known, for a log shipper).",
+    )
+    metrics_host: str = _setting(
+        "127.0.0.1", "Address the Prometheus metrics endpoint of `callqa serve` listens on."
+    )
+    metrics_port: int = _setting(
+        9464, "Port of the Prometheus metrics endpoint (`/metrics`); 0 turns it off."
+    )
     default_agent_side: str = _setting(
         "callee",
         "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
@@ -230,6 +241,10 @@ class Settings:
             raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
         if self.asr_device not in ("auto", "cpu", "cuda"):
             raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
+        if self.log_format not in ("plain", "json"):
+            raise ConfigError("setting 'log_format' must be 'plain' or 'json'")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("setting 'metrics_port' must be a port number, or 0 (off)")
 
     @property
     def db_path(self) -> Path:

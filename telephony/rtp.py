@@ -300,6 +300,19 @@ class RtpLeg:
         return list(self._dtmf)
 
     @property
+    def counts_taken(self) -> dict[str, int]:
+        """Packet counts of the datagrams taken so far (not those still queued): received,
+        lost, late, duplicates, malformed, unknown_payload. Unlike :attr:`stats` it takes
+        nothing from the queue, so another thread may read it while the leg is fed (each
+        figure is read once, and may lag the feeding thread by a few packets)."""
+        jb = self.jitter_buffer.stats
+        return {
+            "received": self._received, "lost": jb.lost, "late": jb.late,
+            "duplicates": jb.duplicates, "malformed": self._malformed,
+            "unknown_payload": self._unknown,
+        }  # fmt: skip
+
+    @property
     def packets_seen(self) -> int:
         """Datagrams taken so far that show the stream is alive: RTP of a known payload
         type (paused or not) and malformed ones; not those still queued. Cheap (no side

@@ -7,8 +7,9 @@ The child gets its settings through `CALLQA_<NAME>` variables (nothing is inheri
 caller's own `CALLQA_*` environment) over a settings file: the one given (`callqa bench`
 passes on the box's own, so the daemons it measures run as configured), else an empty one
 (no ``/etc/callqa`` settings leak in). What would take the child off loopback or away from
-the caller (a gRPC token or TLS, a mirror interface, the box's log file) is reset. The child
-logs to a file, and is ready once the standard gRPC health service answers SERVING.
+the caller (a gRPC token or TLS, a mirror interface, the box's log file, its metrics port) is
+reset. The child logs to a file, and is ready once the standard gRPC health service answers
+SERVING.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ RTP_PROBE = 16
 ISOLATED = {
     "grpc_token": "", "grpc_tls_cert_file": "", "grpc_tls_key_file": "",
     "mirror_interface": "", "log_file": "", "sip_enabled": "true", "sip_transports": "udp,tcp",
+    "metrics_port": "0",
 }  # fmt: skip
 """Settings a child always starts with (its caller's ``settings`` may still change them)."""
 

@@ -7,6 +7,7 @@ It runs, in one process:
   bridged into the engine (``core.ingest.sip_bridge``);
 * the gRPC API (``core.api``): streams in (`StreamAudio`), alerts and calls out, rubric
   management, capacity; with the standard health service and server reflection.
+* the Prometheus metrics endpoint (``core.daemon.metrics``) unless ``metrics_port`` is 0.
 
 SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, new SIP calls
 and OPTIONS probes get 503 while SIP calls in progress may go on to their BYE (up to
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
 import os
 import signal
 import threading
@@ -34,27 +34,10 @@ from core.asr.types import Transcriber
 from core.config import ConfigError, Settings, load_settings
 from core.live.engine import LiveEngine
 from core.live.routing import RubricRoutes
+from core.logs import setup_logging
 from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
-
-
-def setup_logging(level: str, log_file: str = "") -> None:
-    """Log to standard error (journald picks it up), and to ``log_file`` when given."""
-    numeric = getattr(logging, level.upper(), None)
-    if not isinstance(numeric, int):
-        raise ConfigError(f"setting 'log_level' must be debug, info, warning or error: {level!r}")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_file:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(log_file, maxBytes=50_000_000, backupCount=5)
-        )
-    logging.basicConfig(level=numeric, format=LOG_FORMAT, handlers=handlers, force=True)
-    for noisy in ("numba", "grpc._cython", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
 @dataclass
@@ -83,6 +66,7 @@ class Daemon:
         self.sip_bridge: Any = None
         self.capture: Any = None
         self.follower: Any = None
+        self.metrics: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -104,6 +88,8 @@ class Daemon:
             factory = FeaturesOnly
         self.engine = LiveEngine(settings, factory)
         self.engine.start()
+        if settings.metrics_port:  # first: a port taken stops the start before SIP binds
+            self._start_metrics()
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         self.grpc, self.grpc_port = create_server(address, self)
         if settings.sip_enabled:
@@ -158,6 +144,13 @@ class Daemon:
         ready.wait()
         if errors:
             raise ConfigError(f"SIP could not start on port {settings.port}: {errors[0]}")
+
+    def _start_metrics(self) -> None:
+        from core.daemon.metrics import MetricsEndpoint
+
+        self.metrics = MetricsEndpoint(self)
+        port = self.metrics.start()
+        logger.info("Prometheus metrics on http://%s:%d/metrics", self.settings.metrics_host, port)
 
     def _start_mirror(self) -> None:
         from core.ingest.sip_bridge import MirrorBridge
@@ -237,6 +230,8 @@ class Daemon:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
                 self._loop_thread.join(5)
+        if self.metrics is not None:
+            self.metrics.stop()
         logger.info("stopped%s", f"; {len(left)} calls left for the next start" if left else "")
         self._stopped.set()
 
@@ -269,6 +264,7 @@ class Daemon:
 
 def run_serve(options: ServeOptions) -> int:
     daemon = Daemon(options)
-    setup_logging(daemon.settings.log_level, daemon.settings.log_file)
+    settings = daemon.settings
+    setup_logging(settings.log_level, settings.log_file, settings.log_format)
     daemon.run_forever()
     return 0

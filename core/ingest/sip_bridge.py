@@ -86,7 +86,8 @@ class SipBridge:
             call = self.engine.open_call(setup)
         except Exception:
             self.refused += 1
-            logger.exception("call %s: not scored live; it is recorded only", session.call_id)
+            logger.exception("call %s: not scored live; it is recorded only", session.call_id,
+                             extra={"call_id": session.call_id})  # fmt: skip
             return None
         return _sinks(self.engine, call)
 
@@ -97,7 +98,8 @@ class SipBridge:
         call = self.engine.find(info.call_id)
         if call is None:
             logger.warning("call %s ended but was not live; recording kept at %s",
-                           info.call_id, info.recording_path)  # fmt: skip
+                           info.call_id, info.recording_path,
+                           extra={"call_id": info.call_id})  # fmt: skip
             return
         if info.agent_id and not call.setup.agent_id:
             call.setup.agent_id = info.agent_id
@@ -132,7 +134,7 @@ class MirrorBridge:
         except Exception:
             self.refused += 1
             logger.exception("mirrored call %s: not scored live; it is recorded only",
-                             followed.call_id)  # fmt: skip
+                             followed.call_id, extra={"call_id": followed.call_id})  # fmt: skip
             return None
         return _sinks(self.engine, call)
 
@@ -141,7 +143,8 @@ class MirrorBridge:
         if call is None:
             if ended.recording is not None:
                 logger.warning("mirrored call %s was not live; recording kept at %s",
-                               ended.call_id, ended.recording)  # fmt: skip
+                               ended.call_id, ended.recording,
+                               extra={"call_id": ended.call_id})  # fmt: skip
             return
         meta: dict[str, Any] = {"end_reason": ended.reason, "legs": {
             role: dataclasses.asdict(stats) for role, stats in

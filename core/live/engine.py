@@ -152,7 +152,7 @@ class LiveEngine:
                 self.writer.submit(repository.mark_status, call_id, "ending").result(5.0)
             except Exception:
                 logger.exception("call %s: could not mark it for scoring at the next start",
-                                 call_id)  # fmt: skip
+                                 call_id, extra={"call_id": call_id})  # fmt: skip
         self._stopped = True
         self.scheduler.stop(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
         self._rules.put(None)
@@ -223,6 +223,7 @@ class LiveEngine:
         logger.info(
             "call %s (%s %s) started: agent %s, team %s, rubric %s v%s", call_id, setup.source,
             setup.external_id or "-", setup.agent_id, team, resolved.rubric.id, resolved.version,
+            extra={"call_id": call_id},
         )  # fmt: skip
         return call
 
@@ -443,6 +444,7 @@ class LiveEngine:
             "ALERT call %s agent %s: %s (%s) %r at %.1f s, %.0f ms after the speech%s",
             call.call_id, call.agent_id, finding.item_id, finding.severity, finding.evidence,
             finding.start, alert.latency_ms, " (late)" if late else "",
+            extra=_log_fields(call.call_id, finding.speaker),
         )  # fmt: skip
         return alert
 
@@ -454,7 +456,8 @@ class LiveEngine:
             result = evaluate(call.rubric, call.evidence(ended=True),
                               rubric_version=call.rubric_version)  # fmt: skip
         except Exception:
-            logger.exception("call %s: the end-of-call pass failed", call.call_id)
+            logger.exception("call %s: the end-of-call pass failed", call.call_id,
+                             extra={"call_id": call.call_id})  # fmt: skip
             result = None
         if result is not None:
             self._alert_missed(call, result)
@@ -486,14 +489,16 @@ class LiveEngine:
             status = f"not stored: {exc}"
             self.counters["calls_failed"] += 1
             logger.exception("call %s could not be stored; recording kept at %s",
-                             call.call_id, call.recording_path)  # fmt: skip
+                             call.call_id, call.recording_path,
+                             extra={"call_id": call.call_id})  # fmt: skip
         self._publish(call, self._event(call, "ended", {"reason": call.end_reason,
                                                         "status": status}))  # fmt: skip
         with self._lock:
             self.calls.pop(call.call_id, None)
             if call.setup.external_id:
                 self.by_external.pop(call.setup.external_id, None)
-        logger.info("call %s ended (%s), %s", call.call_id, call.end_reason, status)
+        logger.info("call %s ended (%s), %s", call.call_id, call.end_reason, status,
+                    extra={"call_id": call.call_id})  # fmt: skip
 
     # ---------------------------------------------------------------- helpers
 
@@ -544,7 +549,16 @@ class LiveEngine:
                 recover_call(recovery, row)
                 self.counters["recovered"] += 1
             except Exception:
-                logger.exception("call %s could not be recovered", row["id"])
+                logger.exception("call %s could not be recovered", row["id"],
+                                 extra={"call_id": row["id"]})  # fmt: skip
+
+
+def _log_fields(call_id: str, speaker: str) -> dict[str, str]:
+    """A record's ``call_id``, and its ``leg`` when one leg is meant (``core.logs``)."""
+    fields = {"call_id": call_id}
+    if speaker in ("agent", "customer"):
+        fields["leg"] = speaker
+    return fields
 
 
 def _count_pending(call: LiveCall, delta: int) -> None:

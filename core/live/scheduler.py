@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class SchedulerStats:
     spooled: int = 0
     failures: int = 0
     queue_wait_s: list[float] = field(default_factory=list)
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+    """How many batches of each size were transcribed."""
 
 
 class AsrScheduler:
@@ -200,6 +203,13 @@ class AsrScheduler:
     def backlog_audio_s(self) -> float:
         with self._cond:
             return self._queued_audio_s
+
+    @property
+    def queued_audio_s_by_place(self) -> tuple[float, float]:
+        """Seconds of audio waiting (not yet taken by a worker): (in memory, spooled to disk)."""
+        with self._cond:
+            memory = self._memory_audio_s
+            return memory, max(0.0, self._queued_audio_s - memory)
 
     @property
     def spooled_now(self) -> int:
@@ -334,6 +344,7 @@ class AsrScheduler:
         with self._cond:  # workers share the counters
             self.stats.batches += 1
             self.stats.utterances += len(batch)
+            self.stats.batch_sizes[len(batch)] += 1
             self.stats.busy_s += elapsed
             for job in batch:
                 self.stats.audio_s += job.audio_s

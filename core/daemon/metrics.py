@@ -1,0 +1,323 @@
+"""The Prometheus endpoint of `callqa serve` (``metrics_host``:``metrics_port``, ``/metrics``).
+
+Most figures already live in the objects that do the work; :class:`DaemonCollector` reads
+them when Prometheus scrapes, so the hot paths carry no metrics code:
+
+* calls: live lines and the engine's call counters;
+* RTP: the packet counts of every leg of the recording server, those of calls that ended
+  (the SIP bridge sums them) plus those of the calls in progress (``RtpLeg.counts_taken``),
+  and the datagrams the kernel dropped on the daemon's UDP sockets (``/proc/net/udp``);
+* ASR: the scheduler's queue, busy time, batch sizes and totals;
+* CPU seconds per pipeline stage (``core.stage_cpu``) and the free space of the data folder.
+
+What is an event in time is observed as it happens: :class:`EventMetrics` follows the live
+engine's call events on one thread and keeps the transcript and alert latency histograms and
+the alerts and findings per rubric item. Only calls the box keeps count there (a capacity
+benchmark's calls do not).
+
+Counters never go back: a figure that is the sum of parts read at different moments (a call
+that just ended is in neither the live nor the ended sum for an instant) is reported as the
+highest value seen so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import start_http_server
+
+from core import stage_cpu
+from core.capacity.observe import SocketDrops
+from core.config import ConfigError, Settings
+from core.ingest.sip_bridge import PACKET_COUNTS
+from core.live.engine import LiveEngine
+from core.live.events import CallEvent, LiveAlert, Subscription, TranscriptLine
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "callqa"
+LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+"""Transcript and alert latency buckets: the live target is 2 s at p95."""
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+RTP_METRICS = {  # packet count (telephony.rtp.LegStats) -> metric name, help
+    "received": ("rtp_packets_received", "RTP packets received (known payload type)."),
+    "lost": ("rtp_packets_lost", "RTP packets that never arrived in time."),
+    "late": ("rtp_packets_late", "RTP packets that arrived after their audio was played out."),
+    "duplicates": ("rtp_packets_duplicate", "RTP packets received twice."),
+    "malformed": ("rtp_packets_malformed", "Datagrams on RTP ports that are not RTP."),
+    "unknown_payload": ("rtp_packets_unknown_payload", "RTP packets of an unknown payload type."),
+}
+EVENT_WAIT_S = 0.5
+
+
+class MetricSources(Protocol):
+    """What the endpoint reads: the running daemon (``core.daemon.serve.Daemon``)."""
+
+    settings: Settings
+    engine: LiveEngine | None
+    sip_server: Any
+    sip_bridge: Any
+
+
+class _Rising:
+    """Counters reported as the highest value seen (see the module notes)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, value: float, *key: str) -> float:
+        with self._lock:
+            best = max(value, self._seen.get(key, 0.0))
+            self._seen[key] = best
+            return best
+
+
+def live_packet_counts(server: Any) -> dict[str, int]:
+    """Packet counts of the legs of the calls a ``telephony.server.RecordingServer`` has now."""
+    totals = dict.fromkeys(PACKET_COUNTS, 0)
+    if server is None:
+        return totals
+    for _ in range(3):  # the event loop may change the table while it is copied
+        try:
+            calls = list(server.calls.values())
+            break
+        except RuntimeError:
+            continue
+    else:
+        return totals
+    for call in calls:
+        for slot in list(call.session.slots):
+            for name, value in slot.leg.counts_taken.items():
+                totals[name] += value
+    return totals
+
+
+class DaemonCollector:
+    """Figures read from the daemon's objects at each scrape (see the module notes)."""
+
+    def __init__(self, sources: MetricSources) -> None:
+        self.sources = sources
+        self._rising = _Rising()
+        self._drops = SocketDrops(os.getpid())
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected on demand only: nothing is read at registration
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.sources.engine
+        if engine is not None:
+            yield from self._calls(engine)
+            yield from self._asr(engine)
+        yield from self._rtp()
+        yield from self._host()
+
+    def _counter(self, name: str, help_text: str, value: float) -> CounterMetricFamily:
+        return CounterMetricFamily(f"{PREFIX}_{name}", help_text, value=self._rising(value, name))
+
+    def _calls(self, engine: LiveEngine) -> Iterator[Metric]:
+        live = sum(1 for call in engine.live_calls() if not call.ended)
+        yield GaugeMetricFamily(f"{PREFIX}_live_lines", "Calls in progress.", value=live)
+        counters = engine.counters
+        yield self._counter("calls_started", "Calls started.", counters["calls_started"])
+        ended = CounterMetricFamily(
+            f"{PREFIX}_calls_ended", "Calls ended and filed, by outcome.", labels=["status"]
+        )
+        for status, key in (("scored", "calls_scored"), ("failed", "calls_failed")):
+            ended.add_metric([status], self._rising(counters[key], "calls_ended", status))
+        yield ended
+        yield self._counter("calls_recovered", "Calls re-scored after a crash or stop.",
+                            counters["recovered"])  # fmt: skip
+
+    def _rtp(self) -> Iterator[Metric]:
+        bridge = self.sources.sip_bridge
+        if bridge is not None:
+            live = live_packet_counts(self.sources.sip_server)
+            ended = dict(bridge.packets)
+            for key, (name, help_text) in RTP_METRICS.items():
+                yield self._counter(name, help_text, live[key] + ended.get(key, 0))
+        yield self._counter(
+            "udp_socket_drops", "Datagrams the kernel dropped on the daemon's UDP sockets "
+            "(read at each scrape: drops of a socket closed since are not seen).",
+            self._drops.update(),
+        )  # fmt: skip
+
+    def _asr(self, engine: LiveEngine) -> Iterator[Metric]:
+        sched = engine.scheduler
+        yield GaugeMetricFamily(f"{PREFIX}_asr_queue_utterances",
+                                "Utterances waiting for the ASR or being transcribed.",
+                                value=sched.backlog)  # fmt: skip
+        memory_s, disk_s = sched.queued_audio_s_by_place
+        queued = GaugeMetricFamily(f"{PREFIX}_asr_queue_audio_seconds",
+                                   "Seconds of audio waiting for the ASR, by where it waits.",
+                                   labels=["place"])  # fmt: skip
+        queued.add_metric(["memory"], memory_s)
+        queued.add_metric(["disk"], disk_s)
+        yield queued
+        yield GaugeMetricFamily(f"{PREFIX}_asr_workers", "Threads calling the model at once.",
+                                value=sched.workers)  # fmt: skip
+        stats = sched.stats
+        yield self._counter("asr_busy_seconds", "Seconds the ASR workers spent transcribing, "
+                            "summed over workers.", stats.busy_s)  # fmt: skip
+        yield self._counter("asr_audio_seconds", "Seconds of audio transcribed.", stats.audio_s)
+        yield self._counter("asr_utterances", "Utterances (and parts) transcribed.",
+                            stats.utterances)  # fmt: skip
+        yield self._counter("asr_partials_skipped", "Parts of utterances skipped under load.",
+                            stats.partials_skipped)  # fmt: skip
+        yield self._counter("asr_failures", "Batches the model failed on.", stats.failures)
+        yield batch_histogram(dict(stats.batch_sizes))
+
+    def _host(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(f"{PREFIX}_stage_cpu_seconds",
+                                  "CPU seconds used by each stage of the pipeline.",
+                                  labels=["stage"])  # fmt: skip
+        for stage, seconds in stage_cpu.snapshot().items():
+            cpu.add_metric([stage], self._rising(seconds, "stage_cpu", stage))
+        yield cpu
+        try:
+            usage = shutil.disk_usage(self.sources.settings.data_dir)
+        except OSError:
+            return
+        yield GaugeMetricFamily(f"{PREFIX}_data_filesystem_free_bytes",
+                                "Bytes free for the daemon on the data folder's file system.",
+                                value=usage.free)  # fmt: skip
+        yield GaugeMetricFamily(f"{PREFIX}_data_filesystem_size_bytes",
+                                "Size of the data folder's file system in bytes.",
+                                value=usage.total)  # fmt: skip
+
+
+def batch_histogram(sizes: dict[int, int]) -> HistogramMetricFamily:
+    """The ASR batch sizes so far (a count per size) as a Prometheus histogram."""
+    buckets: list[tuple[str, float]] = []
+    for bound in BATCH_BUCKETS:
+        buckets.append((str(bound), sum(n for size, n in sizes.items() if size <= bound)))
+    buckets.append(("+Inf", sum(sizes.values())))
+    return HistogramMetricFamily(
+        f"{PREFIX}_asr_batch_size", "Utterances per batch the model transcribed.",
+        buckets=buckets, sum_value=sum(size * n for size, n in sizes.items()),
+    )  # fmt: skip
+
+
+class EventMetrics:
+    """Latencies, alerts and findings, observed from the engine's call events on one thread."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.transcript_latency = Histogram(
+            f"{PREFIX}_transcript_latency_seconds",
+            "From the end of an utterance's speech to its transcript, by kind (a finished "
+            "utterance or a part of one still going on).",
+            ["kind"], buckets=LATENCY_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+        self.alert_latency = Histogram(
+            f"{PREFIX}_alert_latency_seconds",
+            "From the end of the speech (or event) behind an alert to the alert.",
+            buckets=LATENCY_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+        self.alerts = Counter(
+            f"{PREFIX}_alerts", "Alerts raised during calls, by rubric item.",
+            ["rubric", "item", "severity"], registry=registry,
+        )  # fmt: skip
+        self.findings = Counter(
+            f"{PREFIX}_findings", "Findings of the calls scored, by rubric item.",
+            ["rubric", "item", "severity"], registry=registry,
+        )  # fmt: skip
+        for kind in ("final", "partial"):  # shown from the start, at 0
+            self.transcript_latency.labels(kind)
+        self._rubric_of: dict[str, str] = {}
+        self._sub: Subscription | None = None
+        self._thread: threading.Thread | None = None
+
+    def follow(self, engine: LiveEngine) -> None:
+        kinds = ("started", "transcript", "alert", "scored", "ended")
+        self._sub = engine.hub.subscribe(lambda e: e.kind in kinds and not e.internal)
+        self._thread = threading.Thread(target=self._run, name="callqa-metrics", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        sub = self._sub
+        assert sub is not None
+        while not sub.closed:
+            event = sub.get(EVENT_WAIT_S)
+            if event is None:
+                continue
+            try:
+                self.observe(event)
+            except Exception:
+                logger.exception("a call event could not be counted in the metrics")
+
+    def observe(self, event: CallEvent) -> None:
+        if event.kind == "started":
+            self._rubric_of[event.call_id] = str(event.data.get("rubric_id", ""))
+        elif event.kind == "transcript":
+            line: TranscriptLine = event.data
+            if line.latency_ms is not None:
+                kind = "partial" if line.partial else "final"
+                self.transcript_latency.labels(kind).observe(line.latency_ms / 1000.0)
+        elif event.kind == "alert":
+            alert: LiveAlert = event.data
+            rubric = self._rubric_of.get(event.call_id, "")
+            self.alerts.labels(rubric, alert.finding.item_id, alert.finding.severity).inc()
+            if alert.live:
+                self.alert_latency.observe(alert.latency_ms / 1000.0)
+        elif event.kind == "scored":
+            for finding in event.data.findings:
+                self.findings.labels(event.data.rubric_id, finding.item_id,
+                                     finding.severity).inc()  # fmt: skip
+        elif event.kind == "ended":
+            self._rubric_of.pop(event.call_id, None)
+
+
+class MetricsEndpoint:
+    """The registry and its HTTP server; :meth:`start` once the engine runs, then :meth:`stop`."""
+
+    def __init__(self, sources: MetricSources) -> None:
+        self.sources = sources
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.registry.register(DaemonCollector(sources))
+        self.events = EventMetrics(self.registry)
+        self.port: int | None = None
+        self._server: Any = None
+
+    def start(self) -> int:
+        """Serve ``/metrics``; returns the bound port. Raises ConfigError when it is taken."""
+        settings = self.sources.settings
+        if self.sources.engine is not None:
+            self.events.follow(self.sources.engine)
+        try:
+            self._server, _thread = start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=self.registry
+            )
+        except OSError as exc:
+            self.events.close()
+            raise ConfigError(
+                f"setting 'metrics_port': cannot listen on {settings.metrics_host}:"
+                f"{settings.metrics_port} ({exc}); choose a free port, or 0 to turn metrics off"
+            ) from exc
+        self.port = int(self._server.server_port)
+        return self.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.events.close()

@@ -1,0 +1,174 @@
+"""The Prometheus endpoint of `callqa serve`, scraped while SIPp sends a SIPREC call.
+
+SIPp replays 10 s of corpus call dev012 (from 41 s, where the agent says the labelled
+forbidden phrase) as one SIPREC session at real pace. The endpoint is scraped before, during
+and after the call: a call starts (live lines 1, calls started +1), RTP packets received
+grow while it runs, and after the BYE the call is ended and scored (live lines 0), every
+packet sent was received and none was malformed, transcripts and the alert went into the
+latency histograms, the alert and the finding are counted under their rubric item, and the
+ASR, CPU and disk figures are there. The daemon logs JSON lines with the call's id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.ports import free_port, free_port_range
+from tests.core.serve_harness import Daemon
+from tests.telephony.test_sipp_siprec import SCENARIO, run_sipp, sipp_failure, sipp_path, write_pcap
+
+pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.mark.raw_sockets]
+
+CALL, START_S, END_S = "dev012", 41.0, 51.0
+AGENT = "2001"
+FRAME_BYTES = 160
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample of the endpoint by (name, sorted labels)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def wait_for(port: int, check: Callable[[Samples], bool], timeout_s: float, what: str) -> Samples:
+    deadline = time.monotonic() + timeout_s
+    samples = scrape(port)
+    while not check(samples):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never came: {sorted(samples.items())}")
+        time.sleep(0.25)
+        samples = scrape(port)
+    return samples
+
+
+def _legs(corpus_dir: Path) -> tuple[bytes, bytes]:
+    from core.audio.wav import read_wav
+    from kernels.g711 import ulaw_encode
+
+    rec = read_wav(corpus_dir / f"{CALL}.wav")
+    a, b = int(START_S * 8000), int(END_S * 8000)
+    out = []
+    for ch in rec.channels:
+        pcm = (ch[a:b] * 32768.0).clip(-32768, 32767).astype("int16")
+        out.append(bytes(ulaw_encode(pcm)))
+    return out[0], out[1]
+
+
+def test_metrics_move_with_a_sipp_call(
+    tmp_path: Path, corpus_dir: Path, base_model_dir: Path
+) -> None:
+    sipp = sipp_path()
+    labels = json.loads((corpus_dir / f"{CALL}.json").read_text(encoding="utf-8"))
+    forbidden = [e for e in labels["events"] if e["item_id"] == "forbidden_words"]
+    assert forbidden and START_S < forbidden[0]["start"] < forbidden[0]["end"] < END_S
+
+    folder = tmp_path / "sipp"
+    folder.mkdir()
+    agent_ul, customer_ul = _legs(corpus_dir)
+    per_stream = write_pcap(folder / "siprec_call.pcap", customer_ul, agent_ul)
+    scenario = SCENARIO.read_text(encoding="utf-8").replace("100[call_number]", AGENT)
+    (folder / "siprec.xml").write_text(scenario, encoding="utf-8")
+
+    port = free_port()
+    first, last = free_port_range(8)
+    daemon = Daemon(tmp_path / "data", base_model_dir, rtp_range=(first, last), env={
+        "CALLQA_AGENT_PATTERNS": "2000-2999", "CALLQA_METRICS_PORT": str(port),
+        "CALLQA_LOG_FORMAT": "json",
+    }).start()  # fmt: skip
+    try:
+        before = scrape(port)
+        assert value(before, "callqa_live_lines") == 0
+        assert value(before, "callqa_calls_started_total") == 0
+        assert value(before, "callqa_rtp_packets_received_total") == 0
+        assert value(before, "callqa_data_filesystem_free_bytes") > 0
+        assert value(before, "callqa_asr_workers") >= 1
+
+        done: list[subprocess.CompletedProcess[bytes]] = []
+        sender = threading.Thread(target=lambda: done.append(asyncio.run(
+            run_sipp(sipp, folder, daemon.sip_port, 1, END_S - START_S,
+                     scenario=folder / "siprec.xml")
+        )))  # fmt: skip
+        sender.start()
+        during = wait_for(port, lambda s: value(s, "callqa_live_lines") == 1, 15, "a live line")
+        assert value(during, "callqa_calls_started_total") == 1
+        grown = wait_for(
+            port,
+            lambda s: value(s, "callqa_rtp_packets_received_total")
+            > value(during, "callqa_rtp_packets_received_total") + 100,
+            10, "packets received growing during the call",
+        )  # fmt: skip
+        assert value(grown, "callqa_live_lines") == 1, "the call ended too early to be seen live"
+        assert value(grown, "callqa_calls_ended_total", status="scored") == 0
+
+        sender.join(END_S - START_S + 70)
+        assert done and done[0].returncode == 0, sipp_failure(done[0], folder) if done else ""
+        after = wait_for(
+            port, lambda s: value(s, "callqa_calls_ended_total", status="scored") == 1, 60,
+            "the call ended and scored",
+        )  # fmt: skip
+    finally:
+        daemon.stop()
+
+    assert value(after, "callqa_live_lines") == 0
+    assert value(after, "callqa_calls_started_total") == 1
+    assert value(after, "callqa_calls_ended_total", status="failed") == 0
+    assert value(after, "callqa_rtp_packets_received_total") == 2 * per_stream
+    assert value(after, "callqa_rtp_packets_malformed_total") == 0
+    assert value(after, "callqa_rtp_packets_lost_total") == 0
+
+    finals = value(after, "callqa_transcript_latency_seconds_count", kind="final")
+    assert finals >= 2, "the call's utterances are transcribed"
+    assert value(after, "callqa_transcript_latency_seconds_sum", kind="final") > 0
+    assert value(after, "callqa_transcript_latency_seconds_bucket", kind="final",
+                 le="+Inf") == finals  # fmt: skip
+    assert value(after, "callqa_asr_utterances_total") >= finals
+    assert value(after, "callqa_asr_busy_seconds_total") > 0
+    assert value(after, "callqa_asr_batch_size_count") >= 1
+    assert value(after, "callqa_asr_queue_utterances") == 0
+
+    alerts = {k: v for k, v in after.items() if k[0] == "callqa_alerts_total"}
+    findings = {k: v for k, v in after.items() if k[0] == "callqa_findings_total"}
+    item = {"rubric": "default-zh", "item": "forbidden_words"}
+    assert any(item.items() <= dict(k[1]).items() and v >= 1
+               for k, v in alerts.items()), alerts  # fmt: skip
+    assert any(item.items() <= dict(k[1]).items() and v >= 1
+               for k, v in findings.items()), findings  # fmt: skip
+    assert value(after, "callqa_alert_latency_seconds_count") >= 1
+
+    stages = {dict(k[1])["stage"]: v for k, v in after.items()
+              if k[0] == "callqa_stage_cpu_seconds_total"}  # fmt: skip
+    assert set(stages) == {"receive", "dsp", "asr", "rules", "storage", "grpc", "other"}
+    assert stages["asr"] > 0 and stages["receive"] > 0
+
+    print(
+        f"\nscraped during the call: {value(grown, 'callqa_rtp_packets_received_total'):.0f} "
+        f"packets received; after: {value(after, 'callqa_rtp_packets_received_total'):.0f} of "
+        f"{2 * per_stream} sent, {finals:.0f} transcripts, alerts {sorted(alerts.values())}, "
+        f"CPU s per stage {stages}"
+    )
+    records = [json.loads(line) for line in daemon.log_path.read_text().splitlines()
+               if line.startswith("{")]  # fmt: skip
+    assert records, daemon.log()
+    assert {"ts", "level", "logger", "thread", "stage", "message"} <= set(records[0])
+    with_call = [r for r in records if r.get("call_id")]
+    assert with_call, "records about the call carry its id"

@@ -5,8 +5,9 @@ Plain (``log_format = "plain"``, the default) reads well in a terminal and in jo
 object with ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``thread``,
 ``stage`` (the pipeline stage of the thread that logged it, ``core.stage_cpu``), ``message``,
 ``exc`` when an exception was logged, and any field a module gave with ``extra=``: the call
-modules give ``call_id`` (the box's id of a call, or the sender's SIP Call-ID before the box
-has one) and ``leg`` (``agent`` or ``customer``) where a record is about one call or leg.
+modules give ``call_id`` (the box's id of a call) and ``leg`` (``agent`` or ``customer``)
+where a record is about one call or leg, and the SIP server ``sip_call_id`` (the sender's
+Call-ID); the record of a call's start has both ids.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and key not in out:
-                out[key] = value if isinstance(value, str | int | float | bool) or value is None \
-                    else str(value)  # fmt: skip
+            if key in _RECORD_FIELDS or key in out or value is None:
+                continue  # a field given as None is left out
+            out[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -300,7 +300,8 @@ class RecordingServer:
             await self._route(request, tx, peer)
         except Exception:
             self.counters["internal_errors"] += 1
-            logger.exception("%s %s failed", request.method, request.call_id)
+            logger.exception("%s %s failed", request.method, request.call_id,
+                             extra={"sip_call_id": request.call_id})  # fmt: skip
             if tx.last_response is None or tx.last_response.status < 200:
                 tx.respond(make_response(request, 500, to_tag="error"))
 
@@ -346,7 +347,8 @@ class RecordingServer:
     def _reject(self, request: SipRequest, tx: ServerTransaction, status: int, counter: str,
                 why: str = "") -> None:  # fmt: skip
         self.counters[counter] += 1
-        logger.info("%s %s refused with %d: %s", request.method, request.call_id, status, why)
+        logger.info("%s %s refused with %d: %s", request.method, request.call_id, status, why,
+                    extra={"sip_call_id": request.call_id})  # fmt: skip
         response = make_response(request, status, to_tag=f"r{status}")
         if status == 503:
             response.headers.add("Retry-After", str(RETRY_AFTER_S))
@@ -374,7 +376,8 @@ class RecordingServer:
                 metadata = parse_metadata(metadata_xml)
             except MetadataError as exc:
                 self.counters["bad_metadata"] += 1
-                logger.warning("call %s: recording metadata ignored: %s", request.call_id, exc)
+                logger.warning("call %s: recording metadata ignored: %s", request.call_id, exc,
+                               extra={"sip_call_id": request.call_id})  # fmt: skip
         return offer, metadata
 
     async def _on_invite(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
@@ -440,7 +443,7 @@ class RecordingServer:
             "call %s from %s: recording %s to %s", request.call_id, peer,
             ", ".join(f"{slot.role} (label {slot.label}) on port {slot.port}"
                       for slot in session.slots),
-            session.recorder and session.recorder.path,
+            session.recorder and session.recorder.path, extra={"sip_call_id": request.call_id},
         )  # fmt: skip
 
     async def _open_thread_media(self, host: str, port: int, leg: RtpLeg) -> MediaEndpoint:
@@ -488,7 +491,8 @@ class RecordingServer:
     def _on_ack_timeout(self, request: SipRequest) -> None:
         for call in list(self.calls.values()):
             if call.invite_tx.request is request and not call.confirmed:
-                logger.warning("call %s: no ACK for the 200 OK; ending it", request.call_id)
+                logger.warning("call %s: no ACK for the 200 OK; ending it", request.call_id,
+                               extra={"sip_call_id": request.call_id})  # fmt: skip
                 self._spawn(self._end_call(call, "no_ack", send_bye=True))
 
     # ---------------------------------------------------------------- in dialog
@@ -569,14 +573,15 @@ class RecordingServer:
             return
         logger.info(
             "call %s ended (%s): %.1f s in %s", info.call_id, reason, info.duration_s,
-            info.recording_path,
+            info.recording_path, extra={"sip_call_id": info.call_id},
         )  # fmt: skip
         if self.on_call_ended is not None:
             try:
                 result = self.on_call_ended(info)
             except Exception:
                 self.counters["callback_errors"] += 1
-                logger.exception("call %s: the call-ended callback failed", info.call_id)
+                logger.exception("call %s: the call-ended callback failed", info.call_id,
+                                 extra={"sip_call_id": info.call_id})  # fmt: skip
                 return
             if result is not None:
                 task = self.loop.create_task(_guard(result, self.counters, info.call_id))
@@ -608,7 +613,8 @@ class RecordingServer:
                 wait = max(limit, PAUSED_IDLE_LIMIT_S) if call.session.all_paused else limit
                 if idle >= wait:
                     self.counters["limit_rtp_idle"] += 1
-                    logger.info("call %s: no RTP for %.0f s; ending it", call.dialog.call_id, idle)
+                    logger.info("call %s: no RTP for %.0f s; ending it", call.dialog.call_id,
+                                idle, extra={"sip_call_id": call.dialog.call_id})  # fmt: skip
                     await self._end_call(call, "rtp_timeout", send_bye=True)
 
 
@@ -617,7 +623,8 @@ async def _guard(result: Awaitable[None], counters: Counter[str], call_id: str) 
         await result
     except Exception:
         counters["callback_errors"] += 1
-        logger.exception("call %s: the call-ended callback failed", call_id)
+        logger.exception("call %s: the call-ended callback failed", call_id,
+                         extra={"sip_call_id": call_id})  # fmt: skip
 
 
 def _aor(value: str | None) -> str | None:

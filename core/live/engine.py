@@ -223,7 +223,7 @@ class LiveEngine:
         logger.info(
             "call %s (%s %s) started: agent %s, team %s, rubric %s v%s", call_id, setup.source,
             setup.external_id or "-", setup.agent_id, team, resolved.rubric.id, resolved.version,
-            extra={"call_id": call_id},
+            extra={"call_id": call_id, "sip_call_id": setup.meta.get("sip_call_id")},
         )  # fmt: skip
         return call
 

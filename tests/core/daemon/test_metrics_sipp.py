@@ -6,7 +6,9 @@ and after the call: a call starts (live lines 1, calls started +1), RTP packets 
 grow while it runs, and after the BYE the call is ended and scored (live lines 0), every
 packet sent was received and none was malformed, transcripts and the alert went into the
 latency histograms, the alert and the finding are counted under their rubric item, and the
-ASR, CPU and disk figures are there. The daemon logs JSON lines with the call's id.
+ASR, CPU and disk figures are there. The daemon logs JSON lines: the call's start carries
+the box's call id and the SIP Call-ID, its end the call id, the SIP server's records the
+Call-ID.
 """
 
 from __future__ import annotations
@@ -170,5 +172,9 @@ def test_metrics_move_with_a_sipp_call(
                if line.startswith("{")]  # fmt: skip
     assert records, daemon.log()
     assert {"ts", "level", "logger", "thread", "stage", "message"} <= set(records[0])
-    with_call = [r for r in records if r.get("call_id")]
-    assert with_call, "records about the call carry its id"
+    started = [r for r in records if r.get("call_id") and r.get("sip_call_id")]
+    assert len(started) == 1 and "started" in started[0]["message"], records
+    call_id, sip_call_id = started[0]["call_id"], started[0]["sip_call_id"]
+    assert any(r.get("call_id") == call_id and "ended" in r["message"] for r in records)
+    assert any(r.get("sip_call_id") == sip_call_id and r["logger"] == "telephony.server"
+               for r in records)  # fmt: skip

@@ -105,12 +105,20 @@ class LiveCall:
         self.pending_asr = 0
         self.ended = False
         self.end_reason: str | None = None
+        self.end_reason_given: str | None = None
+        """Why the call ended, set at once by the thread that ended it (end_reason is set
+        on the rules thread)."""
+        self.ended_at = 0.0  # time.monotonic() when the call ended
+        self.unscored_status: str | None = None
+        """Set at the end for a call stored without a score (``no audio``)."""
         self.finalized = False
         self.dropped_utterances = 0
         self.recorded_s = 0.0  # length of the recording, once the call has ended
         self.extra_meta: dict[str, Any] = {}
         self.recorder: Any = None  # a CallRecorder when the engine records the call
         self.subscription: Any = None  # the opener's Subscription, when it asked for one
+        self.taps: tuple[Any, ...] = ()
+        """Listeners' AudioTaps (core.live.listening), changed under ``ingest_lock``."""
         self.ingest_lock = threading.Lock()
 
     # ---------------------------------------------------------------- identity

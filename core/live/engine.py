@@ -47,7 +47,13 @@ from core.live.scheduler import (
 from core.rubric.engine import evaluate
 from core.stage_cpu import charge, name_thread
 from core.storage import repository
-from core.storage.live_calls import interrupted_calls, record_alert, store_live_call, team_of
+from core.storage.live_calls import (
+    interrupted_calls,
+    mark_ending,
+    record_alert,
+    store_live_call,
+    team_of,
+)
 from core.storage.routes import route_rules
 from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
@@ -59,6 +65,11 @@ QUEUE_SPOOL = "asr-queue"
 TIMELINE_EVERY_S = 1.0
 LATENCY_WINDOW = 1000
 NO_AUDIO = np.zeros(0, dtype=np.float32)
+STOP_REASON = "shutdown"
+ASR_STOP_WAIT_S = 60.0
+"""Longest wait, at a stop, for the batches being decoded (one batch's decoding time)."""
+RULES_STOP_WAIT_S = 10.0
+WRITER_STOP_WAIT_S = 30.0
 
 
 class LiveEngine:
@@ -117,14 +128,37 @@ class LiveEngine:
                 daemon=True,
             ).start()  # fmt: skip
 
-    def end_all(self, reason: str = "shutdown") -> None:
-        """Refuse new calls and end every live one (they are then scored and stored)."""
+    def end_all(self, reason: str = STOP_REASON) -> None:
+        """Refuse new calls and end every live one (they are then scored and stored).
+
+        The ASR then works for the calls nearest to being done first: those that had ended
+        before (in the order they ended), then those ended now, least audio left first; so
+        that within a stop's grace period as many calls as possible are completely scored.
+        """
         self._stopped = True
         with self._lock:
             live = list(self.calls.values())
         for call in live:
             if not call.ended:
                 self.end_call(call, reason)
+        self._finish_nearest_first()
+
+    def _finish_nearest_first(self) -> None:
+        left_s: dict[str, float] = {}
+        for job in self.scheduler.queued_jobs():
+            call = _call_of(job)
+            if call is not None:
+                left_s[call.call_id] = left_s.get(call.call_id, 0.0) + job.audio_s
+
+        def rank(job: AsrJob) -> tuple[float, ...]:
+            call = _call_of(job)
+            if call is None or not call.ended:
+                return (2.0, 0.0)
+            if call.end_reason_given != STOP_REASON:
+                return (0.0, call.ended_at)
+            return (1.0, left_s.get(call.call_id, 0.0))
+
+        self.scheduler.rank_by(rank)
 
     def wait_calls(self, timeout_s: float) -> bool:
         """Wait until every call has been scored and stored; False on timeout."""
@@ -139,30 +173,37 @@ class LiveEngine:
     def shutdown(self, grace_s: float = 20.0) -> list[str]:
         """End every live call, finish scoring within ``grace_s``, then stop the threads.
 
-        Calls whose scoring does not finish in time are stored as ``ending`` with their
-        recording; the next start scores them. Returns the ids of those calls.
+        When the grace period is over the ASR takes no more work: the batches being decoded
+        finish (no thread is left inside the model when the process exits), the rules
+        thread finishes what they produced, and the calls still not scored are stored as
+        ``ending`` with their recording, in one transaction; the next start scores them.
+        Returns the ids of those calls.
         """
         deadline = time.monotonic() + grace_s
-        self.end_all("shutdown")
+        self.end_all(STOP_REASON)
         self.wait_calls(grace_s)
-        with self._lock:
-            left = [cid for cid, call in self.calls.items() if call.setup.store]
-        for call_id in left:
-            try:
-                self.writer.submit(repository.mark_status, call_id, "ending").result(5.0)
-            except Exception:
-                logger.exception("call %s: could not mark it for scoring at the next start",
-                                 call_id, extra={"call_id": call_id})  # fmt: skip
         self._stopped = True
-        self.scheduler.stop(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+        self.scheduler.stop(ASR_STOP_WAIT_S, drain=False)
         self._rules.put(None)
-        self._rules_thread.join(5.0)
-        self.writer.close(timeout=10.0)
+        self._rules_thread.join(RULES_STOP_WAIT_S)
+        with self._lock:
+            left = [cid for cid, call in self.calls.items()
+                    if call.setup.store and not call.finalized]  # fmt: skip
+        if left:
+            try:
+                self.writer.submit(mark_ending, left).result(RULES_STOP_WAIT_S)
+            except Exception:
+                logger.exception("%d calls could not be marked for scoring at the next start",
+                                 len(left))  # fmt: skip
+        self.writer.close(timeout=WRITER_STOP_WAIT_S)
         self.hub.close_all()
         if left:
             logger.warning(
-                "%d calls not scored before the stop; they are scored at the next start", len(left)
-            )
+                "%d calls not scored in the %.0f s grace period; they are scored at the next "
+                "start", len(left), grace_s,
+            )  # fmt: skip
+        logger.info("live engine stopped %.1f s after the stop began",
+                    grace_s - (deadline - time.monotonic()))  # fmt: skip
         return left
 
     # ---------------------------------------------------------------- calls
@@ -269,16 +310,19 @@ class LiveEngine:
 
     def end_call(
         self, call: LiveCall, reason: str, meta: dict[str, Any] | None = None,
-        duration_s: float | None = None,
+        duration_s: float | None = None, unscored_status: str | None = None,
     ) -> None:  # fmt: skip
         """The call has ended (BYE, end of stream, timeout): flush it and score it.
 
         ``duration_s`` is the recording's length when the ingest recorded the call.
+        ``unscored_status`` (e.g. ``no audio``): store the call with this status and no score.
         """
         with call.ingest_lock:
             if call.ended:
                 return
             call.ended = True  # no more audio is taken; the rules thread finishes the rest
+            call.ended_at = time.monotonic()
+            call.end_reason_given = reason
             for tap in call.taps:
                 tap.close()
             for leg in call.legs.values():
@@ -296,6 +340,7 @@ class LiveEngine:
 
             def mark() -> None:
                 call.end_reason = reason
+                call.unscored_status = unscored_status
                 if meta:
                     call.extra_meta.update(meta)
                 self._maybe_finish(call)
@@ -453,8 +498,8 @@ class LiveEngine:
             return
         call.finalized = True
         try:
-            result = evaluate(call.rubric, call.evidence(ended=True),
-                              rubric_version=call.rubric_version)  # fmt: skip
+            result = None if call.unscored_status else evaluate(
+                call.rubric, call.evidence(ended=True), rubric_version=call.rubric_version)
         except Exception:
             logger.exception("call %s: the end-of-call pass failed", call.call_id,
                              extra={"call_id": call.call_id})  # fmt: skip
@@ -465,7 +510,8 @@ class LiveEngine:
         if not call.setup.store:
             self._stored(call, None)
             return
-        record = self._record(call, status="scored" if result is not None else "failed")
+        status = call.unscored_status or ("scored" if result is not None else "failed")
+        record = self._record(call, status=status)
         future = self.writer.submit(store_live_call, self.settings, record, result,
                                     call.recording_path)  # fmt: skip
         future.add_done_callback(lambda f: self._post(lambda: self._stored(call, f)))
@@ -559,6 +605,14 @@ def _log_fields(call_id: str, speaker: str) -> dict[str, str]:
     if speaker in ("agent", "customer"):
         fields["leg"] = speaker
     return fields
+
+
+def _call_of(job: AsrJob) -> LiveCall | None:
+    """The live call an ASR job belongs to (None for other work, such as backfill)."""
+    context = job.context
+    if isinstance(context, tuple) and context and isinstance(context[0], LiveCall):
+        return context[0]
+    return None
 
 
 def _count_pending(call: LiveCall, delta: int) -> None:

@@ -46,6 +46,10 @@ SAMPLE_RATE_HZ = 16000
 PRIORITY_FINAL = 0
 PRIORITY_PARTIAL = 1
 PRIORITY_BACKFILL = 2
+Rank = tuple[float, ...]
+"""How a job ranks within its class, before the time its speech ended (lowest first)."""
+
+
 @dataclass
 class AsrJob:
     """One utterance waiting for text; ``done(job, result)`` runs on the scheduler thread."""
@@ -61,6 +65,10 @@ class AsrJob:
     audio_s: float = 0.0
     spooled: Path | None = None
     enqueued_at: float = field(default_factory=time.monotonic)
+
+
+_Entry = tuple[int, Rank, float, int, AsrJob]
+"""A queue entry: class, rank, time the speech ended, order of submission, the job."""
 
 
 @dataclass
@@ -107,13 +115,15 @@ class AsrScheduler:
         self.stats = SchedulerStats()
         self._factory = engine_factory
         self._engine: Transcriber | None = None
-        self._heap: list[tuple[int, float, int, AsrJob]] = []
+        self._heap: list[_Entry] = []
+        self._rank: Callable[[AsrJob], Rank] | None = None
         self._count = itertools.count()
         self._cond = threading.Condition()
         self._memory_audio_s = 0.0
         self._queued_audio_s = 0.0
         self._in_flight = 0
         self._stopping = False
+        self._abandon = False
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._threads = [self._worker(0)]  # it loads the model, then starts the others
@@ -137,10 +147,17 @@ class AsrScheduler:
     def engine(self) -> Transcriber | None:
         return self._engine
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Finish what is queued (up to ``timeout``), then stop."""
+    def stop(self, timeout: float | None = None, *, drain: bool = True) -> bool:
+        """Stop the workers: with ``drain``, once what is queued is done; without it, once
+        the batches being decoded are done (what is still queued stays undone). Waits up to
+        ``timeout`` for them; returns whether they all stopped.
+
+        A worker must not be left inside the model when the process exits: the model's
+        native threads then end the process with an abort instead of an exit.
+        """
         with self._cond:
             self._stopping = True
+            self._abandon = self._abandon or not drain
             self._cond.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -148,6 +165,28 @@ class AsrScheduler:
         for thread in threads:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        stopped = not any(t.is_alive() for t in threads)
+        if not stopped:
+            logger.error("the ASR workers did not stop within %s s", timeout)
+        return stopped
+
+    def rank_by(self, rank: Callable[[AsrJob], Rank] | None) -> None:
+        """Order the jobs of each class by ``rank(job)`` before the time their speech ended
+        (None: by that time alone), the queued ones included. A stop ranks the work of the
+        calls nearest to being done first, so that as many as possible are finished."""
+        with self._cond:
+            self._rank = rank
+            self._heap = [self._entry(job, count) for _, _, _, count, job in self._heap]
+            heapq.heapify(self._heap)
+
+    def queued_jobs(self) -> list[AsrJob]:
+        """The jobs waiting (not those being decoded), in no particular order."""
+        with self._cond:
+            return [item[-1] for item in self._heap]
+
+    def _entry(self, job: AsrJob, count: int) -> _Entry:
+        rank: Rank = () if self._rank is None else self._rank(job)
+        return (job.priority, rank, job.ready_at, count, job)
 
     def submit(self, job: AsrJob) -> None:
         if job.audio is not None:
@@ -164,7 +203,7 @@ class AsrScheduler:
             elif job.audio is not None:
                 self._memory_audio_s += job.audio_s
             self._queued_audio_s += job.audio_s
-            heapq.heappush(self._heap, (job.priority, job.ready_at, next(self._count), job))
+            heapq.heappush(self._heap, self._entry(job, next(self._count)))
             self._cond.notify()
 
     def cancel(self, which: Callable[[AsrJob], bool]) -> int:
@@ -172,8 +211,8 @@ class AsrScheduler:
         on disk, with them); each one's ``done`` gets no result and the error "cancelled".
         Returns how many were taken."""
         with self._cond:
-            keep: list[tuple[int, float, int, AsrJob]] = []
-            gone: list[tuple[int, float, int, AsrJob]] = []
+            keep: list[_Entry] = []
+            gone: list[_Entry] = []
             for item in self._heap:
                 (gone if which(item[-1]) else keep).append(item)
             if not gone:
@@ -251,7 +290,7 @@ class AsrScheduler:
 
     def _take(self) -> list[AsrJob] | None:
         with self._cond:
-            while not self._heap:
+            while not self._heap or self._abandon:
                 if self._stopping:
                     return None
                 self._cond.wait()

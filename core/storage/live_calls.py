@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.calls import CallResult
+from core.clock import utc_now_iso
 from core.config import Settings
 from core.storage import repository
 from core.storage.filing import store_call
@@ -30,6 +31,16 @@ def record_alert(db: Any, call_id: str, alert: dict[str, Any]) -> None:
             "json(?))) WHERE id = ?",
             [json.dumps(alert), call_id],
         )
+
+
+def mark_ending(db: Any, call_ids: list[str]) -> None:
+    """Mark calls a stop ended before they were scored (``ending``), in one transaction:
+    the next start scores them from their recordings."""
+    now = utc_now_iso()
+    with repository.write_transaction(db):
+        for call_id in call_ids:
+            db.execute("UPDATE calls SET status = 'ending', updated_at = ? WHERE id = ?",
+                       [now, call_id])  # fmt: skip
 
 
 def interrupted_calls(db: Any) -> list[dict[str, Any]]:

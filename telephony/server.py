@@ -5,13 +5,17 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
 * only configured peers are served: others get nothing on UDP and 403 on TCP;
 * INVITE → 100, then 200 with a receive-only SDP answer and `+sip.srs` in Contact; 488 when
   no PCMU/PCMA audio is offered; 420 with Unsupported for an unknown Require; 503 with
-  Retry-After at the session limit; re-INVITE and UPDATE pause (`a=inactive`), resume and
-  update metadata; BYE and CANCEL end the call; OPTIONS answers what the server supports;
+  Retry-After at the session limit; re-INVITE and UPDATE pause (`a=inactive`, `a=recvonly`,
+  `c=IN IP4 0.0.0.0`, port 0), resume and update metadata; BYE and CANCEL end the call;
+  OPTIONS answers what the server supports;
   481 for requests outside any known dialog;
 * new calls, and OPTIONS probes outside a dialog, get 503 with Retry-After while the server
   drains (`drain`, on SIGTERM), is at its session limit or is short of disk
   (`telephony.health`), so that a dispatcher sends calls to another recorder;
-* a call whose streams carry no RTP for `rtp_idle_timeout_s` ends (the BYE may have been
+* every Contact it sends (200 to INVITE, re-INVITE and UPDATE) carries its port and, over
+  TCP, `;transport=tcp`, so that requests later in the dialog reach it again;
+* a call whose live streams carry no RTP for `rtp_idle_timeout_s` (paused streams are
+  exempt, up to an hour when all are paused) ends (the BYE may have been
   lost) and the server sends its own BYE;
 * RTP and RTCP are received by one thread for every call (`telephony.media.ReceiveThread`:
   epoll, the ready sockets read in rounds), which feeds the legs' receive paths (parse,
@@ -64,6 +68,8 @@ from telephony.sip.transaction import ServerTransaction, TimerSettings, Transact
 from telephony.sip.transport import Peer, TransportLayer
 from telephony.sip.transport import PeerFilter as PeerFilter  # re-exported
 from telephony.siprec import (
+    METADATA_TYPES,
+    SDP_TYPE,
     AgentPatterns,
     MetadataError,
     RecordingMetadata,
@@ -80,6 +86,10 @@ SUPPORTED_OPTIONS = ("siprec",)
 RETRY_AFTER_S = 5
 IDLE_CHECK_INTERVAL_S = 1.0
 DRAIN_POLL_S = 0.1
+BYE_ANSWER_WAIT_S = 2.0
+"""How long a stop waits for the answers to the BYEs it sent before closing the sockets."""
+BYE_REASON_TEXTS = {"rtp_timeout": "RTP timeout", "no_ack": "no ACK",
+                    "shutdown": "recording server stopping"}  # fmt: skip
 PAUSED_IDLE_LIMIT_S = 3600.0
 SERVER_NAME = "callqa"
 
@@ -154,6 +164,8 @@ class RecordingServer:
         self._setting_up: set[tuple[str, ...]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callbacks: set[asyncio.Task[Any]] = set()
+        self._byes: set[asyncio.Future[None]] = set()
+        """BYEs the server sent that have no final answer yet."""
         self._layer: TransactionLayer | None = None
         self._monitor: asyncio.Task[None] | None = None
         self.receiver: ReceiveThread | None = None
@@ -204,10 +216,12 @@ class RecordingServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for call in list(self.calls.values()):
-            await self._end_call(call, "shutdown", send_bye=False)
+        for call in list(self.calls.values()):  # the SRC stops streaming at our BYE
+            await self._end_call(call, "shutdown", send_bye=True)
         if self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
+        if self._byes:  # answered, or retransmitted until the wait is over
+            await asyncio.wait(list(self._byes), timeout=BYE_ANSWER_WAIT_S)
         await self.transport.close()
         if self.receiver is not None:
             self.receiver.close()
@@ -339,7 +353,7 @@ class RecordingServer:
 
     def _with_capabilities(self, response: SipResponse) -> SipResponse:
         response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        response.headers.add("Accept", "application/sdp, application/rs-metadata+xml")
+        response.headers.add("Accept", ", ".join((SDP_TYPE, *METADATA_TYPES)))
         response.headers.add("Supported", ", ".join(SUPPORTED_OPTIONS))
         response.headers.add("Server", SERVER_NAME)
         return response
@@ -378,6 +392,8 @@ class RecordingServer:
                 self.counters["bad_metadata"] += 1
                 logger.warning("call %s: recording metadata ignored: %s", request.call_id, exc,
                                extra={"sip_call_id": request.call_id})  # fmt: skip
+            else:
+                self.counters["metadata_elements_rejected"] += len(metadata.rejected)
         return offer, metadata
 
     async def _on_invite(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
@@ -460,13 +476,19 @@ class RecordingServer:
 
     def _ok(self, request: SipRequest, dialog: Dialog, peer: Peer, body: str) -> SipResponse:
         response = make_response(request, 200, to_tag=dialog.local_tag, body=body.encode())
+        response.headers.add("Contact", self._contact(peer))
+        response.headers.add("Content-Type", "application/sdp")
+        return self._with_capabilities(response)
+
+    def _contact(self, peer: Peer) -> str:
+        """The Contact of every dialog response: where this peer reaches the server again
+        (address, port and, over TCP, the transport), since the SBC refreshes its target
+        from it."""
         host = self.transport.local_host(peer.host)
         if ":" in host:
             host = f"[{host}]"
         transport = ";transport=tcp" if peer.reliable else ""
-        response.headers.add("Contact", f"<sip:srs@{host}:{peer.local_port}{transport}>;+sip.srs")
-        response.headers.add("Content-Type", "application/sdp")
-        return self._with_capabilities(response)
+        return f"<sip:srs@{host}:{peer.local_port}{transport}>;+sip.srs"
 
     def _on_cancel(self, request: SipRequest, tx: ServerTransaction) -> None:
         invite_tx = self.layer.find_invite(request)
@@ -545,9 +567,8 @@ class RecordingServer:
             tx.respond(self._ok(request, call.dialog, peer, body))
         else:
             response = make_response(request, 200)
-            host = self.transport.local_host(peer.host)
-            response.headers.add("Contact", f"<sip:srs@{host}>;+sip.srs")
-            tx.respond(response)
+            response.headers.add("Contact", self._contact(peer))
+            tx.respond(self._with_capabilities(response))
 
     async def _on_bye(self, request: SipRequest, tx: ServerTransaction) -> None:
         call = self._find(request, tx)
@@ -565,7 +586,7 @@ class RecordingServer:
         call.ending = True
         self.calls.pop(call.dialog.id, None)
         if send_bye:
-            self._send_bye(call)
+            self._send_bye(call, reason)
         info = await call.session.finish(reason)
         self.counters[f"ended_{reason}"] += 1
         if not notify:
@@ -588,14 +609,23 @@ class RecordingServer:
                 self._callbacks.add(task)
                 task.add_done_callback(self._callbacks.discard)
 
-    def _send_bye(self, call: Call) -> None:
+    def _send_bye(self, call: Call, reason: str) -> None:
         peer = call.peer
         host = self.transport.local_host(peer.host)
+        answered: asyncio.Future[None] = self.loop.create_future()
+
+        def on_final(_: SipResponse | None) -> None:
+            if not answered.done():
+                answered.set_result(None)
+
         try:
             bye = call.dialog.create_request("BYE", host, peer.local_port, peer.transport)
-            bye.headers.add("Reason", 'SIP;cause=200;text="RTP timeout"')
-            self.layer.send_request(bye, peer.send, peer.reliable)
+            text = BYE_REASON_TEXTS.get(reason, reason)
+            bye.headers.add("Reason", f'SIP;cause=200;text="{text}"')
+            self.layer.send_request(bye, peer.send, peer.reliable, on_final)
             self.counters["byes_sent"] += 1
+            self._byes.add(answered)
+            answered.add_done_callback(self._byes.discard)
         except (OSError, SipParseError) as exc:
             logger.debug("call %s: BYE not sent: %s", call.dialog.call_id, exc)
 

@@ -1,12 +1,21 @@
 """One recording session per call: RTP ports, media streams, the recording and call facts.
 
-A `RecordingSession` turns an SDP offer into receiving sockets: it picks the audio m-lines it
-can record (PCMU or PCMA), decides which one is the agent's and which the customer's (SIPREC
-metadata and the configured agent patterns, or the caller and callee of a plain call),
-allocates an RTP port pair for each, and writes them into one `CallRecorder`: the agent on
+A `RecordingSession` turns an SDP offer into receiving sockets: it picks the audio m-lines to
+record (`telephony.stream_choice`: live before paused, by the metadata's senders), decides
+which is the agent's and which the customer's, or that one carries both (`assign_roles`:
+SIPREC metadata and the configured agent patterns, or the caller and callee of a plain
+call), allocates an RTP port for each, and writes them into one `CallRecorder`: the agent on
 channel 0 (left) and the customer on channel 1 (right), or a mono file for a one-stream call.
-Updates (re-INVITE, UPDATE) pause and resume streams (`a=inactive`) and merge new metadata.
-At the end it reports a `CallInfo`.
+
+Updates (re-INVITE, UPDATE) pause and resume streams in every form an SRC uses
+(`a=inactive`, `a=recvonly`, `c=IN IP4 0.0.0.0`, port 0) and apply new metadata: a complete
+snapshot replaces what was known, a partial one merges; the roles are decided again, and a
+stream whose role changed is written to its new channel from then on. Each of these
+decisions goes into the call's decision record (`telephony.call_decisions`). At the end it
+reports a `CallInfo`.
+
+For a SIPREC call the parties (caller, callee, agent, customer) come from the metadata only:
+the INVITE's From and To are the SRC and the recorder, not the people on the call.
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from telephony.call_decisions import DecisionLog
 from telephony.media import PortPoolExhausted
 from telephony.recorder import CallRecorder
+from telephony.rs_metadata import RecordingMetadata, apply_update
 from telephony.rtp import AudioSink, LegStats, RtpLeg
 from telephony.sip.sdp import (
     MediaAnswer,
+    MediaDescription,
     SessionDescription,
     answer_direction,
     choose_codec,
@@ -33,20 +45,21 @@ from telephony.sip.sdp import (
 )
 from telephony.siprec import (
     AgentPatterns,
-    RecordingMetadata,
     RoleDecision,
     aor_user,
     assign_roles,
     plain_call_role,
 )
+from telephony.stream_choice import choose_streams, media_state
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 8000
-MAX_RECORDED_STREAMS = 2
 PORT_ATTEMPTS = 8
 AGENT_CHANNEL = 0
 CUSTOMER_CHANNEL = 1
+MIN_AUDIO_S = 1.0
+"""A call with less recorded audio than this (or no RTP at all) is a call with no audio."""
 
 
 class PortPool(Protocol):
@@ -64,9 +77,11 @@ class MediaOpener(Protocol):
 
 
 SinkFactory = Callable[[str], AudioSink | None]
-"""Given a stream's role (agent or customer), where its decoded audio goes too (or None)."""
+"""Given a stream's role (agent, customer or mixed), where its decoded audio goes too."""
 CallStartedHook = Callable[["RecordingSession"], SinkFactory | None]
 """Called once a session's roles and recording are known, before its streams open."""
+CallUpdatedHook = Callable[["RecordingSession"], None]
+"""Called after a metadata update was applied (the agent may have changed)."""
 
 
 class SessionError(Exception):
@@ -92,6 +107,8 @@ class StreamSlot:
     direction: str = "recvonly"
     packets_seen: int = -1
     active_since_s: float = 0.0
+    pause_form: str = ""
+    """How the SRC paused the stream (`a=inactive`, `c=0.0.0.0`, ...), empty while live."""
 
 
 @dataclass
@@ -114,16 +131,32 @@ class CallInfo:
     customer_aor: str | None = None
     agent_channel: str | None = None
     mono_speaker: str | None = None
+    """The one stream's role in a mono recording: agent, customer or mixed."""
     role_reason: str = ""
     call_identifiers: dict[str, str] = field(default_factory=dict)
     leg_stats: dict[str, LegStats] = field(default_factory=dict)
     labels: dict[str, str | None] = field(default_factory=dict)
     metadata_dialect: str | None = None
     agent_ids_seen: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    """The recording metadata as known at the end (`RecordingMetadata.summary`)."""
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    no_audio: bool = False
+    """All streams paused throughout, or under `MIN_AUDIO_S` of RTP: nothing to score."""
 
 
 def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _two_stream_roles(roles: list[str], default_side: str) -> list[str]:
+    """Agent and customer for a stereo recording: a mixed stream takes the side left free."""
+    out = list(roles)
+    if "agent" not in out:
+        pick = out.index("mixed") if "mixed" in out else (0 if default_side in ("caller", "first")
+                                                          else 1)  # fmt: skip
+        out[pick] = "agent"
+    return ["agent" if i == out.index("agent") else "customer" for i in range(len(out))]
 
 
 class RecordingSession:
@@ -149,6 +182,8 @@ class RecordingSession:
         # Held while this side touches a leg that a receive thread may be feeding.
         self.media_lock: AbstractContextManager[Any] = media_lock or contextlib.nullcontext()
         self.on_started = on_started
+        self.on_updated: CallUpdatedHook | None = None
+        """Set by the `on_started` hook's owner to follow metadata updates."""
         self.sinks: SinkFactory | None = None
         self.roles: list[str] = []
         self.source = source
@@ -159,10 +194,11 @@ class RecordingSession:
         self.bind_host = bind_host
         self.patterns = patterns
         self.default_side = default_side
-        self.caller = caller
-        self.callee = callee
+        self.signalled_from = caller
+        self.signalled_to = callee
         self.metadata: RecordingMetadata | None = None
         self.decision: RoleDecision | None = None
+        self.decisions = DecisionLog(call_id)
         self.slots: list[StreamSlot] = []
         self.recorder: CallRecorder | None = None
         self.started_at = _utc_now()
@@ -172,6 +208,50 @@ class RecordingSession:
         self._answers: list[MediaAnswer | None] = []
         self.last_offer: SessionDescription | None = None
         self._agent_ids: list[str] = []
+
+    # ---------------------------------------------------------------- parties
+
+    @property
+    def siprec(self) -> bool:
+        return self.source == "siprec"
+
+    @property
+    def caller(self) -> str | None:
+        """The caller of the recorded call (for SIPREC, from the metadata; else From)."""
+        if not self.siprec:
+            return self.signalled_from
+        d = self.decision
+        return d.caller.aor if d is not None and d.caller is not None else None
+
+    @property
+    def callee(self) -> str | None:
+        if not self.siprec:
+            return self.signalled_to
+        d = self.decision
+        return d.callee.aor if d is not None and d.callee is not None else None
+
+    @property
+    def agent_aor(self) -> str | None:
+        if self.siprec:
+            d = self.decision
+            return d.agent.aor if d is not None and d.agent is not None else None
+        if self.decision is not None and self.decision.agent is not None:
+            return self.decision.agent.aor
+        _, agent = plain_call_role(self.caller, self.callee, self.patterns, self.default_side)
+        return agent
+
+    @property
+    def customer_aor(self) -> str | None:
+        if self.siprec:
+            d = self.decision
+            return d.customer.aor if d is not None and d.customer is not None else None
+        agent = self.agent_aor
+        return self.callee if agent == self.caller else self.caller
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent as known now (it follows metadata updates); None when unknown."""
+        return aor_user(self.agent_aor)
 
     # ---------------------------------------------------------------- setup
 
@@ -185,22 +265,18 @@ class RecordingSession:
     ) -> list[MediaAnswer | None]:
         """Open the streams for the first offer; raises `SessionError` (488, 503, 500)."""
         self.metadata = metadata
-        chosen = [
-            i for i, m in enumerate(offer.media)
-            if m.kind == "audio" and m.port != 0 and choose_codec(m) is not None
-        ][:MAX_RECORDED_STREAMS]  # fmt: skip
+        if metadata is not None:
+            self._note_rejected(metadata, "the INVITE")
+        choice = choose_streams(offer, metadata)
+        chosen = choice.taken
         if not chosen:
             raise SessionError("no PCMU or PCMA audio stream offered", 488)
+        taken = ", ".join(f"{i} (label {offer.media[i].label})" for i in chosen)
+        self.decisions.add("streams", f"recording m-line {taken} of {len(offer.media)}",
+                           streams=choice.as_record(offer))  # fmt: skip
         labels = [offer.media[i].label for i in chosen]
-        if len(chosen) > 1:
-            self.decision = assign_roles(labels, metadata, self.patterns, self.default_side)
-            roles = self.decision.roles
-            channels = [AGENT_CHANNEL if r == "agent" else CUSTOMER_CHANNEL for r in roles]
-            if roles.count("agent") != 1:
-                roles, channels = ["agent", "customer"], [AGENT_CHANNEL, CUSTOMER_CHANNEL]
-        else:
-            roles, channels = self._single_role(labels, metadata), [0]
-        self._note_agent()
+        roles = self._decide_roles(labels)
+        channels = self._channels(roles)
         # All ports are taken before any socket opens, so a session's ports are neighbours
         # in a fresh pool (P, P+2), which simple SIPREC test clients rely on.
         ports: list[int] = []
@@ -230,17 +306,45 @@ class RecordingSession:
             raise
         return self._answer(offer, now_s)
 
-    def _single_role(self, labels: list[str | None], meta: RecordingMetadata | None) -> list[str]:
-        if meta is not None and meta.participants:
+    def _decide_roles(self, labels: list[str | None]) -> list[str]:
+        """Roles of the streams with these labels, noted in the decision record."""
+        if self.siprec or len(labels) > 1:
+            meta = self.metadata if self.siprec else None
             self.decision = assign_roles(labels, meta, self.patterns, self.default_side)
-            return self.decision.roles
-        role, _ = plain_call_role(self.caller, self.callee, self.patterns, self.default_side)
-        return [role]
-
-    def _note_agent(self) -> None:
-        agent_id = self.decision.agent_id if self.decision is not None else None
+            roles = self.decision.roles
+            notes = list(self.decision.notes)
+        else:
+            role, agent = plain_call_role(self.caller, self.callee, self.patterns,
+                                          self.default_side)  # fmt: skip
+            roles = [role]
+            notes = [f"plain call: the one stream is the caller's; agent {agent}"]
+        if len(roles) == 2:
+            fixed = _two_stream_roles(roles, self.default_side)
+            if fixed != roles:
+                notes.append(f"stereo recording: roles {roles} recorded as {fixed}")
+            roles = fixed
+        agent_id = self.agent_id
         if agent_id and agent_id not in self._agent_ids:
             self._agent_ids.append(agent_id)
+        reason = self.decision.reason if self.decision is not None else "plain call"
+        self.decisions.add(
+            "agent", f"agent {agent_id or 'unknown'} ({reason}); streams "
+            + ", ".join(f"{label}: {role}" for label, role in zip(labels, roles, strict=True)),
+            agent_id=agent_id, agent_aor=self.agent_aor, reason=reason, notes=notes,
+            roles=dict(zip([str(x) for x in labels], roles, strict=True)),
+        )  # fmt: skip
+        return roles
+
+    @staticmethod
+    def _channels(roles: list[str]) -> list[int]:
+        if len(roles) == 1:
+            return [0]
+        return [AGENT_CHANNEL if r == "agent" else CUSTOMER_CHANNEL for r in roles]
+
+    def _note_rejected(self, metadata: RecordingMetadata, where: str) -> None:
+        if metadata.rejected:
+            logger.warning("call %s: %d metadata elements in %s left out: %s", self.call_id,
+                           len(metadata.rejected), where, "; ".join(metadata.rejected))  # fmt: skip
 
     async def _open_slot(
         self,
@@ -278,36 +382,40 @@ class RecordingSession:
             slot.active_since_s = now_s
             self.slots.append(slot)
             with self.media_lock:
-                self._apply_direction(slot, media.direction, now_s)
+                self._apply_state(slot, media, now_s, first=True)
             return
         raise SessionError(f"could not open an RTP port: {last_error}", 500)
 
-    def _apply_direction(self, slot: StreamSlot, offered: str, now_s: float) -> None:
-        slot.direction = answer_direction(offered)
-        paused = slot.direction == "inactive"
-        if slot.leg.paused and not paused:
+    def _apply_state(
+        self, slot: StreamSlot, media: MediaDescription, now_s: float, first: bool = False
+    ) -> None:
+        """Pause or resume a stream as its offered m-line says (see `media_state`)."""
+        state = media_state(media)
+        slot.direction = answer_direction(media.direction)
+        was_paused = slot.leg.paused
+        if state.live and was_paused:
             slot.active_since_s = now_s
-        slot.leg.paused = paused
+        slot.leg.paused = not state.live
+        if state.live and (was_paused or first) and not first:
+            self.decisions.add("resume", f"label {slot.label} resumed ({state.form})",
+                               m_line=slot.index, form=state.form)  # fmt: skip
+        elif not state.live and (first or not was_paused):
+            self.decisions.add("pause", f"label {slot.label} paused ({state.form})",
+                               m_line=slot.index, form=state.form)  # fmt: skip
+        slot.pause_form = "" if state.live else state.form
 
     def _answer(self, offer: SessionDescription, now_s: float) -> list[MediaAnswer | None]:
         self.last_offer = offer
         answers: list[MediaAnswer | None] = [None] * len(offer.media)
         for slot in self.slots:
             if slot.index < len(answers):
-                answers[slot.index] = MediaAnswer(slot.port, slot.payload_types, slot.direction)
+                # An m-line offered with port 0 is answered with port 0 (RFC 3264 §8.2); the
+                # stream's socket stays open for the offer that resumes it.
+                port = 0 if offer.media[slot.index].port == 0 else slot.port
+                answers[slot.index] = MediaAnswer(port, slot.payload_types, slot.direction)
         self._answers = answers
         self.session_version += 1
         return answers
-
-    @property
-    def agent_id(self) -> str | None:
-        """The agent as known now: from the recording metadata, else the call's parties."""
-        if self._agent_ids:
-            return self._agent_ids[0]
-        if self.decision is not None and self.decision.agent is not None:
-            return aor_user(self.decision.agent.aor)
-        _, agent_aor = plain_call_role(self.caller, self.callee, self.patterns, self.default_side)
-        return aor_user(agent_aor)
 
     # ---------------------------------------------------------------- updates
 
@@ -317,30 +425,52 @@ class RecordingSession:
         metadata: RecordingMetadata | None,
         now_s: float,
     ) -> list[MediaAnswer | None] | None:
-        """Apply a re-INVITE or UPDATE: directions pause or resume streams, metadata merges.
-
-        Returns the answers for a new offer, or None when the request carried no SDP.
-        """
+        """Apply a re-INVITE or UPDATE: directions pause or resume streams, metadata is
+        applied. Returns the answers for a new offer, or None when it carried no SDP."""
+        if offer is not None and len(offer.media) < len(self._answers):
+            raise SessionError("an updated offer may not remove m-lines", 488)
         if metadata is not None:
-            self.metadata = metadata if self.metadata is None else self.metadata.merge(metadata)
-            labels = [slot.label for slot in self.slots]
-            if self.source == "siprec" and self.metadata.participants:
-                self.decision = assign_roles(
-                    labels, self.metadata, self.patterns, self.default_side
-                )
-                self._note_agent()
+            self._apply_metadata(metadata)
         if offer is None:
             return None
-        if len(offer.media) < len(self._answers):
-            raise SessionError("an updated offer may not remove m-lines", 488)
         with self.media_lock:
             for slot in self.slots:
-                media = offer.media[slot.index]
-                if media.port == 0:
-                    self._apply_direction(slot, "inactive", now_s)
-                else:
-                    self._apply_direction(slot, media.direction, now_s)
+                self._apply_state(slot, offer.media[slot.index], now_s)
         return self._answer(offer, now_s)
+
+    def _apply_metadata(self, update: RecordingMetadata) -> None:
+        old = self.metadata
+        self.metadata = apply_update(old, update)
+        self._note_rejected(update, "an update")
+        how = "complete snapshot replaced the metadata" if update.complete else (
+            "partial update merged")  # fmt: skip
+        changes = _changes(old, self.metadata)
+        self.decisions.add(
+            "metadata", f"{how}: {'; '.join(changes) or 'nothing changed'}",
+            datamode=update.datamode, changes=changes, rejected=update.rejected,
+            metadata=self.metadata.summary(),
+        )  # fmt: skip
+        if not self.siprec or not self.slots:
+            return
+        before = (self.agent_id, [slot.role for slot in self.slots])
+        roles = self._decide_roles([slot.label for slot in self.slots])
+        if roles != before[1]:
+            self._reassign(roles)
+        if self.on_updated is not None and (self.agent_id, roles) != before:
+            try:
+                self.on_updated(self)
+            except Exception:
+                logger.exception("call %s: the call-updated hook failed", self.call_id)
+
+    def _reassign(self, roles: list[str]) -> None:
+        """Write each stream to the channel and live leg of its new role from now on."""
+        channels = self._channels(roles)
+        with self.media_lock:
+            for slot, role, channel in zip(self.slots, roles, channels, strict=True):
+                slot.role, slot.channel = role, channel
+                slot.leg.channel = channel
+                slot.leg.on_audio = self.sinks(role) if self.sinks is not None else None
+        self.roles = list(roles)
 
     def current_answers(self) -> list[MediaAnswer | None]:
         return list(self._answers)
@@ -348,17 +478,20 @@ class RecordingSession:
     # ---------------------------------------------------------------- activity
 
     def idle_s(self, now_s: float) -> float:
-        """Seconds since the last RTP packet on any stream (from start or resume if none).
+        """Seconds since the last RTP packet on any live stream (from start or resume if
+        none); paused streams do not count, unless every stream is paused.
 
         A stream counts a packet when its leg's packet counters move; the caller samples this
         regularly, so the resolution is its sampling period.
         """
         latest = 0.0
+        live = [slot for slot in self.slots if not slot.leg.paused] or self.slots
         for slot in self.slots:
             seen = slot.leg.packets_seen
             if seen != slot.packets_seen:
                 slot.packets_seen = seen
                 slot.active_since_s = now_s
+        for slot in live:
             latest = max(latest, slot.active_since_s)
         return max(0.0, now_s - latest)
 
@@ -395,42 +528,68 @@ class RecordingSession:
         assert self.recorder is not None
         frames = self.recorder.frames
         path = self.recorder.close()
-        decision = self.decision
+        stats = {slot.role: slot.leg.stats for slot in self.slots}
+        duration_s = frames / SAMPLE_RATE_HZ
+        received = sum(s.received for s in stats.values())
+        no_audio = received == 0 or duration_s < MIN_AUDIO_S
+        if no_audio:
+            self.decisions.add("audio", f"no audio: {received} RTP packets, {duration_s:.2f} s "
+                               "recorded; stored without a score",
+                               packets=received, duration_s=round(duration_s, 3))  # fmt: skip
         stereo = len(self.slots) == 2
-        info = CallInfo(
+        meta = self.metadata
+        return CallInfo(
             call_id=self.call_id,
             source=self.source,
             recording_path=path,
             channels=len(self.slots),
             started_at=self.started_at,
             ended_at=_utc_now(),
-            duration_s=frames / SAMPLE_RATE_HZ,
+            duration_s=duration_s,
             end_reason=reason,
             peer=self.peer,
             caller=self.caller,
             callee=self.callee,
+            agent_id=self.agent_id,
+            agent_aor=self.agent_aor,
+            customer_aor=self.customer_aor,
             agent_channel="left" if stereo else None,
             mono_speaker=None if stereo else self.slots[0].role,
-            role_reason=decision.reason if decision else "plain call",
-            leg_stats={slot.role: slot.leg.stats for slot in self.slots},
+            role_reason=self.decision.reason if self.decision else "plain call",
+            call_identifiers=meta.call_identifiers() if meta is not None else {},
+            leg_stats=stats,
             labels={slot.role: slot.label for slot in self.slots},
+            metadata_dialect=meta.dialect if meta is not None else None,
             agent_ids_seen=list(self._agent_ids),
+            metadata=meta.summary() if meta is not None else None,
+            decisions=self.decisions.to_json(),
+            no_audio=no_audio,
         )
-        if self.metadata is not None:
-            info.call_identifiers = self.metadata.call_identifiers()
-            info.metadata_dialect = self.metadata.dialect
-        if decision is not None:
-            if decision.caller is not None:
-                info.caller = decision.caller.aor
-            if decision.callee is not None:
-                info.callee = decision.callee.aor
-            info.agent_aor = decision.agent.aor if decision.agent else None
-            info.customer_aor = decision.customer.aor if decision.customer else None
-        else:
-            role, agent_aor = plain_call_role(
-                self.caller, self.callee, self.patterns, self.default_side
-            )
-            info.agent_aor = agent_aor
-            info.customer_aor = self.callee if role == "agent" else self.caller
-        info.agent_id = self._agent_ids[0] if self._agent_ids else aor_user(info.agent_aor)
-        return info
+
+
+def _changes(old: RecordingMetadata | None, new: RecordingMetadata) -> list[str]:
+    """What a metadata update changed, in words."""
+    if old is None:
+        return ["first metadata"]
+    out: list[str] = []
+    for pid in new.participants.keys() - old.participants.keys():
+        p = new.participants[pid]
+        out.append(f"participant {p.aor or pid} added")
+    for pid in old.participants.keys() - new.participants.keys():
+        p = old.participants[pid]
+        out.append(f"participant {p.aor or pid} removed")
+    for pid in new.participants.keys() & old.participants.keys():
+        a, b = old.participants[pid], new.participants[pid]
+        if a.aor != b.aor:
+            out.append(f"participant {pid} is now {b.aor} (was {a.aor})")
+        if (a.sends, a.receives) != (b.sends, b.receives):
+            out.append(f"participant {b.aor or pid} now sends {b.sends or 'nothing'}")
+    for sid in new.streams.keys() - old.streams.keys():
+        out.append(f"stream {sid} (label {new.streams[sid].label}) added")
+    for sid in old.streams.keys() - new.streams.keys():
+        out.append(f"stream {sid} removed")
+    added = {k: v for k, v in new.call_identifiers().items()
+             if old.call_identifiers().get(k) != v}  # fmt: skip
+    if added:
+        out.append("identifiers " + ", ".join(f"{k}={v}" for k, v in sorted(added.items())))
+    return out

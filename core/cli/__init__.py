@@ -199,11 +199,17 @@ def cmd_calls(args: argparse.Namespace, config: Settings) -> int:
 
 
 def format_stored_call(call: dict[str, Any]) -> str:
-    lines = [f"Call {call['id']}  score {call.get('score')}  passed {bool(call.get('passed'))}"]
+    if call.get("score") is None:
+        lines = [f"Call {call['id']}  not scored ({call.get('status')})"]
+    else:
+        lines = [f"Call {call['id']}  score {call['score']}  passed {bool(call.get('passed'))}"]
     for key in (
         "started_at",
+        "source",
         "agent_id",
         "team_id",
+        "caller",
+        "callee",
         "duration_s",
         "rubric_id",
         "rubric_version",
@@ -212,6 +218,23 @@ def format_stored_call(call: dict[str, Any]) -> str:
     ):
         if call.get(key) is not None:
             lines.append(f"  {key}: {call[key]}")
+    meta = call.get("meta") or {}
+    if meta.get("mono_speaker"):
+        lines.append(f"  recorded: one stream, {meta['mono_speaker']}")
+    for key, value in sorted((meta.get("call_identifiers") or {}).items()):
+        lines.append(f"  {key}: {value}")
+    if call.get("decisions"):
+        lines.append("Decisions:")
+        for d in call["decisions"]:
+            at = str(d.get("at") or "")[11:23]
+            lines.append(f"  {at:<12} {d['kind']:<8} {d['summary']}")
+            detail = d.get("detail") or {}
+            for note in detail.get("notes") or []:
+                lines.append(f"  {'':<12} {'':<8}   {note}")
+            for stream in detail.get("streams") or []:
+                taken = "taken" if stream.get("taken") else "not taken"
+                lines.append(f"  {'':<12} {'':<8}   m-line {stream.get('m_line')} label "
+                             f"{stream.get('label')}: {taken}, {stream.get('why')}")  # fmt: skip
     lines.append("Findings:")
     for f in call.get("findings", []):
         lines.append(

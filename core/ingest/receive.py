@@ -26,7 +26,12 @@ from telephony.siprec import AGENT_SIDES, AgentPatterns
 logger = logging.getLogger(__name__)
 
 SPOOL_DIR = "spool"
-MIN_SCORED_DURATION_S = 1.0
+MIXED_SCORED_AS = "agent"
+"""A mixed stream (both parties on one stream) is one leg; the rubric reads it as the agent's,
+so that the agent's required phrases are found in it, while the stored call says it is mixed
+(`mono_speaker`). With one leg there are no silence or overtalk findings."""
+NO_AUDIO_STATUS = "no audio"
+"""The status of a call stored without a score because it had no audio (`CallInfo.no_audio`)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ def server_settings(settings: Settings) -> ServerSettings:
 # ---------------------------------------------------------------- storing
 
 
+def scored_leg(role: str) -> str:
+    """The leg (agent or customer) a recorded stream's role is scored as."""
+    return MIXED_SCORED_AS if role == "mixed" else role
+
+
 def _leg_summary(info: CallInfo) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for role, stats in info.leg_stats.items():
@@ -113,6 +123,9 @@ def call_meta(info: CallInfo) -> dict[str, Any]:
         "agent_channel": info.agent_channel,
         "mono_speaker": info.mono_speaker,
         "legs": _leg_summary(info),
+        "metadata": info.metadata,
+        "decisions": info.decisions,
+        "no_audio": info.no_audio,
         "encoding": "pcm16",
         "sample_rate": 8000,
     }
@@ -121,16 +134,14 @@ def call_meta(info: CallInfo) -> dict[str, Any]:
 def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | None:
     """Score (unless `score` is False) and store one recorded call; returns its call id.
 
-    Runs on the scoring thread. Calls without audio are dropped with their spool file.
+    Runs on the scoring thread. A call without audio is stored unscored, as `no audio`.
     """
     from core.scoring.recording import ScoreRequest, new_record, score_file
     from core.storage.db import open_db
     from core.storage.filing import store_call
 
-    if info.duration_s < MIN_SCORED_DURATION_S:
-        logger.info("call %s: %.2f s of audio, not stored", info.call_id, info.duration_s)
-        info.recording_path.unlink(missing_ok=True)
-        return None
+    if info.no_audio:
+        score = False
     db = open_db(config.db_path)
     try:
         request = ScoreRequest(
@@ -138,7 +149,7 @@ def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | No
             rubric_ref=config.rubric,
             agent_id=info.agent_id,
             agent_channel=info.agent_channel or "left",
-            speaker=info.mono_speaker,  # type: ignore[arg-type]
+            speaker=scored_leg(info.mono_speaker) if info.mono_speaker else None,  # type: ignore[arg-type]
             started_at=info.started_at,
             source=info.source,
             caller=info.caller,
@@ -153,8 +164,8 @@ def store_call(config: Settings, info: CallInfo, score: bool = True) -> str | No
                 return call_id
             except Exception:
                 logger.exception("call %s: scoring failed; stored unscored", info.call_id)
-        record = new_record(request, duration_s=info.duration_s,
-                            status="failed" if score else "recorded")
+        status = NO_AUDIO_STATUS if info.no_audio else "failed" if score else "recorded"
+        record = new_record(request, duration_s=info.duration_s, status=status)
         store_call(config, db, info.recording_path, record, None, move=True)
         logger.info("call %s stored as %s (%s)", info.call_id, record.id, record.status)
         return record.id

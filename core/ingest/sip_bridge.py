@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from core.ingest.receive import call_meta
+from core.ingest.receive import NO_AUDIO_STATUS, call_meta, scored_leg
 from core.live.call import CallSetup, LiveCall
 from core.live.engine import LiveEngine
 from core.stage_cpu import current_stage, name_thread
+from core.storage.live_calls import team_of
 from telephony.follow import EndedCall, FollowedCall
 from telephony.rtp import AudioSink
 from telephony.sessions import CallInfo, RecordingSession, SinkFactory
@@ -44,13 +45,14 @@ def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
     feed = engine.feed
 
     def sink_for(role: str) -> AudioSink | None:
-        if role not in call.legs:
+        leg = scored_leg(role)
+        if leg not in call.legs:
             return None
 
         def sink(at_sample: int, pcm: np.ndarray) -> None:
             if current_stage() == "other":
                 name_thread("receive")
-            feed(call, role, pcm, at_sample)
+            feed(call, leg, pcm, at_sample)
 
         return sink
 
@@ -69,8 +71,11 @@ class SipBridge:
 
     def on_call_started(self, session: RecordingSession) -> SinkFactory | None:
         """Open the live call; a call the engine cannot take is still recorded."""
-        roles = tuple(r for r in session.roles if r in ("agent", "customer"))
+        roles = tuple(dict.fromkeys(scored_leg(r) for r in session.roles))
         assert session.recorder is not None
+        meta: dict[str, Any] = {"sip_call_id": session.call_id, "peer": session.peer}
+        if "mixed" in session.roles:
+            meta["mixed"] = True
         setup = CallSetup(
             source=session.source,
             external_id=session.call_id,
@@ -80,7 +85,7 @@ class SipBridge:
             sample_rate=session.recorder.sample_rate,
             recording_path=session.recorder.path,
             legs=roles,  # type: ignore[arg-type]
-            meta={"sip_call_id": session.call_id, "peer": session.peer},
+            meta=meta,
         )
         try:
             call = self.engine.open_call(setup)
@@ -89,7 +94,19 @@ class SipBridge:
             logger.exception("call %s: not scored live; it is recorded only", session.call_id,
                              extra={"call_id": session.call_id})  # fmt: skip
             return None
+        session.on_updated = lambda changed: self._follow(call, changed)
         return _sinks(self.engine, call)
+
+    def _follow(self, call: LiveCall, session: RecordingSession) -> None:
+        """A metadata update: the live call's agent, team and parties follow it."""
+        agent_id = session.agent_id
+        if agent_id != call.setup.agent_id:
+            team = self.engine.writer.submit(team_of, agent_id).result() if agent_id else None
+            logger.info("call %s: agent %s (team %s) after a metadata update, was %s",
+                        call.call_id, agent_id, team, call.setup.agent_id)  # fmt: skip
+            call.setup.agent_id, call.setup.team_id = agent_id, team
+        call.setup.caller = session.caller or call.setup.caller
+        call.setup.callee = session.callee or call.setup.callee
 
     def on_call_ended(self, info: CallInfo) -> None:
         for stats in info.leg_stats.values():
@@ -101,14 +118,19 @@ class SipBridge:
                            info.call_id, info.recording_path,
                            extra={"call_id": info.call_id})  # fmt: skip
             return
-        if info.agent_id and not call.setup.agent_id:
+        if info.agent_id != call.setup.agent_id:
             call.setup.agent_id = info.agent_id
+            call.setup.team_id = (
+                self.engine.writer.submit(team_of, info.agent_id).result() if info.agent_id
+                else None
+            )  # fmt: skip
         if info.caller:
             call.setup.caller = info.caller
         if info.callee:
             call.setup.callee = info.callee
         meta: dict[str, Any] = call_meta(info)
-        self.engine.end_call(call, info.end_reason, meta=meta, duration_s=info.duration_s)
+        self.engine.end_call(call, info.end_reason, meta=meta, duration_s=info.duration_s,
+                             unscored_status=NO_AUDIO_STATUS if info.no_audio else None)
 
 
 class MirrorBridge:

@@ -284,6 +284,23 @@ REPORT_INDEXES: tuple[tuple[str, str], ...] = (
 )
 V5_REPORT_INDEXES = tuple(f"CREATE INDEX {name} ON {on}" for name, on in REPORT_INDEXES)
 
+# Version 6: ``call_decisions``, a recorded call's decision record (`core.storage.decisions`):
+# which streams were taken and why, who the agent is and why, each metadata update, pause
+# and resume, in the order they were made (``seq``), with their details as JSON.
+V6_CALL_DECISIONS = (
+    """
+    CREATE TABLE call_decisions (
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (call_id, seq)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
               _run(V1_SCHEMA)),
@@ -293,6 +310,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _run(V4_LEG_TIMELINES)),
     Migration(5, "report indexes: calls by time and team, scores and findings per call",
               _run(V5_REPORT_INDEXES)),
+    Migration(6, "call_decisions: what the recorder decided about each call, and why",
+              _run(V6_CALL_DECISIONS)),
 )
 
 

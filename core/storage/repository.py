@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from core.calls import SPEAKERS, CallResult, Finding, Utterance
 from core.clock import utc_now_iso
 from core.rubric.metrics import speech_time, speech_units
-from core.storage import timelines
+from core.storage import decisions, timelines
 from core.storage.search import search_text
 
 SOURCES = ("file", "siprec", "sip", "grpc", "pcap", "mirror")
@@ -191,10 +191,11 @@ _CALL_COLUMNS = (
 
 
 def _call_values(record: CallRecord) -> list[Any]:
+    meta = {k: v for k, v in record.meta.items() if k != decisions.META_KEY}
     return [
         record.source, record.status, record.started_at, record.duration_s,
         record.recording_path, record.agent_id, record.team_id, record.language,
-        record.caller, record.callee, _dumps(record.meta),
+        record.caller, record.callee, _dumps(meta),
     ]
 
 
@@ -211,6 +212,8 @@ def _write_call(db: Database, record: CallRecord, *, replace: bool) -> None:
         updates = ", ".join(f"{c} = excluded.{c}" for c in (*_CALL_COLUMNS, "updated_at"))
         sql += f" ON CONFLICT (id) DO UPDATE SET {updates}"
     db.execute(sql, [record.id, *_call_values(record), now, now])
+    if isinstance(record.meta.get(decisions.META_KEY), list):
+        decisions.save(db, record.id, record.meta[decisions.META_KEY])
 
 
 # ---------------------------------------------------------------- calls
@@ -420,6 +423,7 @@ def get_call(db: Database, call_id: str) -> dict[str, Any] | None:
     ))
     for leg in call["legs"]:
         leg["meta"] = _loads(leg["meta"])
+    call["decisions"] = decisions.load(db, call_id)
     call["findings"] = []
     for f in db.query(
         "SELECT item_id, name, kind, category, speaker, severity, deduct, start_s, end_s,"

@@ -606,7 +606,8 @@ async def test_update_with_metadata_and_cancel_of_an_answered_invite(tmp_path: P
         await server.stop()
     info = ended.calls[0]
     assert info.agent_ids_seen == ["1042", "1077"]
-    assert info.agent_id == "1042"
+    assert info.agent_id == "1077"  # the agent follows the metadata (a transfer)
+    assert [d["kind"] for d in info.decisions].count("agent") == 2
     assert server.counters["updates_update"] == 1
 
 

@@ -124,16 +124,24 @@ def test_acme_pre_rfc_metadata() -> None:
             b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'>&a;</recording>",
             "DOCTYPE",
         ),
-        (
-            b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'><participant/></recording>",
-            "<participant> without participant_id",
-        ),
-        (b"<recording xmlns='urn:ietf:params:xml:ns:recording'><stream/></recording>", "<stream>"),
     ],
 )
 def test_bad_metadata(xml: bytes, message: str) -> None:
     with pytest.raises(MetadataError, match=message):
         parse_metadata(xml)
+
+
+def test_bad_elements_are_left_out_one_by_one() -> None:
+    meta = parse_metadata(
+        b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'><participant/>"
+        b"<participant participant_id='p1'><nameID aor='sip:1@h'/></participant>"
+        b"<stream stream_id=''><label>9</label></stream>"
+        b"<stream stream_id='s1'><label>1</label></stream></recording>"
+    )
+    assert list(meta.participants) == ["p1"] and list(meta.streams) == ["s1"]
+    assert meta.rejected == [
+        "<participant> without participant_id or id", "<stream> without stream_id or id"
+    ]
 
 
 def test_reinvite_metadata_update_merges() -> None:

@@ -209,7 +209,7 @@ def _editor(*, text: str, data: Any, problems: Problems, tab: str, base_id: str,
 def _load(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # RecursionError: nested too deeply
         return None
 
 

@@ -873,3 +873,31 @@ class BenchmarkResult(_message.Message):
     model_name: str
     summary: str
     def __init__(self, max_lines: _Optional[int] = ..., latency_p95_ms: _Optional[float] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., asr_device: _Optional[str] = ..., model_name: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class ListenRequest(_message.Message):
+    __slots__ = ("call_id", "leg", "listener")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    LEG_FIELD_NUMBER: _ClassVar[int]
+    LISTENER_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    leg: Leg
+    listener: str
+    def __init__(self, call_id: _Optional[str] = ..., leg: _Optional[_Union[Leg, str]] = ..., listener: _Optional[str] = ...) -> None: ...
+
+class ListenAudio(_message.Message):
+    __slots__ = ("call_id", "leg", "sample_rate_hz", "position_samples", "pcm16", "arrived_at", "dropped_samples")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    LEG_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    POSITION_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PCM16_FIELD_NUMBER: _ClassVar[int]
+    ARRIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    leg: Leg
+    sample_rate_hz: int
+    position_samples: int
+    pcm16: bytes
+    arrived_at: _timestamp_pb2.Timestamp
+    dropped_samples: int
+    def __init__(self, call_id: _Optional[str] = ..., leg: _Optional[_Union[Leg, str]] = ..., sample_rate_hz: _Optional[int] = ..., position_samples: _Optional[int] = ..., pcm16: _Optional[bytes] = ..., arrived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dropped_samples: _Optional[int] = ...) -> None: ...

@@ -115,6 +115,11 @@ class CallQaStub:
                 request_serializer=proto_dot_callqa__pb2.RunBenchmarkRequest.SerializeToString,
                 response_deserializer=proto_dot_callqa__pb2.BenchmarkProgress.FromString,
                 _registered_method=True)
+        self.ListenCall = channel.unary_stream(
+                '/callqa.v1.CallQa/ListenCall',
+                request_serializer=proto_dot_callqa__pb2.ListenRequest.SerializeToString,
+                response_deserializer=proto_dot_callqa__pb2.ListenAudio.FromString,
+                _registered_method=True)
 
 
 class CallQaServicer:
@@ -132,7 +137,8 @@ class CallQaServicer:
         If the client cancels the stream, the call ends with what was received and is still scored
         and stored. Errors: INVALID_ARGUMENT when the first message is not a CallSetup or the setup
         is not usable (encoding, sample rate, unknown rubric); RESOURCE_EXHAUSTED when the box
-        already holds its configured maximum of live calls.
+        already holds its configured maximum of live calls (`sip_max_sessions`, all sources
+        together); UNAVAILABLE while the box is stopping.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,7 +156,8 @@ class CallQaServicer:
         """Streams one call's events: first what happened so far (CallStarted, the transcript,
         findings and alerts), then live events until the call ends. For a call that has already
         ended, the stored transcript and findings, its CallScored and its CallEnded are sent and
-        the stream closes. Errors: NOT_FOUND for an unknown call id.
+        the stream closes. Errors: INVALID_ARGUMENT for an empty call id; NOT_FOUND for an
+        unknown one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,7 +183,7 @@ class CallQaServicer:
 
     def GetCall(self, request, context):
         """Returns one stored call with its transcript, findings and score.
-        Errors: NOT_FOUND for an unknown call id.
+        Errors: INVALID_ARGUMENT for an empty call id; NOT_FOUND for an unknown one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,7 +207,8 @@ class CallQaServicer:
     def ScoreRecording(self, request, context):
         """Scores a recording sent in the request, and stores it unless asked not to.
         Errors: INVALID_ARGUMENT when the bytes are not a WAV file the box reads or the channel
-        choice does not fit the file; NOT_FOUND for an unknown rubric.
+        choice does not fit the file (AGENT_CHANNEL_MONO for a stereo file, LEFT or RIGHT for a
+        mono one, a mono file without `mono_speaker`); NOT_FOUND for an unknown rubric.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,7 +233,8 @@ class CallQaServicer:
 
     def ActivateRubric(self, request, context):
         """Makes one stored version of a rubric the active one; calls scored from then on use it.
-        Errors: NOT_FOUND for an unknown rubric id or version.
+        Errors: INVALID_ARGUMENT when the rubric id or the version is missing; NOT_FOUND for an
+        unknown rubric id or version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,6 +273,21 @@ class CallQaServicer:
         step, until the latency deadline is missed or `max_lines` is reached. Cancelling the stream
         stops the benchmark. The benchmark shares the ASR with live calls; run it off-hours.
         Errors: FAILED_PRECONDITION while another benchmark is running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListenCall(self, request, context):
+        """Streams a live call's decoded audio as the box receives it, so that a supervisor can
+        listen in (监听): one ListenAudio per piece of audio the box takes from its receiver
+        (20 to 200 ms), for the leg or legs asked for, until the call ends (the stream then
+        closes) or the client cancels. Nothing is replayed: audio from before the request is not
+        sent. A listener that reads too slowly loses its oldest audio (`dropped_samples`), never
+        the call's. Every listening is written to the box's log with who, which call, which
+        legs, when and for how long. Needs the `listen` role where tokens carry roles.
+        Errors: NOT_FOUND when no call with that id is live; INVALID_ARGUMENT for a leg the call
+        does not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -351,6 +375,11 @@ def add_CallQaServicer_to_server(servicer, server):
                     servicer.RunBenchmark,
                     request_deserializer=proto_dot_callqa__pb2.RunBenchmarkRequest.FromString,
                     response_serializer=proto_dot_callqa__pb2.BenchmarkProgress.SerializeToString,
+            ),
+            'ListenCall': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListenCall,
+                    request_deserializer=proto_dot_callqa__pb2.ListenRequest.FromString,
+                    response_serializer=proto_dot_callqa__pb2.ListenAudio.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -786,6 +815,33 @@ class CallQa:
             '/callqa.v1.CallQa/RunBenchmark',
             proto_dot_callqa__pb2.RunBenchmarkRequest.SerializeToString,
             proto_dot_callqa__pb2.BenchmarkProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListenCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/callqa.v1.CallQa/ListenCall',
+            proto_dot_callqa__pb2.ListenRequest.SerializeToString,
+            proto_dot_callqa__pb2.ListenAudio.FromString,
             options,
             channel_credentials,
             insecure,

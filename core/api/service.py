@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
 from core import stage_cpu
 from core.api import convert, rubric_store
+from core.api.audio_frames import AudioChunkReader, AudioFrameError, decoder_for
 from core.api.context import ApiContext
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, Subscription, alert_filter
@@ -28,7 +28,6 @@ from core.rubric.schema import RubricError
 from core.stats import percentile
 from core.storage import repository
 from core.storage.db import open_db
-from kernels.g711 import alaw_decode, ulaw_decode
 from proto import callqa_pb2 as pb
 from proto import callqa_pb2_grpc as pb_grpc
 
@@ -61,9 +60,10 @@ class CallQaService(pb_grpc.CallQaServicer):
                           "the first AudioFrame must carry the CallSetup")  # fmt: skip
             return
         s = first.setup
-        decode, rate, why = _decoder(s.encoding, s.sample_rate_hz)
-        if decode is None:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+        try:
+            decode, rate = decoder_for(s.encoding, s.sample_rate_hz)
+        except AudioFrameError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         setup = CallSetup(
             source="grpc", external_id=s.external_call_id or None, agent_id=s.agent_id or None,
             team_id=s.team_id or None, skill=s.skill_group or None,
@@ -105,29 +105,20 @@ class CallQaService(pb_grpc.CallQaServicer):
         self, frames: Iterator[pb.AudioFrame], call: LiveCall, decode: Any, errors: list[str]
     ) -> None:
         reason = "half_close"
-        rate = call.setup.sample_rate
+        reader = AudioChunkReader(decode, call.setup.sample_rate)
         bad = 0
         try:
             for frame in frames:
-                kind = frame.WhichOneof("frame")
-                if kind == "end":
+                try:
+                    chunk = reader.read(frame)
+                except AudioFrameError as exc:
+                    bad += 1
+                    logger.debug("call %s: dropped an audio frame: %s", call.call_id, exc)
+                    continue
+                if chunk is None:
                     reason = "end"
                     break
-                if kind != "audio":
-                    bad += 1
-                    continue
-                chunk = frame.audio
-                if chunk.leg not in (pb.LEG_AGENT, pb.LEG_CUSTOMER):
-                    bad += 1
-                    continue
-                try:
-                    pcm = decode(chunk.payload)
-                except ValueError:
-                    bad += 1
-                    continue
-                at = chunk.position_ms * rate // 1000 if chunk.HasField("position_ms") else None
-                leg = "agent" if chunk.leg == pb.LEG_AGENT else "customer"
-                self.engine.feed(call, leg, pcm, at)
+                self.engine.feed(call, chunk.leg, chunk.pcm, chunk.at_sample)
         except grpc.RpcError:
             reason = "cancelled"
         except Exception as exc:  # a broken stream: keep what arrived, score it
@@ -531,29 +522,3 @@ def _last_benchmark(db_path: Path) -> pb.BenchmarkResult | None:
         asr_device=row.get("asr_device") or "", model_name=row.get("model_name") or "",
         summary=row.get("summary") or "",
     )  # fmt: skip
-
-
-def _decoder(encoding: int, rate: int) -> tuple[Any, int, str]:
-    """The payload decoder for a stream's encoding, its sample rate, or why it is refused."""
-    if encoding in (pb.AUDIO_ENCODING_PCMU, pb.AUDIO_ENCODING_PCMA):
-        if rate not in (0, 8000):
-            return None, 0, "PCMU and PCMA run at 8000 Hz"
-        table = ulaw_decode if encoding == pb.AUDIO_ENCODING_PCMU else alaw_decode
-
-        def g711(payload: bytes) -> np.ndarray:
-            if not payload:
-                raise ValueError("empty payload")
-            return np.asarray(table(np.frombuffer(payload, dtype=np.uint8)))
-
-        return g711, 8000, ""
-    if encoding == pb.AUDIO_ENCODING_PCM16_LE:
-        if rate not in (8000, 16000):
-            return None, 0, f"sample_rate_hz must be 8000 or 16000 for PCM16, got {rate}"
-
-        def pcm16(payload: bytes) -> np.ndarray:
-            if not payload or len(payload) % 2:
-                raise ValueError("PCM16 payloads hold whole 2-byte samples")
-            return np.frombuffer(payload, dtype="<i2").astype(np.int16)
-
-        return pcm16, rate, ""
-    return None, 0, "encoding must be PCM16_LE, PCMU or PCMA"

@@ -22,6 +22,8 @@ def load_rubric_file(path: str | Path) -> Rubric:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise RubricError([f"{p}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RubricError([f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})"]) from exc
     return load_rubric_text(text)
 
 
@@ -31,6 +33,8 @@ def load_rubric_text(yaml_text: str) -> Rubric:
         data = yaml.safe_load(yaml_text)
     except yaml.YAMLError as exc:
         raise RubricError([f"not valid YAML: {exc}"]) from exc
+    except RecursionError as exc:
+        raise RubricError(["the YAML is nested too deeply to be a rubric"]) from exc
     return rubric_from_dict(data)
 
 

@@ -306,7 +306,7 @@ def _parse_head(head: bytes, max_headers: int) -> tuple[str, Headers]:
         if line[0] in " \t":
             if not fields:
                 raise SipParseError("continuation line before the first header field")
-            fields[-1][1] += " " + line.strip()
+            fields[-1][1] = f"{fields[-1][1]} {line.strip()}".strip()
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")

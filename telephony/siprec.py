@@ -1,31 +1,41 @@
-"""SIPREC (RFC 7866) recording sessions: detection, bodies, metadata (RFC 7865) and roles.
+"""SIPREC (RFC 7866) recording sessions: detection, bodies and roles.
 
 A recording INVITE is recognised by `Require: siprec`, by `+sip.src` in its Contact, or by a
-multipart/mixed body that carries recording metadata next to the SDP. The metadata is read in
-two dialects:
+multipart/mixed body that carries recording metadata next to the SDP. The metadata itself
+(RFC 7865 and the draft dialects) is read by `telephony.rs_metadata`.
 
-* RFC 7865, namespace `urn:ietf:params:xml:ns:recording:1`: `participant_id`, `stream_id`,
-  `session_id` attributes, `<participantstreamassoc>` saying who sends which stream;
-* the pre-RFC draft form that Oracle/Acme SBCs send, namespace
-  `urn:ietf:params:xml:ns:recording`: `id=` and `session=` attributes and `<send>`/`<recv>`
-  directly inside `<participant>`.
-
-Vendor extension data (`<extensiondata>`, e.g. Acme's `apkt:ucid`, `apkt:callerOrig`,
-`apkt:callingParty`) is kept by local name. Roles: the participants' addresses of record are
-matched against configured agent patterns; the stream an agent sends is the agent's leg.
+Roles (`assign_roles`): the agent is the participant whose address of record matches the
+configured agent patterns, else the configured default side (the caller or the callee of
+the recorded call, as the metadata names them). A stream is the agent's when the metadata
+says the agent sends it; a stream several participants send is mixed; where the metadata
+says nothing about who sends what, m-line order stands for caller then callee.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import defusedxml
-import defusedxml.ElementTree as SafeET
-
+from telephony.rs_metadata import (
+    DRAFT_NAMESPACE as DRAFT_NAMESPACE,
+)
+from telephony.rs_metadata import (
+    MAX_METADATA_BYTES as MAX_METADATA_BYTES,
+)
+from telephony.rs_metadata import (
+    RFC_NAMESPACE as RFC_NAMESPACE,
+)
+from telephony.rs_metadata import (
+    MetadataError as MetadataError,
+)
+from telephony.rs_metadata import (
+    Participant,
+    RecordingMetadata,
+)
+from telephony.rs_metadata import (
+    parse_metadata as parse_metadata,
+)
 from telephony.sip.headers import Headers
 from telephony.sip.message import (
     SipParseError,
@@ -35,16 +45,9 @@ from telephony.sip.message import (
     parse_uri,
 )
 
-RFC_NAMESPACE = "urn:ietf:params:xml:ns:recording:1"
-DRAFT_NAMESPACE = "urn:ietf:params:xml:ns:recording"
 METADATA_TYPES = ("application/rs-metadata+xml", "application/rs-metadata")
 SDP_TYPE = "application/sdp"
-MAX_METADATA_BYTES = 65_535
 AGENT_SIDES = ("caller", "callee", "first", "second")
-
-
-class MetadataError(ValueError):
-    """Recording metadata that cannot be read; the text says what was wrong."""
 
 
 # ---------------------------------------------------------------- bodies
@@ -133,245 +136,6 @@ def is_recording_invite(request: SipRequest) -> bool:
     return False
 
 
-# ---------------------------------------------------------------- metadata
-
-
-@dataclass
-class Participant:
-    id: str
-    name: str | None = None
-    aors: list[str] = field(default_factory=list)
-    sends: list[str] = field(default_factory=list)
-    receives: list[str] = field(default_factory=list)
-    extensions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def aor(self) -> str | None:
-        return self.aors[0] if self.aors else None
-
-
-@dataclass
-class Stream:
-    id: str
-    label: str | None = None
-    session_id: str | None = None
-
-
-@dataclass
-class RecordingMetadata:
-    """The recording metadata of one recording session, merged over its updates."""
-
-    dialect: str
-    datamode: str | None = None
-    session_ids: list[str] = field(default_factory=list)
-    sip_session_ids: list[str] = field(default_factory=list)
-    participants: dict[str, Participant] = field(default_factory=dict)
-    streams: dict[str, Stream] = field(default_factory=dict)
-    extensions: dict[str, str] = field(default_factory=dict)
-
-    def stream_by_label(self, label: str) -> Stream | None:
-        for stream in self.streams.values():
-            if stream.label == label:
-                return stream
-        return None
-
-    def senders(self, stream_id: str) -> list[Participant]:
-        return [p for p in self.participants.values() if stream_id in p.sends]
-
-    def call_identifiers(self) -> dict[str, str]:
-        """The identifiers that tie this recording to the SBC's and PBX's own records."""
-        ids = dict(self.extensions)
-        if self.sip_session_ids:
-            ids["sip_session_id"] = self.sip_session_ids[0]
-        if self.session_ids:
-            ids["recording_session_id"] = self.session_ids[0]
-        return ids
-
-    def merge(self, update: RecordingMetadata) -> RecordingMetadata:
-        """Apply an update (a re-INVITE's metadata, complete or partial) onto this one."""
-        merged = RecordingMetadata(
-            dialect=update.dialect,
-            datamode=update.datamode or self.datamode,
-            session_ids=_union(self.session_ids, update.session_ids),
-            sip_session_ids=_union(self.sip_session_ids, update.sip_session_ids),
-            participants={k: _copy_participant(v) for k, v in self.participants.items()},
-            streams={k: Stream(v.id, v.label, v.session_id) for k, v in self.streams.items()},
-            extensions={**self.extensions, **update.extensions},
-        )
-        for pid, new in update.participants.items():
-            old = merged.participants.get(pid)
-            if old is None:
-                merged.participants[pid] = _copy_participant(new)
-                continue
-            old.name = new.name or old.name
-            old.aors = _union(new.aors, old.aors)  # the newest address first
-            if new.sends or new.receives:
-                old.sends, old.receives = list(new.sends), list(new.receives)
-            old.extensions.update(new.extensions)
-        for sid, stream in update.streams.items():
-            old_stream = merged.streams.get(sid)
-            if old_stream is None:
-                merged.streams[sid] = Stream(stream.id, stream.label, stream.session_id)
-            else:
-                old_stream.label = stream.label or old_stream.label
-                old_stream.session_id = stream.session_id or old_stream.session_id
-        return merged
-
-
-def _copy_participant(p: Participant) -> Participant:
-    return Participant(
-        p.id, p.name, list(p.aors), list(p.sends), list(p.receives), dict(p.extensions)
-    )
-
-
-def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for item in (*a, *b):
-        if item not in out:
-            out.append(item)
-    return out
-
-
-def _split_tag(tag: object) -> tuple[str, str]:
-    text = str(tag)
-    if text.startswith("{"):
-        ns, _, local = text[1:].partition("}")
-        return ns, local
-    return "", text
-
-
-def _local(element: ET.Element) -> str:
-    return _split_tag(element.tag)[1]
-
-
-def _attr(element: ET.Element, *names: str) -> str | None:
-    for name in names:
-        value = element.get(name)
-        if value:
-            return value.strip()
-    return None
-
-
-def _text(element: ET.Element | None) -> str | None:
-    if element is None or element.text is None:
-        return None
-    text = element.text.strip()
-    return text or None
-
-
-def _children(element: ET.Element, local: str) -> list[ET.Element]:
-    return [child for child in element if _local(child) == local]
-
-
-def _extension_items(element: ET.Element, own_namespaces: tuple[str, ...]) -> dict[str, str]:
-    """Leaf values of `<extensiondata>` blocks and foreign-namespace children, by local name."""
-    items: dict[str, str] = {}
-    for child in element:
-        ns, local = _split_tag(child.tag)
-        if local == "extensiondata" or (ns and ns not in own_namespaces):
-            for leaf in child.iter():
-                value = _text(leaf)
-                leaf_local = _local(leaf)
-                if value is not None and leaf_local != "extensiondata" and len(leaf) == 0:
-                    items.setdefault(leaf_local, value)
-    return items
-
-
-def parse_metadata(data: bytes | str) -> RecordingMetadata:
-    """Parse RFC 7865 or pre-RFC (Oracle/Acme) recording metadata XML."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    if len(raw) > MAX_METADATA_BYTES:
-        raise MetadataError(f"metadata of {len(raw)} bytes exceeds {MAX_METADATA_BYTES}")
-    try:
-        # In any encoding (a UTF-16 document hides a DOCTYPE from a byte search): no DTD, so
-        # no entity expansion and no external entity is ever read.
-        root = SafeET.fromstring(raw, forbid_dtd=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise MetadataError(
-            f"metadata with a DOCTYPE or entity declaration is refused: {exc}"
-        ) from exc
-    except ET.ParseError as exc:
-        raise MetadataError(f"metadata is not well-formed XML: {exc}") from exc
-    except (LookupError, ValueError) as exc:  # the XML declaration names an unusable encoding
-        raise MetadataError(f"metadata in an encoding that cannot be read: {exc}") from exc
-    ns, local = _split_tag(root.tag)
-    if local != "recording":
-        raise MetadataError(f"metadata root is <{local}>, expected <recording>")
-    if ns == RFC_NAMESPACE:
-        dialect = "rfc7865"
-    elif ns == DRAFT_NAMESPACE:
-        dialect = "pre-rfc"
-    else:
-        raise MetadataError(f"unknown metadata namespace {ns!r}")
-    own = (RFC_NAMESPACE, DRAFT_NAMESPACE)
-    meta = RecordingMetadata(dialect=dialect, datamode=_text(_first(root, "datamode")))
-    meta.extensions.update(_extension_items(root, own))
-    for element in root:
-        kind = _local(element)
-        if kind == "session":
-            sid = _attr(element, "session_id", "id")
-            if sid:
-                meta.session_ids.append(sid)
-            for sip_id in _children(element, "sipSessionID"):
-                value = _text(sip_id)
-                if value:
-                    meta.sip_session_ids.append(value)
-            meta.extensions.update(
-                {
-                    k: v
-                    for k, v in _extension_items(element, own).items()
-                    if k not in meta.extensions
-                }
-            )
-        elif kind == "participant":
-            _read_participant(meta, element, own)
-        elif kind == "stream":
-            stream_id = _attr(element, "stream_id", "id")
-            if not stream_id:
-                raise MetadataError("<stream> without stream_id or id")
-            meta.streams[stream_id] = Stream(
-                stream_id,
-                _text(_first(element, "label")),
-                _attr(element, "session_id", "session"),
-            )
-        elif kind == "participantstreamassoc":
-            pid = _attr(element, "participant_id", "id")
-            if not pid:
-                raise MetadataError("<participantstreamassoc> without participant_id")
-            p = meta.participants.setdefault(pid, Participant(pid))
-            p.sends = _union(p.sends, [t for t in map(_text, _children(element, "send")) if t])
-            p.receives = _union(
-                p.receives, [t for t in map(_text, _children(element, "recv")) if t]
-            )
-    return meta
-
-
-def _first(element: ET.Element, local: str) -> ET.Element | None:
-    found = _children(element, local)
-    return found[0] if found else None
-
-
-def _read_participant(meta: RecordingMetadata, element: ET.Element, own: tuple[str, ...]) -> None:
-    pid = _attr(element, "participant_id", "id")
-    if not pid:
-        raise MetadataError("<participant> without participant_id or id")
-    p = meta.participants.setdefault(pid, Participant(pid))
-    for name_id in _children(element, "nameID"):
-        aor = _attr(name_id, "aor")
-        if aor:
-            p.aors = _union(p.aors, [aor])
-        p.name = p.name or _text(_first(name_id, "name"))
-    for aor_element in _children(element, "aor"):
-        aor = _text(aor_element)
-        if aor:
-            p.aors = _union(p.aors, [aor])
-        p.name = p.name or _attr(aor_element, "display")
-    p.name = p.name or _text(_first(element, "name"))
-    p.sends = _union(p.sends, [t for t in map(_text, _children(element, "send")) if t])
-    p.receives = _union(p.receives, [t for t in map(_text, _children(element, "recv")) if t])
-    p.extensions.update(_extension_items(element, own))
-
-
 # ---------------------------------------------------------------- roles
 
 
@@ -437,7 +201,13 @@ class AgentPatterns:
 
 @dataclass
 class RoleDecision:
-    """Which offered stream is the agent's and which the customer's, and why."""
+    """Who the agent is and why, and the role of each recorded stream and why.
+
+    `roles` has one entry per stream given to `assign_roles`: `agent`, `customer` or `mixed`
+    (a stream that carries both parties). `reason` says how the agent was found: `agent
+    pattern`, or the default side (`caller`, `callee`, `first`, `second`); `notes` say it in
+    words, with how the streams were mapped.
+    """
 
     roles: list[str]
     reason: str
@@ -445,26 +215,34 @@ class RoleDecision:
     customer: Participant | None = None
     caller: Participant | None = None
     callee: Participant | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def agent_id(self) -> str | None:
-        if self.agent is None or self.agent.aor is None:
-            return None
-        user, _ = _user_and_host(self.agent.aor)
-        return user or None
+        return aor_user(self.agent.aor) if self.agent is not None else None
 
 
 def _is_true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "1", "yes")
 
 
-def _caller_and_callee(meta: RecordingMetadata) -> tuple[Participant | None, Participant | None]:
-    people = list(meta.participants.values())
+def _caller_and_callee(
+    meta: RecordingMetadata | None,
+) -> tuple[Participant | None, Participant | None]:
+    """The caller (Acme's `callingParty` mark, else the first participant listed) and the
+    callee (the next participant)."""
+    people = list(meta.participants.values()) if meta is not None else []
     if not people:
         return None, None
     caller = next((p for p in people if _is_true(p.extensions.get("callingParty"))), people[0])
     callee = next((p for p in people if p is not caller), None)
     return caller, callee
+
+
+def _who(p: Participant | None) -> str:
+    if p is None:
+        return "unknown"
+    return p.aor or p.name or f"participant {p.id}"
 
 
 def assign_roles(
@@ -473,58 +251,74 @@ def assign_roles(
     patterns: AgentPatterns,
     default_side: str = "callee",
 ) -> RoleDecision:
-    """Roles of two recorded streams, given by their SDP labels in m-line order.
+    """Roles of the recorded streams, given by their SDP labels in m-line order.
 
-    A stream sent by a participant whose AoR matches the agent patterns is the agent's. When
-    no participant (or every participant) matches, `default_side` decides: `caller` or
-    `callee` (the caller is the participant Acme marks `callingParty`, else the first one
-    listed), `first` or `second` (m-line order).
+    The agent: the participant whose AoR matches the agent patterns (when some but not all
+    do), else `default_side`: `caller` or `callee` of the recorded call, or the sender of
+    the `first` or `second` stream. A stream the agent sends is the agent's, one several
+    participants send is mixed; streams whose senders the metadata does not give are mapped
+    by position (the caller's first), as for a call without metadata.
     """
     if default_side not in AGENT_SIDES:
         raise ValueError(f"default agent side must be one of {AGENT_SIDES}, got {default_side!r}")
-    senders: list[Participant | None] = []
-    for label in labels:
-        sender = None
-        if meta is not None and label is not None:
-            stream = meta.stream_by_label(label)
-            if stream is not None:
-                found = meta.senders(stream.id)
-                sender = found[0] if found else None
-        senders.append(sender)
-    caller, callee = _caller_and_callee(meta) if meta is not None else (None, None)
-    matched = [i for i, s in enumerate(senders) if s is not None and patterns.matches(s.aor)]
-    if matched and len(matched) < len(labels):
-        agent_index, reason = matched[0], "agent pattern"
+    notes: list[str] = []
+    people = list(meta.participants.values()) if meta is not None else []
+    caller, callee = _caller_and_callee(meta)
+    senders = [meta.senders_of_label(label) if meta is not None else [] for label in labels]
+    mixed = [meta is not None and meta.is_mixed(label) for label in labels]
+    sided = [i for i in range(len(labels)) if not mixed[i]]
+    matched = [p for p in people if patterns.matches(p.aor)]
+    agent: Participant | None = None
+    if matched and len(matched) < len(people):
+        agent, reason = matched[0], "agent pattern"
+        notes.append(f"agent {_who(agent)}: matches agent_patterns")
     else:
-        agent_index, reason = _default_index(default_side, senders, caller, callee), default_side
-    roles = ["customer"] * len(labels)
-    if labels:
+        reason = default_side
+        why = "no participant matches agent_patterns" if not matched else (
+            "every participant matches agent_patterns")  # fmt: skip
+        if not people:
+            why = "no participants in the metadata"
+        if default_side in ("caller", "callee"):
+            agent = caller if default_side == "caller" else callee
+        else:
+            position = 0 if default_side == "first" else 1
+            if position < len(sided) and senders[sided[position]]:
+                agent = senders[sided[position]][0]
+        notes.append(f"agent {_who(agent)}: {why}; default_agent_side is {default_side}")
+    roles = ["mixed" if m else "customer" for m in mixed]
+    agent_index = next((i for i in sided if agent is not None and agent in senders[i]), None)
+    if agent_index is not None:
+        notes.append(f"streams mapped by the metadata: {_who(agent)} sends label "
+                     f"{labels[agent_index]}")  # fmt: skip
+    elif sided and not any(senders[i] for i in sided):
+        position = _agent_position(reason, default_side, agent, caller)
+        if position < len(sided):
+            agent_index = sided[position]
+        notes.append("the metadata does not say who sends which stream: m-line order stands "
+                     "for caller, then callee")  # fmt: skip
+    elif len(sided) > 1:  # senders known, but the agent sends none of the streams
+        agent_index = sided[_agent_position(reason, default_side, agent, caller)
+                            if default_side != "second" else 1]  # fmt: skip
+        notes.append(f"{_who(agent)} sends none of the recorded streams: by position")
+    if agent_index is not None:
         roles[agent_index] = "agent"
-    agent = senders[agent_index] if labels else None
-    customer = next((s for i, s in enumerate(senders) if i != agent_index and s), None)
-    if meta is not None and agent is None and reason in ("caller", "callee"):
-        agent = caller if reason == "caller" else callee
-    if meta is not None and customer is None:
-        customer = next((p for p in meta.participants.values() if p is not agent), None)
-    return RoleDecision(roles, reason, agent, customer, caller, callee)
+    if any(mixed):
+        notes.append("mixed: " + ", ".join(str(labels[i]) for i in range(len(labels)) if mixed[i])
+                     + " carry both parties")  # fmt: skip
+    customer = next((s[0] for i, s in enumerate(senders)
+                     if i != agent_index and s and s[0] is not agent), None)  # fmt: skip
+    if customer is None:
+        customer = next((p for p in people if p is not agent), None)
+    return RoleDecision(roles, reason, agent, customer, caller, callee, notes)
 
 
-def _default_index(
-    side: str,
-    senders: list[Participant | None],
-    caller: Participant | None,
-    callee: Participant | None,
+def _agent_position(
+    reason: str, side: str, agent: Participant | None, caller: Participant | None
 ) -> int:
-    if side == "second":
-        return 1 if len(senders) > 1 else 0
-    if side == "first" or not senders:
-        return 0
-    wanted = caller if side == "caller" else callee
-    for i, sender in enumerate(senders):
-        if wanted is not None and sender is wanted:
-            return i
-    # Without metadata the caller's stream is taken to be the first m-line.
-    return 0 if side == "caller" or len(senders) == 1 else 1
+    """The agent's stream by m-line order (the caller's stream first)."""
+    if reason == "agent pattern":
+        return 0 if agent is not None and agent is caller else 1
+    return 0 if side in ("caller", "first") else 1
 
 
 def plain_call_role(

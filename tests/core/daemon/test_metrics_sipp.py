@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.ports import free_port, free_port_range
+from tests.core.daemon.test_serve_sipp import _legs
 from tests.core.serve_harness import Daemon
 from tests.telephony.test_sipp_siprec import SCENARIO, run_sipp, sipp_failure, sipp_path, write_pcap
 
@@ -33,7 +34,6 @@ pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.ma
 
 CALL, START_S, END_S = "dev012", 41.0, 51.0
 AGENT = "2001"
-FRAME_BYTES = 160
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -63,19 +63,6 @@ def wait_for(port: int, check: Callable[[Samples], bool], timeout_s: float, what
     return samples
 
 
-def _legs(corpus_dir: Path) -> tuple[bytes, bytes]:
-    from core.audio.wav import read_wav
-    from kernels.g711 import ulaw_encode
-
-    rec = read_wav(corpus_dir / f"{CALL}.wav")
-    a, b = int(START_S * 8000), int(END_S * 8000)
-    out = []
-    for ch in rec.channels:
-        pcm = (ch[a:b] * 32768.0).clip(-32768, 32767).astype("int16")
-        out.append(bytes(ulaw_encode(pcm)))
-    return out[0], out[1]
-
-
 def test_metrics_move_with_a_sipp_call(
     tmp_path: Path, corpus_dir: Path, base_model_dir: Path
 ) -> None:
@@ -86,7 +73,7 @@ def test_metrics_move_with_a_sipp_call(
 
     folder = tmp_path / "sipp"
     folder.mkdir()
-    agent_ul, customer_ul = _legs(corpus_dir)
+    agent_ul, customer_ul = _legs(corpus_dir, CALL, START_S, END_S)
     per_stream = write_pcap(folder / "siprec_call.pcap", customer_ul, agent_ul)
     scenario = SCENARIO.read_text(encoding="utf-8").replace("100[call_number]", AGENT)
     (folder / "siprec.xml").write_text(scenario, encoding="utf-8")

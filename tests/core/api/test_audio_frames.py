@@ -4,6 +4,8 @@ with hours of silence."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -106,3 +108,8 @@ def test_gaps_up_to_the_limit_reach_the_leg_as_silence() -> None:
     assert leg.position_s == pytest.approx(MAX_POSITION_GAP_S + 0.02 + 0.02)
     with pytest.raises(AudioFrameError):  # a second jump counts from the new end
         reader.read(_chunk(2 * MAX_POSITION_GAP_S * 1000 + 100))
+
+
+def test_the_proto_states_the_gap_limit() -> None:
+    proto = Path(__file__).resolve().parents[3] / "proto" / "callqa.proto"
+    assert f"more than {MAX_POSITION_GAP_S} s after the end" in proto.read_text(encoding="utf-8")

@@ -28,6 +28,11 @@ def _tools(*names: str) -> Callable[[], bool]:
     return lambda: all(shutil.which(name) for name in names)
 
 
+def sbin_tool(name: str) -> str | None:
+    """A program that may live in /usr/sbin, off an ordinary user's PATH (kamailio)."""
+    return shutil.which(name, path=os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin")))
+
+
 def _corpus_here() -> bool:
     return (CORPUS_DIR / "rubric.yaml").is_file()
 
@@ -58,6 +63,8 @@ REQUIRED: dict[str, tuple[Callable[[], bool], str]] = {
     "corpus": (_corpus_here, f"the labelled corpus at {CORPUS_DIR} (../shared/corpus)"),
     "speech": (_tools("espeak-ng", "sox"), "espeak-ng and sox (scripts/setup installs them)"),
     "sipp": (_tools("sipp"), "sipp (Debian package sip-tester; scripts/setup installs it)"),
+    "kamailio": (lambda: bool(sbin_tool("kamailio")),
+                 "kamailio (Debian package kamailio; scripts/setup installs it)"),
     "baresip": (_tools("baresip"), "baresip (Debian package baresip-core; scripts/setup)"),
     "tcpdump": (_tools("tcpdump"), "tcpdump (scripts/setup installs it)"),
 }

@@ -94,15 +94,17 @@ def sipp_path() -> str:
 
 async def run_sipp(
     sipp: str, folder: Path, port: int, calls: int, audio_s: float,
-    scenario: Path = SCENARIO,
+    scenario: Path = SCENARIO, extra: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
-    """Run the SIPREC scenario against `port`; siprec_call.pcap must be in `folder`."""
+    """Run the SIPREC scenario against `port`; siprec_call.pcap must be in `folder`;
+    `extra`: more SIPp options."""
     rest_ms = int(audio_s * 1000) - FIRST_PAUSE_MS + 800
     command = [
         sipp, f"{HOST}:{port}", "-sf", str(scenario), "-i", HOST,
         "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_port(socket.SOCK_DGRAM)),
         "-m", str(calls), "-l", str(calls), "-r", str(calls), "-d", str(rest_ms),
         "-nostdin", "-timeout", f"{int(audio_s) + 30}s", "-timeout_error", "-trace_err",
+        *extra,
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

@@ -38,3 +38,24 @@ def test_admin_unit_serves_the_admin_web_without_privileges() -> None:
         load_settings(SYSTEMD / "callqa.toml", {}, {}).data_dir
     )
     assert "callqa-admin.service" in (SYSTEMD / "install.sh").read_text()
+
+
+def test_both_units_are_hardened_alike() -> None:
+    data_dir = str(load_settings(SYSTEMD / "callqa.toml", {}, {}).data_dir)
+    for name, capabilities in (
+        ("callqa.service", {"CAP_NET_BIND_SERVICE", "CAP_NET_RAW"}),
+        ("callqa-admin.service", set()),
+    ):
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.read(SYSTEMD / name)
+        service = unit["Service"]
+        assert set(service["CapabilityBoundingSet"].split()) == capabilities, name
+        assert service["ReadWritePaths"] == data_dir, name  # the one place it writes
+        for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "ProtectKernelTunables"):
+            assert service[key] == "true", (name, key)
+        assert service["ProtectSystem"] == "strict"
+        assert service["Restart"] == "on-failure"
+        assert service["StandardError"] == "journal"
+        assert 1 < int(unit["Unit"]["StartLimitBurst"]) <= 10
+        assert int(unit["Unit"]["StartLimitIntervalSec"]) >= 60
+        assert "LogsDirectory" not in service and "/var/log" not in (SYSTEMD / name).read_text()

@@ -56,7 +56,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         LOCKOUT_FAILURES=settings.admin_lockout_failures,
         LOCKOUT_S=settings.admin_lockout_s,
         DAEMON_ADDRESS=daemon_address,
-        DAEMON_TOKEN=settings.grpc_token,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.admin_tls,
@@ -79,9 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     errors.init_app(app)
     app.jinja_env.globals.update(labels.template_globals())
-    app.extensions["callqa_daemon"] = daemon.DaemonClient(
-        app.config["DAEMON_ADDRESS"], app.config["DAEMON_TOKEN"]
-    )
+    app.extensions["callqa_daemon"] = daemon.DaemonClient(app.config["DAEMON_ADDRESS"], settings)
 
     from admin_web import auth, calls, review
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.api.client import ApiClient, Metadata
+from core.config import Settings
+
 HEALTH_TIMEOUT_S = 0.5
 CACHE_S = 5.0
 SERVICE_NAME = "callqa.v1.CallQa"
@@ -31,12 +34,13 @@ class DaemonStatus:
 
 
 class DaemonClient:
-    """A channel to the daemon, opened once; `status()` asks its health service."""
+    """A channel to the daemon, opened once (TLS and tokens from the client settings);
+    `status()` asks its health service."""
 
-    def __init__(self, address: str, token: str = "") -> None:
+    def __init__(self, address: str, settings: Settings) -> None:
         self.address = address
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._api = ApiClient(settings, address, options=CHANNEL_OPTIONS)
+        self._channel = self._api.channel
         self._lock = threading.Lock()
         self._cached: tuple[float, DaemonStatus] | None = None
 
@@ -45,8 +49,13 @@ class DaemonClient:
         return self._channel
 
     @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
+    def metadata(self) -> Metadata:
+        """The token metadata of the `read` role (the calls that only look)."""
+        return self._api.metadata
+
+    def metadata_for(self, method: str) -> Metadata:
+        """The token metadata for a call of `method` (its role's token)."""
+        return self._api.metadata_for(method)
 
     def status(self) -> DaemonStatus:
         with self._lock:
@@ -62,7 +71,7 @@ class DaemonClient:
         try:
             reply = stub.Check(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAME),
-                timeout=HEALTH_TIMEOUT_S, metadata=self._metadata,
+                timeout=HEALTH_TIMEOUT_S, metadata=self.metadata,
             )
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None

@@ -54,7 +54,8 @@ def _call(method: str, request: Any) -> Any:
     client = _client()
     stub = pb_grpc.CallQaStub(client.channel)
     try:
-        return getattr(stub, method)(request, timeout=TIMEOUT_S, metadata=client.metadata)
+        return getattr(stub, method)(request, timeout=TIMEOUT_S,
+                                     metadata=client.metadata_for(method))
     except grpc.RpcError as exc:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = exc.details() if hasattr(exc, "details") else str(exc)

@@ -143,17 +143,56 @@ class Settings:
         " domains (`@agents.example.com`), globs (`agent*`), `re:REGEX`, or exact users/AoRs.",
     )
     grpc_host: str = _setting(
-        "0.0.0.0", "Address `callqa serve` listens on for the gRPC API."
+        "127.0.0.1",
+        "Address `callqa serve` listens on for the gRPC API. Any address but loopback needs a "
+        "token (`grpc_token*`) or client certificates (`grpc_tls_client_ca_file`).",
     )
     grpc_port: int = _setting(50051, "Port of the gRPC API (0: any free port).")
     grpc_token: str = _setting(
         "",
-        "When set, every gRPC call must send the metadata `authorization: Bearer <token>`.",
+        "Bearer token that may call every gRPC method. With any token set, every call must "
+        "send the metadata `authorization: Bearer <token>` (16 characters at least).",
+    )
+    grpc_token_read: str = _setting(
+        "",
+        "Bearer token of the `read` role: watching alerts and calls, listing and searching "
+        "calls, rubrics and routes, capacity (wallboards, agent desktops, `callqa watch`).",
+    )
+    grpc_token_admin: str = _setting(
+        "",
+        "Bearer token of the `admin` role: PutRubric, ActivateRubric, SetRubricRoutes, "
+        "RunBenchmark.",
+    )
+    grpc_token_ingest: str = _setting(
+        "", "Bearer token of the `ingest` role: StreamAudio and ScoreRecording."
+    )
+    grpc_token_listen: str = _setting(
+        "", "Bearer token of the `listen` role: listening to a live call's audio."
+    )
+    grpc_tokens_file: str = _setting(
+        "",
+        "TOML file of secrets holding any of the `grpc_token*` settings (a name may hold a "
+        "list of tokens); it must not be readable by group or others (mode 0600).",
     )
     grpc_tls_cert_file: str = _setting(
         "", "PEM certificate for gRPC over TLS (with the key file)."
     )
     grpc_tls_key_file: str = _setting("", "PEM private key for gRPC over TLS.")
+    grpc_tls_client_ca_file: str = _setting(
+        "",
+        "PEM CA certificates: when set (with TLS), every gRPC client must present a "
+        "certificate they signed (mutual TLS).",
+    )
+    grpc_client_ca_file: str = _setting(
+        "",
+        "For the gRPC clients (`callqa watch`, the admin web): PEM CA that signed the "
+        "daemon's certificate; set, or `grpc_tls_cert_file` set, the clients speak TLS "
+        "(empty: the system's trusted CAs).",
+    )
+    grpc_client_cert_file: str = _setting(
+        "", "For the gRPC clients: PEM client certificate sent to a daemon asking for one."
+    )
+    grpc_client_key_file: str = _setting("", "For the gRPC clients: PEM key of that certificate.")
     grpc_workers: int = _setting(64, "Most gRPC calls served at once (streams included).")
     sip_enabled: bool = _setting(True, "Whether `callqa serve` receives SIP/SIPREC calls.")
     mirror_interface: str = _setting(

@@ -1,25 +1,28 @@
 """The daemon's gRPC server: the CallQa service, the standard health service, reflection.
 
-With ``grpc_token`` set, every call must carry ``authorization: Bearer <token>`` (health
-checks excepted, so that load balancers and systemd watchdogs need no secret); with
-``grpc_tls_cert_file`` and ``grpc_tls_key_file`` set, the port speaks TLS only.
+With tokens configured, every call must carry ``authorization: Bearer <token>`` of a role
+that may call its method (`core.api.auth`; health checks excepted, so that load balancers
+and systemd watchdogs need no secret). With ``grpc_tls_cert_file`` and ``grpc_tls_key_file``
+set, the port speaks TLS only; with ``grpc_tls_client_ca_file`` too, a client must present a
+certificate that CA signed. Off loopback, the server refuses to start without a token or
+client certificates.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.api.auth import SERVICE_PREFIX, AccessCheck, check_exposure, load_tokens
 from core.api.context import ApiContext
+from core.api.requests import RequestCheck
 from core.api.service import CallQaService
-from core.config import ConfigError
+from core.config import ConfigError, Settings
 from core.stage_cpu import name_thread
 from proto import callqa_pb2, callqa_pb2_grpc
 
@@ -28,31 +31,6 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = callqa_pb2.DESCRIPTOR.services_by_name["CallQa"].full_name
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest message: a ScoreRecording request carries a whole WAV file."""
-HEALTH_PREFIX = "/grpc.health.v1.Health/"
-
-
-class TokenCheck(grpc.ServerInterceptor):
-    """Refuses calls without the configured bearer token (UNAUTHENTICATED)."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
-
-        def deny(request: Any, context: Any) -> None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
-
-        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
-        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
-
-    def intercept_service(self, continuation: Any, details: Any) -> Any:
-        if details.method.startswith(HEALTH_PREFIX):
-            return continuation(details)
-        given = dict(details.invocation_metadata).get("authorization", "")
-        if hmac.compare_digest(str(given).encode(), self._expected):
-            return continuation(details)
-        handler = continuation(details)
-        if handler is not None and handler.response_streaming:
-            return self._deny_stream
-        return self._deny_unary
 
 
 def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
@@ -62,7 +40,12 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     from the context's settings.
     """
     settings = context.settings
-    interceptors = [TokenCheck(settings.grpc_token)] if settings.grpc_token else []
+    tokens = load_tokens(settings)
+    check_exposure(address.rpartition(":")[0], settings, tokens)
+    credentials = _tls_credentials(settings)
+    # The token first: a caller without one learns nothing from the checks of its request.
+    access = [AccessCheck(tokens)] if tokens.configured else []
+    interceptors = [*access, RequestCheck(SERVICE_PREFIX)]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers,
                                    thread_name_prefix="callqa-grpc",
@@ -80,13 +63,9 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    cert, key = settings.grpc_tls_cert_file, settings.grpc_tls_key_file
-    if bool(cert) != bool(key):
-        raise ConfigError("settings 'grpc_tls_cert_file' and 'grpc_tls_key_file' go together")
     try:
-        if cert:
-            creds = grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())])
-            port = server.add_secure_port(address, creds)
+        if credentials is not None:
+            port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
     except (OSError, RuntimeError) as exc:
@@ -98,6 +77,35 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     server._callqa_health = health_servicer
     return server, port
+
+
+def _tls_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for the port from the settings (None: plain), client certificates required when
+    ``grpc_tls_client_ca_file`` is set."""
+    cert, key = settings.grpc_tls_cert_file, settings.grpc_tls_key_file
+    if bool(cert) != bool(key):
+        raise ConfigError("settings 'grpc_tls_cert_file' and 'grpc_tls_key_file' go together")
+    if not cert:
+        return None
+    client_ca = settings.grpc_tls_client_ca_file
+    pem = {name: _read_pem(name, value) for name, value in (
+        ("grpc_tls_cert_file", cert), ("grpc_tls_key_file", key),
+        ("grpc_tls_client_ca_file", client_ca)) if value}  # fmt: skip
+    return grpc.ssl_server_credentials(
+        [(pem["grpc_tls_key_file"], pem["grpc_tls_cert_file"])],
+        root_certificates=pem.get("grpc_tls_client_ca_file"),
+        require_client_auth=bool(client_ca),
+    )
+
+
+def _read_pem(setting: str, path: str) -> bytes:
+    try:
+        data = Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"setting {setting!r}: cannot read {path}: {exc}") from exc
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"setting {setting!r}: {path} is not a PEM file")
+    return data
 
 
 def mark_not_serving(server: grpc.Server) -> None:

@@ -21,6 +21,7 @@ from core import stage_cpu
 from core.api import convert, rubric_store
 from core.api.audio_frames import AudioChunkReader, AudioFrameError, decoder_for
 from core.api.context import ApiContext
+from core.api.requests import channel_choice_problem, refuse_if_malformed
 from core.live.call import CallSetup, LiveCall
 from core.live.events import CallEvent, Subscription, alert_filter
 from core.rubric.loading import load_rubric_text
@@ -41,6 +42,7 @@ class CallQaService(pb_grpc.CallQaServicer):
     def __init__(self, daemon: ApiContext) -> None:
         self.daemon = daemon
         self._bench_lock = threading.Lock()
+        self._open_lock = threading.Lock()
 
     @property
     def engine(self) -> Any:
@@ -59,6 +61,7 @@ class CallQaService(pb_grpc.CallQaServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "the first AudioFrame must carry the CallSetup")  # fmt: skip
             return
+        refuse_if_malformed(first, context)
         s = first.setup
         try:
             decode, rate = decoder_for(s.encoding, s.sample_rate_hz)
@@ -72,14 +75,7 @@ class CallQaService(pb_grpc.CallQaServicer):
             meta={"stream_metadata": dict(s.metadata), "encoding": pb.AudioEncoding.Name(
                 s.encoding), "language_hint": s.language_hint or None},
         )  # fmt: skip
-        try:
-            call = self.engine.open_call(setup, subscribe=True)
-        except RubricError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.problems))
-        except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except RuntimeError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        call = self._open_stream_call(setup, context)
         errors: list[str] = []
         reader = threading.Thread(
             target=self._read_audio, args=(request_iterator, call, decode, errors),
@@ -100,6 +96,26 @@ class CallQaService(pb_grpc.CallQaServicer):
                     return
         finally:
             sub.close()
+
+    def _open_stream_call(self, setup: CallSetup, context: Any) -> LiveCall:
+        """The streamed call, opened; RESOURCE_EXHAUSTED when the box already holds
+        `sip_max_sessions` live calls (all sources together)."""
+        limit = self.daemon.settings.sip_max_sessions
+        with self._open_lock:  # one count and open at a time: streams cannot overshoot it
+            live = sum(1 for c in self.engine.live_calls() if not c.ended)
+            if live >= limit:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"the box holds {live} live calls, its maximum (sip_max_sessions "
+                              f"{limit}); try again when one has ended")  # fmt: skip
+            try:
+                call: LiveCall = self.engine.open_call(setup, subscribe=True)
+            except RubricError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(exc.problems))
+            except ValueError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except RuntimeError as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return call
 
     def _read_audio(
         self, frames: Iterator[pb.AudioFrame], call: LiveCall, decode: Any, errors: list[str]
@@ -297,8 +313,7 @@ class CallQaService(pb_grpc.CallQaServicer):
     def ScoreRecording(self, request: pb.ScoreRecordingRequest, context: Any) -> Any:
         from core.audio.wav import AudioFileError
 
-        if not request.wav:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wav is empty")
+        self._check_recording(request, context)
         with tempfile.NamedTemporaryFile(suffix=".wav", delete=False,
                                          dir=self.daemon.settings.data_dir) as f:  # fmt: skip
             f.write(request.wav)
@@ -318,6 +333,25 @@ class CallQaService(pb_grpc.CallQaServicer):
         finally:
             db.close()
         return pb.ScoreRecordingResponse(call=convert.stored_call(row or {"id": call_id}))
+
+    def _check_recording(self, request: pb.ScoreRecordingRequest, context: Any) -> None:
+        """INVALID_ARGUMENT for bytes that are not a WAV file the box reads or a channel
+        choice that does not fit the file, NOT_FOUND for an unknown rubric."""
+        from core.audio.wav import AudioFileError, parse_wav
+
+        try:
+            channels = len(parse_wav(request.wav, "wav").channels)
+        except AudioFileError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort raises") from exc
+        why = channel_choice_problem(request, channels)
+        if why:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+        if request.rubric_id:
+            try:
+                self.engine.resolve_rubric(request.rubric_id)
+            except RubricError as exc:
+                context.abort(grpc.StatusCode.NOT_FOUND, "\n".join(exc.problems))
 
     def _score(
         self, path: Path, request: pb.ScoreRecordingRequest

@@ -39,7 +39,8 @@ def add_parsers(subparsers: Any) -> None:
     wc.add_argument("id", help="call id (or the sender's id for a live call)")
     for p in (wa, wc):
         p.add_argument("--address", help="daemon address host:port (default: the settings)")
-        p.add_argument("--token", help="bearer token (default: setting grpc_token)")
+        p.add_argument("--token", help="bearer token (default: setting grpc_token_read, "
+                       "else grpc_token, or the grpc_tokens_file)")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
     w.set_defaults(func=cmd_watch)
 
@@ -63,18 +64,10 @@ def cmd_serve(args: argparse.Namespace, config: Settings) -> int:
     return run_serve(ServeOptions(config_file=args.config, overrides=overrides))
 
 
-def _channel(
-    args: argparse.Namespace, config: Settings
-) -> tuple[Any, list[tuple[str, str]]]:
-    import grpc
+def _client(args: argparse.Namespace, config: Settings) -> Any:
+    from core.api.client import ApiClient
 
-    address = args.address
-    if not address:
-        host = config.grpc_host
-        address = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{config.grpc_port}"
-    token = args.token if args.token is not None else config.grpc_token
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    return grpc.insecure_channel(address), metadata
+    return ApiClient(config, args.address or None, args.token)
 
 
 def _clock(stamp: Any) -> str:
@@ -89,8 +82,9 @@ def cmd_watch(args: argparse.Namespace, config: Settings) -> int:
     from proto import callqa_pb2 as pb
     from proto import callqa_pb2_grpc as pb_grpc
 
-    channel, metadata = _channel(args, config)
-    stub = pb_grpc.CallQaStub(channel)
+    client = _client(args, config)
+    stub = pb_grpc.CallQaStub(client.channel)
+    metadata = client.metadata
     try:
         if args.watch_cmd == "alerts":
             request = pb.AlertFilter(
@@ -121,7 +115,7 @@ def cmd_watch(args: argparse.Namespace, config: Settings) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        channel.close()
+        client.close()
 
 
 def describe_event(event: Any) -> str:

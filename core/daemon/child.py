@@ -40,7 +40,9 @@ RTP_PROBE = 16
 
 
 ISOLATED = {
-    "grpc_token": "", "grpc_tls_cert_file": "", "grpc_tls_key_file": "",
+    "grpc_token": "", "grpc_token_read": "", "grpc_token_admin": "", "grpc_token_ingest": "",
+    "grpc_token_listen": "", "grpc_tokens_file": "", "grpc_tls_cert_file": "",
+    "grpc_tls_key_file": "", "grpc_tls_client_ca_file": "",
     "mirror_interface": "", "log_file": "", "sip_enabled": "true", "sip_transports": "udp,tcp",
     "metrics_port": "0",
 }  # fmt: skip

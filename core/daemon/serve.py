@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.api.auth import check_exposure, load_tokens
 from core.api.server import create_server
 from core.asr.types import Transcriber
 from core.config import ConfigError, Settings, load_settings
+from core.daemon.file_modes import make_private, use_private_umask
 from core.live.engine import LiveEngine
 from core.live.routing import RubricRoutes
 from core.logs import setup_logging
@@ -59,6 +61,8 @@ class Daemon:
             RubricRoutes.parse(self.settings.rubric_routes)
         except ValueError as exc:
             raise ConfigError(f"setting 'rubric_routes': {exc}") from exc
+        # Before anything starts: no gRPC API open to the network without authentication.
+        check_exposure(self.settings.grpc_host, self.settings, load_tokens(self.settings))
         self.engine: LiveEngine | None = None
         self.grpc: Any = None
         self.grpc_port: int | None = None
@@ -79,7 +83,7 @@ class Daemon:
         from core.scoring.recording import get_engine
 
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)
         factory: Callable[[], Transcriber] = lambda: get_engine(settings)  # noqa: E731
         if not settings.asr_enabled:
             from core.live.features_only import FeaturesOnly
@@ -263,6 +267,7 @@ class Daemon:
 
 
 def run_serve(options: ServeOptions) -> int:
+    use_private_umask()  # the log file too
     daemon = Daemon(options)
     settings = daemon.settings
     setup_logging(settings.log_level, settings.log_file, settings.log_format)

@@ -306,7 +306,7 @@ def test_token_health_and_reflection(tmp_path: Path, base_model_dir: Path) -> No
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    env = {"CALLQA_GRPC_TOKEN": "s3cret", "CALLQA_SIP_ENABLED": "0"}
+    env = {"CALLQA_GRPC_TOKEN": "s3cret-token-0123456789", "CALLQA_SIP_ENABLED": "0"}
     d = Daemon(tmp_path / "token", base_model_dir, env=env).start()
     try:
         channel = d.channel()
@@ -318,7 +318,8 @@ def test_token_health_and_reflection(tmp_path: Path, base_model_dir: Path) -> No
             stub.GetCapacity(pb.GetCapacityRequest(), metadata=[("authorization", "Bearer no")])
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         cap = stub.GetCapacity(pb.GetCapacityRequest(),
-                               metadata=[("authorization", "Bearer s3cret")])  # fmt: skip
+                               metadata=[("authorization",
+                                          "Bearer s3cret-token-0123456789")])  # fmt: skip
         assert cap.model_name
         health = health_pb2_grpc.HealthStub(channel)
         reply = health.Check(health_pb2.HealthCheckRequest(service="callqa.v1.CallQa"))
@@ -326,7 +327,7 @@ def test_token_health_and_reflection(tmp_path: Path, base_model_dir: Path) -> No
         reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
         answers = reflect.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-            metadata=[("authorization", "Bearer s3cret")],
+            metadata=[("authorization", "Bearer s3cret-token-0123456789")],
         )
         names = {s.name for a in answers for s in a.list_services_response.service}
         assert {"callqa.v1.CallQa", "grpc.health.v1.Health"} <= names

@@ -313,6 +313,12 @@ class RtpLeg:
         }  # fmt: skip
 
     @property
+    def datagrams_arrived(self) -> int:
+        """:attr:`packets_seen` and the datagrams still queued: it moves with each arrival
+        (read by another thread while the leg is fed, it may lag by a packet)."""
+        return self.packets_seen + len(self._queue)
+
+    @property
     def packets_seen(self) -> int:
         """Datagrams taken so far that show the stream is alive: RTP of a known payload
         type (paused or not) and malformed ones; not those still queued. Cheap (no side

@@ -6,8 +6,10 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
 * INVITE → 100, then 200 with a receive-only SDP answer and `+sip.srs` in Contact; 488 when
   no PCMU/PCMA audio is offered; 420 with Unsupported for an unknown Require; 503 with
   Retry-After at the session limit; re-INVITE and UPDATE pause (`a=inactive`, `a=recvonly`,
-  `c=IN IP4 0.0.0.0`, port 0), resume and update metadata; BYE and CANCEL end the call;
-  OPTIONS answers what the server supports;
+  `c=IN IP4 0.0.0.0`, port 0), resume and update metadata; BYE and CANCEL end the call
+  (after the sender's BYE the streams stay open until no RTP came for 0.1 s, at most 0.5 s,
+  for packets still on their way); a stop sends BYE to every session; OPTIONS answers what
+  the server supports;
   481 for requests outside any known dialog;
 * new calls, and OPTIONS probes outside a dialog, get 503 with Retry-After while the server
   drains (`drain`, on SIGTERM), is at its session limit or is short of disk
@@ -87,6 +89,11 @@ RETRY_AFTER_S = 5
 IDLE_CHECK_INTERVAL_S = 1.0
 DRAIN_POLL_S = 0.1
 BYE_ANSWER_WAIT_S = 2.0
+BYE_MEDIA_QUIET_S = 0.1
+"""After a BYE, the streams close once none has had a packet for this long..."""
+BYE_MEDIA_WAIT_S = 0.5
+"""...or this long after the BYE at most."""
+BYE_MEDIA_POLL_S = 0.02
 """How long a stop waits for the answers to the BYEs it sent before closing the sockets."""
 BYE_REASON_TEXTS = {"rtp_timeout": "RTP timeout", "no_ack": "no ACK",
                     "shutdown": "recording server stopping"}  # fmt: skip
@@ -207,7 +214,8 @@ class RecordingServer:
         )  # fmt: skip
 
     async def stop(self) -> None:
-        """End every call (reason `shutdown`), wait for the callbacks, close the sockets."""
+        """End every call (reason `shutdown`) with a BYE to its sender, wait for the callbacks
+        and (briefly) the answers to the BYEs, close the sockets."""
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -575,7 +583,28 @@ class RecordingServer:
         if call is None:
             return
         tx.respond(make_response(request, 200))
+        await self._await_last_media(call)
         await self._end_call(call, "bye", send_bye=False)
+
+    async def _await_last_media(self, call: Call) -> None:
+        """After the sender's BYE, keep the streams open until none has had a datagram for
+        `BYE_MEDIA_QUIET_S` (at most `BYE_MEDIA_WAIT_S`): the last RTP, sent before the BYE
+        on another path or thread, may arrive after it. What came is counted
+        (`rtp_after_bye`)."""
+        legs = [slot.leg for slot in call.session.slots]
+        first = last = sum(leg.datagrams_arrived for leg in legs)
+        now = self.loop.time()
+        deadline, quiet_since = now + BYE_MEDIA_WAIT_S, now
+        while now < deadline and now - quiet_since < BYE_MEDIA_QUIET_S:
+            await asyncio.sleep(BYE_MEDIA_POLL_S)
+            now = self.loop.time()
+            arrived = sum(leg.datagrams_arrived for leg in legs)
+            if arrived != last:
+                last, quiet_since = arrived, now
+        if last > first:
+            self.counters["rtp_after_bye"] += last - first
+            logger.debug("call %s: %d RTP datagrams came after its BYE", call.dialog.call_id,
+                         last - first)  # fmt: skip
 
     # ---------------------------------------------------------------- ending
 

@@ -30,10 +30,12 @@ class DecisionLog:
     entries: list[dict[str, Any]] = field(default_factory=list)
     dropped: int = 0
 
-    def add(self, kind: str, summary: str, **detail: Any) -> None:
+    def add(self, kind: str, summary: str, *, warn: bool = False, **detail: Any) -> None:
+        """Note a decision (logged at info, or at warning with `warn`)."""
         if kind not in KINDS:
             raise ValueError(f"unknown decision kind {kind!r}")
-        logger.info("call %s: %s: %s", self.call_id, kind, summary)
+        logger.log(logging.WARNING if warn else logging.INFO, "call %s: %s: %s", self.call_id,
+                   kind, summary)  # fmt: skip
         if len(self.entries) >= MAX_ENTRIES:
             self.dropped += 1
             return

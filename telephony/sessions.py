@@ -343,8 +343,9 @@ class RecordingSession:
 
     def _note_rejected(self, metadata: RecordingMetadata, where: str) -> None:
         if metadata.rejected:
-            logger.warning("call %s: %d metadata elements in %s left out: %s", self.call_id,
-                           len(metadata.rejected), where, "; ".join(metadata.rejected))  # fmt: skip
+            self.decisions.add("metadata", f"{len(metadata.rejected)} elements of the metadata "
+                               f"in {where} left out: {'; '.join(metadata.rejected)}",
+                               rejected=metadata.rejected, warn=True)  # fmt: skip
 
     async def _open_slot(
         self,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from core.cli.doctor import box, checks
+from core.cli.doctor import box, checks, network
 from core.cli.doctor.result import CheckResult, Status
 from core.config import Settings
 
@@ -24,12 +24,12 @@ EXIT_PROBLEMS = 1
 CHECKS: dict[str, Callable[[checks.Context], CheckResult]] = {
     "settings": checks.check_settings,
     "model": checks.check_model,
-    "sip-port": checks.check_sip_port,
-    "rtp-ports": checks.check_rtp_ports,
-    "grpc-port": checks.check_grpc_port,
-    "admin-port": checks.check_admin_port,
-    "metrics-port": checks.check_metrics_port,
-    "peers": checks.check_peers,
+    "sip-port": network.check_sip_port,
+    "rtp-ports": network.check_rtp_ports,
+    "grpc-port": network.check_grpc_port,
+    "admin-port": network.check_admin_port,
+    "metrics-port": network.check_metrics_port,
+    "peers": network.check_peers,
     "data-folder": checks.check_data_folder,
     "database": checks.check_database,
     "gpu": checks.check_gpu,

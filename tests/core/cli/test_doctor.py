@@ -165,6 +165,14 @@ def test_read_only_data_folder_fails(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "ReadWritePaths" in found["fix"]
     assert [p.name for p in data.iterdir()] == ["recordings"]  # the probe left nothing
 
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    config = write_settings(tmp_path / "log.toml", data, log_file=str(logs / "callqa.log"))
+    with read_only(logs):
+        code, results = doctor(capsys, config, "data-folder")
+    assert code == 1 and f"log_file {logs / 'callqa.log'}" in results["data folder"]["message"]
+    assert not (logs / "callqa.log").exists()
+
 
 def test_damaged_database_fails_integrity_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

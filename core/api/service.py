@@ -522,6 +522,13 @@ class CallQaService(pb_grpc.CallQaServicer):
         finally:
             self._bench_lock.release()
 
+    # ---------------------------------------------------------------- listening
+
+    def ListenCall(self, request: pb.ListenRequest, context: Any) -> Iterator[pb.ListenAudio]:
+        from core.api.listen import listen_call
+
+        yield from listen_call(self.engine, request, context)
+
 
 def _live_events(sub: Subscription, context: Any) -> Iterator[CallEvent]:
     """A subscription's events until the client goes away or the hub closes it."""

@@ -361,9 +361,11 @@ def _add_plugin_commands(sub: Any) -> None:
 def _add_telephony_commands(sub: Any) -> None:
     """Commands that receive calls through the telephony package, and the daemon's."""
     from core.cli import bench as cli_bench
+    from core.cli import capture as cli_capture
     from core.cli import doctor as cli_doctor
     from core.cli import gpu as cli_gpu
     from core.cli import import_pcap as cli_import_pcap
+    from core.cli import listen as cli_listen
     from core.cli import receive as cli_receive
     from core.cli import serve as cli_serve
     from telephony import cli_simulate
@@ -374,6 +376,8 @@ def _add_telephony_commands(sub: Any) -> None:
     cli_simulate.add_simulate_command(sub)
     cli_bench.add_parser(sub)
     cli_gpu.add_parser(sub)
+    cli_listen.add_parser(sub)
+    cli_capture.add_parser(sub)
     cli_doctor.add_parser(sub)
 
 

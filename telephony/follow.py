@@ -209,6 +209,7 @@ class CallFollower:
             call_id = msg.call_id
             _, cseq_method = msg.cseq
             from_tag = msg.from_addr.tag
+            to_addr = msg.to_addr
         except SipParseError as exc:
             self.stats.sip_malformed += 1
             logger.debug("malformed SIP from %s:%d: %s", dgram.src, dgram.sport, exc)
@@ -219,7 +220,7 @@ class CallFollower:
         self.stats.sip_messages += 1
         call = self._calls.get(call_id)
         if call is None:
-            if not isinstance(msg, SipRequest) or msg.method != "INVITE" or msg.to_addr.tag:
+            if not isinstance(msg, SipRequest) or msg.method != "INVITE" or to_addr.tag:
                 return  # not a new call (or one whose start the capture missed)
             if len(self._calls) >= self.options.max_calls:
                 self.stats.calls_refused += 1
@@ -227,7 +228,7 @@ class CallFollower:
             call = _Call(
                 call_id,
                 caller=_uri(msg.from_addr.uri),
-                callee=_uri(msg.to_addr.uri),
+                callee=_uri(to_addr.uri),
                 caller_tag=from_tag,
                 started_s=dgram.timestamp_s,
                 last_s=dgram.timestamp_s,

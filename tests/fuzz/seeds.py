@@ -40,7 +40,7 @@ _SIPP_VALUES = {
     "service": "srs",
 }
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
-_KEYWORD = re.compile(r"\[([a-z_+0-9]+)\]")
+_KEYWORD = re.compile(r"\[([A-Za-z_+0-9:-]+)\]")
 
 
 def _render_sipp(block: str) -> bytes | None:
@@ -52,9 +52,12 @@ def _render_sipp(block: str) -> bytes | None:
         lines.pop()
     if not lines or " " not in lines[0]:
         return None
-    filled = [_KEYWORD.sub(lambda m: _SIPP_VALUES.get(m.group(1), m.group(0)), x) for x in lines]
-    # A line that only held a keyword with nothing to put there (`[routes]`) is left out.
-    text = "\r\n".join(f for f, line in zip(filled, lines, strict=True) if f or not line)
+    filled = [_KEYWORD.sub(lambda m: _SIPP_VALUES.get(m.group(1), "\0"), x) for x in lines]
+    # A line that only held a keyword with nothing to put there (`[routes]`), or one with a
+    # keyword not filled in here (`[last_Via:]` copies a received header), is left out.
+    text = "\r\n".join(
+        f for f, line in zip(filled, lines, strict=True) if (f or not line) and "\0" not in f
+    )
     head, sep, body = text.partition("\r\n\r\n")
     if sep:
         body += "\r\n"
@@ -62,23 +65,28 @@ def _render_sipp(block: str) -> bytes | None:
     return (head + "\r\n\r\n" + body).encode("utf-8")
 
 
+def _scenario_messages(path: Path) -> list[bytes]:
+    rendered = (_render_sipp(b) for b in _CDATA.findall(path.read_text(encoding="latin-1")))
+    return [m for m in rendered if m is not None]
+
+
 def sip_messages() -> list[bytes]:
     from tests.telephony.test_sip_message import INVITE
 
     out = [INVITE]
     for path in sorted(SCENARIOS.glob("*.xml")):
-        for block in _CDATA.findall(path.read_text(encoding="latin-1")):
-            message = _render_sipp(block)
-            if message is not None:
-                out.append(message)
+        out.extend(_scenario_messages(path))
     return out
 
 
 def _multipart_parts(message: bytes, content_type: bytes) -> list[bytes]:
-    from telephony.sip.message import parse_message
+    from telephony.sip.message import SipParseError, parse_message
     from telephony.siprec import parse_multipart
 
-    msg = parse_message(message)
+    try:
+        msg = parse_message(message)
+    except SipParseError:
+        return []
     ctype = msg.content_type
     if ctype.lower().startswith(content_type.decode()):
         return [msg.body]
@@ -90,10 +98,12 @@ def _multipart_parts(message: bytes, content_type: bytes) -> list[bytes]:
 
 
 def sdp_bodies() -> list[bytes]:
+    from tests.telephony.siprec_vendors import VENDORS, sdp
     from tests.telephony.test_sdp import SIPREC_OFFER
     from tests.telephony.test_siprec_metadata import SDP
 
     out = [SIPREC_OFFER.encode(), SDP]
+    out += [sdp(v.mlines).encode() for v in VENDORS]
     for message in sip_messages():
         out.extend(_multipart_parts(message, b"application/sdp"))
     return out
@@ -101,7 +111,10 @@ def sdp_bodies() -> list[bytes]:
 
 def metadata_documents() -> list[bytes]:
     """Every recording-metadata fixture (all dialects) and the metadata parts of SIPREC INVITEs."""
-    out: list[bytes] = []
+    from tests.telephony import siprec_vendors as vendors
+
+    out = [v.metadata.encode() for v in vendors.VENDORS]
+    out += [vendors.CISCO_TRANSFER_PARTIAL.encode(), vendors.CISCO_TRANSFER_COMPLETE.encode()]
     for path in sorted(TESTS.rglob("*.xml")):
         data = path.read_bytes()
         if b"<recording" in data and b"<scenario" not in data:
@@ -150,29 +163,30 @@ def rtcp_packets() -> list[bytes]:
     return [sr + block, rr, sr + block + bye, rr + bye]
 
 
-def _udp_frame(payload: bytes, sport: int, dport: int) -> bytes:
+def _udp_frame(payload: bytes, sport: int, dport: int, src: int = 1, dst: int = 5) -> bytes:
+    """An Ethernet/IPv4/UDP frame from 10.0.0.`src` to 10.0.0.`dst`."""
     udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udp),
-        1,
-        0,
-        64,
-        17,
-        0,
-        bytes([10, 0, 0, 1]),
-        bytes([10, 0, 0, 5]),
-    )
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, bytes([10, 0, 0, src]),
+        bytes([10, 0, 0, dst]),
+    )  # fmt: skip
     return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
 
 
 def captures() -> list[bytes]:
+    from telephony.rtp import RtpPacket
     from tests.telephony.test_pcap import classic_pcap, epb, idb, option, shb
 
-    frames = [_udp_frame(m, 5070, 5060) for m in sip_messages()[:2]]
-    frames += [_udp_frame(p, 40000, 20000) for p in rtp_packets()[:3]]
+    # The plain call of plain_uac_pcap.xml: its INVITE offers 10.0.0.1:40000, so RTP sent
+    # there is the callee's voice; then the call's BYE.
+    invite, _ack, bye = _scenario_messages(SCENARIOS / "plain_uac_pcap.xml")
+    voice = [
+        RtpPacket(0, 10 + i, 160 * i, 0xCA11EE, i == 0, bytes([0x55 + i]) * 160).serialize()
+        for i in range(6)
+    ]
+    frames = [_udp_frame(invite, 5070, 5060), _udp_frame(sip_messages()[0], 5060, 5070, 5, 1)]
+    frames += [_udp_frame(p, 20000, 40000, 5, 1) for p in voice]
+    frames.append(_udp_frame(bye, 5070, 5060))
     timed = [(1_700_000_000 + i, 1000 * i, f) for i, f in enumerate(frames)]
     ng = (
         shb("<")

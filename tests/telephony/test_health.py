@@ -9,6 +9,7 @@ from pathlib import Path
 
 from telephony.health import MIB, DiskSpace
 from telephony.server import RecordingServer
+from telephony.sip.message import make_response
 from tests.telephony.test_server_udp_tcp import (
     UdpPeer,
     offer_sdp,
@@ -59,6 +60,16 @@ async def _bye(peer: UdpPeer, port: int, call_id: str, to_tag: str) -> int:
     return (await peer.response()).status
 
 
+async def _no_calls(server: RecordingServer) -> None:
+    """Until the server has let go of its calls (it waits a moment after a BYE for RTP
+    still on its way)."""
+    for _ in range(50):
+        if not server.active_calls:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{server.active_calls} calls still held")
+
+
 @on_loop
 async def test_session_limit_and_drain_turn_probes_to_503(tmp_path: Path) -> None:
     server = RecordingServer(settings(tmp_path, max_sessions=1))
@@ -74,11 +85,13 @@ async def test_session_limit_and_drain_turn_probes_to_503(tmp_path: Path) -> Non
         assert (await _invite(peer, port, "second"))[0] == 503
         assert await _options(peer, port, to_tag=tag, call_id="first") == 200  # in dialog
         assert await _bye(peer, port, "first", tag) == 200
+        await _no_calls(server)
         assert await _options(peer, port) == 200
 
         status, tag = await _invite(peer, port, "third")
         assert status == 200
         await _bye(peer, port, "third", tag)
+        await _no_calls(server)
         status, tag = await _invite(peer, port, "fourth")
         assert status == 200
         draining = asyncio.create_task(server.drain(10.0))
@@ -106,6 +119,10 @@ async def test_drain_gives_up_after_its_time_and_says_how_many_calls_are_left(
         peer = await udp_peer()
         assert (await _invite(peer, server.udp_port or 0, "long"))[0] == 200
         assert await server.drain(0.3) == 1
+        stopping = asyncio.create_task(server.stop())  # ends the call with a BYE
+        bye = await peer.request("BYE")
+        peer.send(make_response(bye, 200).serialize(), server.udp_port or 0)
+        await stopping
     finally:
         await server.stop()
     assert server.counters["ended_shutdown"] == 1
@@ -125,6 +142,7 @@ async def test_a_disk_short_of_the_threshold_refuses_new_calls(tmp_path: Path) -
             assert status == expected
             if status == 200:
                 await _bye(peer, port, f"call-{expected}", tag)
+                await _no_calls(server)
             else:
                 assert server.counters["limit_disk"] == 1
         finally:

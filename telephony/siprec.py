@@ -36,7 +36,7 @@ from telephony.rs_metadata import (
 from telephony.rs_metadata import (
     parse_metadata as parse_metadata,
 )
-from telephony.sip.headers import Headers
+from telephony.sip.headers import Headers, is_number
 from telephony.sip.message import (
     SipParseError,
     SipRequest,
@@ -186,7 +186,7 @@ class AgentPatterns:
                     return True
             elif re.fullmatch(r"\d+-\d+", pattern):
                 low, high = (int(x) for x in pattern.split("-"))
-                if digits.isdigit() and low <= int(digits) <= high:
+                if is_number(digits) and low <= int(digits) <= high:
                     return True
             elif ":" in pattern:
                 if aor.strip("<>").lower() == pattern.lower():

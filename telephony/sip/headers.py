@@ -58,6 +58,14 @@ _LIST_HEADERS = frozenset(
 )
 
 
+MAX_NUMBER_DIGITS = 18  # every number in SIP and SDP fits; int() refuses over 4,300 digits
+
+
+def is_number(text: str) -> bool:
+    """Whether `text` is 1 to 18 ASCII digits (`str.isdigit` takes `²`, which int() refuses)."""
+    return len(text) <= MAX_NUMBER_DIGITS and text.isascii() and text.isdigit()
+
+
 def canonical_name(name: str) -> str:
     """The long, conventionally capitalised form of a header name."""
     lower = name.lower()

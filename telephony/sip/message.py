@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from telephony.sip.headers import COMPACT_FORMS as COMPACT_FORMS  # re-exported
-from telephony.sip.headers import Headers
+from telephony.sip.headers import Headers, is_number
 from telephony.sip.headers import canonical_name as canonical_name  # re-exported
 from telephony.sip.headers import split_list as split_list  # re-exported
 
@@ -133,7 +133,7 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host, _, port_text = text.partition(":")
     if not port_text:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not is_number(port_text) or not 0 < int(port_text) < 65536:
         raise SipParseError(f"bad port in {text[:80]!r}")
     return host, int(port_text)
 
@@ -209,7 +209,7 @@ def parse_via(value: str) -> Via:
 def parse_cseq(value: str) -> tuple[int, str]:
     number, _, method = value.strip().partition(" ")
     method = method.strip()
-    if not number.isdigit() or not method or len(number) > 10:
+    if not is_number(number) or not method or len(number) > 10:
         raise SipParseError(f"bad CSeq: {value[:80]!r}")
     return int(number), method.upper()
 
@@ -341,7 +341,7 @@ def _content_length(headers: Headers) -> int | None:
     values = [v for n, v in headers if n == "Content-Length"]
     if not values:
         return None
-    if len(set(values)) > 1 or not values[0].isdigit() or len(values[0]) > 9:
+    if len(set(values)) > 1 or not is_number(values[0]) or len(values[0]) > 9:
         raise SipParseError(f"bad Content-Length: {values[0][:20]!r}")
     return int(values[0])
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from telephony.sip.headers import is_number
+
 MAX_MEDIA = 32
 MAX_SDP_BYTES = 65_535
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -67,7 +69,7 @@ class MediaDescription:
     def payload_types(self) -> list[int]:
         if not self.is_rtp:
             return []
-        return [int(f) for f in self.formats if f.isdigit() and int(f) < 128]
+        return [int(f) for f in self.formats if is_number(f) and int(f) < 128]
 
     def encoding(self, payload_type: int) -> str | None:
         """The encoding name of a payload type (rtpmap, else the static RFC 3551 table)."""
@@ -119,18 +121,18 @@ def _parse_media(value: str) -> MediaDescription:
         raise SdpError(f"bad m= line: {value[:80]!r}")
     kind, port_text, proto, *formats = parts
     port_main, _, count_text = port_text.partition("/")
-    if not port_main.isdigit() or int(port_main) > 65535:
+    if not is_number(port_main) or int(port_main) > 65535:
         raise SdpError(f"bad port in m= line: {value[:80]!r}")
-    count = int(count_text) if count_text.isdigit() else 1
+    count = int(count_text) if is_number(count_text) else 1
     return MediaDescription(kind.lower(), int(port_main), proto, formats, port_count=count)
 
 
 def _parse_rtpmap(value: str) -> RtpMap:
     pt_text, _, codec = value.partition(" ")
     pieces = codec.strip().split("/")
-    if not pt_text.isdigit() or len(pieces) < 2 or not pieces[1].isdigit():
+    if not is_number(pt_text) or len(pieces) < 2 or not is_number(pieces[1]):
         raise SdpError(f"bad a=rtpmap: {value[:80]!r}")
-    channels = int(pieces[2]) if len(pieces) > 2 and pieces[2].isdigit() else 1
+    channels = int(pieces[2]) if len(pieces) > 2 and is_number(pieces[2]) else 1
     return RtpMap(int(pt_text), pieces[0], int(pieces[1]), channels)
 
 
@@ -143,13 +145,13 @@ def _apply_attribute(media: MediaDescription, name: str, value: str | None) -> N
         media.rtpmap[rtpmap.payload_type] = rtpmap
     elif name == "fmtp" and value is not None:
         pt_text, _, params = value.partition(" ")
-        if pt_text.isdigit():
+        if is_number(pt_text):
             media.fmtp[int(pt_text)] = params.strip()
     elif name == "label" and value is not None:
         media.label = value.strip()
     elif name == "rtcp" and value is not None:
         port_text = value.split()[0]
-        if port_text.isdigit():
+        if is_number(port_text):
             media.rtcp_port = int(port_text)
 
 

@@ -18,7 +18,7 @@ def test_example_settings_load_and_unit_waits_for_the_grace_period() -> None:
     service = unit["Service"]
     assert service["ExecStart"].split()[-1] == "serve"
     assert service["KillSignal"] == "SIGTERM"
-    assert int(service["TimeoutStopSec"]) > settings.shutdown_grace_s
+    assert int(service["TimeoutStopSec"]) > settings.sip_drain_s + settings.shutdown_grace_s
     environment = dict(item.split("=", 1) for item in service["Environment"].split())
     assert environment["CALLQA_CONFIG"] == "/etc/callqa/callqa.toml"
     assert environment["CUDA_CACHE_PATH"].startswith(str(settings.data_dir))

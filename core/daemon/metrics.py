@@ -60,6 +60,9 @@ RTP_METRICS = {  # packet count (telephony.rtp.LegStats) -> metric name, help
     "unknown_payload": ("rtp_packets_unknown_payload", "RTP packets of an unknown payload type."),
 }
 EVENT_WAIT_S = 0.5
+MAX_CALLS_FOLLOWED = 100_000
+"""Calls whose rubric is remembered for their alerts; past it the oldest are forgotten (a
+call whose end was missed must not hold memory for ever)."""
 
 
 class MetricSources(Protocol):
@@ -236,10 +239,12 @@ class EventMetrics:
         for kind in ("final", "partial"):  # shown from the start, at 0
             self.transcript_latency.labels(kind)
         self._rubric_of: dict[str, str] = {}
+        self._engine: LiveEngine | None = None
         self._sub: Subscription | None = None
         self._thread: threading.Thread | None = None
 
     def follow(self, engine: LiveEngine) -> None:
+        self._engine = engine
         kinds = ("started", "transcript", "alert", "scored", "ended")
         self._sub = engine.hub.subscribe(lambda e: e.kind in kinds and not e.internal)
         self._thread = threading.Thread(target=self._run, name="callqa-metrics", daemon=True)
@@ -266,6 +271,8 @@ class EventMetrics:
     def observe(self, event: CallEvent) -> None:
         if event.kind == "started":
             self._rubric_of[event.call_id] = str(event.data.get("rubric_id", ""))
+            if len(self._rubric_of) > MAX_CALLS_FOLLOWED:
+                del self._rubric_of[next(iter(self._rubric_of))]
         elif event.kind == "transcript":
             line: TranscriptLine = event.data
             if line.latency_ms is not None:
@@ -273,7 +280,7 @@ class EventMetrics:
                 self.transcript_latency.labels(kind).observe(line.latency_ms / 1000.0)
         elif event.kind == "alert":
             alert: LiveAlert = event.data
-            rubric = self._rubric_of.get(event.call_id, "")
+            rubric = self._rubric_of.get(event.call_id) or self._rubric_now(event.call_id)
             self.alerts.labels(rubric, alert.finding.item_id, alert.finding.severity).inc()
             if alert.live:
                 self.alert_latency.observe(alert.latency_ms / 1000.0)
@@ -283,6 +290,11 @@ class EventMetrics:
                                      finding.severity).inc()  # fmt: skip
         elif event.kind == "ended":
             self._rubric_of.pop(event.call_id, None)
+
+    def _rubric_now(self, call_id: str) -> str:
+        """The rubric of a call whose start was not seen (one re-scored after a restart)."""
+        call = None if self._engine is None else self._engine.find(call_id)
+        return "" if call is None else call.rubric.id
 
 
 class MetricsEndpoint:

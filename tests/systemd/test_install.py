@@ -178,3 +178,54 @@ def test_memory_deny_write_execute_would_stop_the_jit() -> None:
     assert run.returncode == 1 and "cannot allocate executable memory" in run.stderr
     for unit in UNITS:
         assert "\nMemoryDenyWriteExecute=" not in (SYSTEMD / unit).read_text()
+
+
+WORKLOAD = """
+import os, socket, sqlite3, sys, tempfile
+import numpy as np
+from kernels.g711 import ulaw_decode, ulaw_encode
+from kernels.logmel import log_mel_spectrogram
+pcm = (np.sin(np.arange(16000) / 5.0) * 8000).astype(np.int16)
+assert np.abs(ulaw_decode(ulaw_encode(pcm)).astype(int) - pcm).max() < 300
+assert log_mel_spectrogram(pcm.astype(np.float32) / 32768).shape[0] == 80
+with tempfile.TemporaryDirectory(dir=sys.argv[1]) as d:
+    con = sqlite3.connect(os.path.join(d, "t.db"))
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (x)"); con.execute("INSERT INTO t VALUES (1)"); con.commit()
+for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+from concurrent import futures
+import grpc
+server = grpc.server(futures.ThreadPoolExecutor(2))
+server.add_insecure_port("127.0.0.1:0"); server.start(); server.stop(None)
+try:
+    os.chown(sys.argv[1], 0, 0)
+except PermissionError:
+    print("chown refused")
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (the groups' lists)"
+)
+def test_the_daemon_works_under_its_system_call_filter(tmp_path: Path) -> None:
+    """The Numba kernels, SQLite in WAL mode, UDP and TCP sockets and a gRPC server run under
+    callqa.service's filter, and a call outside it (chown, in @privileged) is refused."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("syscall_filter.py")),
+            str(SYSTEMD / "callqa.service"),
+            sys.executable,
+            "-c",
+            WORKLOAD,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "calls allowed" in run.stderr and run.stdout.strip() == "chown refused"

@@ -34,9 +34,7 @@ def test_admin_unit_serves_the_admin_web_without_privileges() -> None:
     assert service["CapabilityBoundingSet"] == ""
     assert service["NoNewPrivileges"] == "true"
     assert service["ProtectSystem"] == "strict"
-    assert service["ReadWritePaths"] == str(
-        load_settings(SYSTEMD / "callqa.toml", {}, {}).data_dir
-    )
+    assert service["ReadWritePaths"] == str(load_settings(SYSTEMD / "callqa.toml", {}, {}).data_dir)
     assert "callqa-admin.service" in (SYSTEMD / "install.sh").read_text()
 
 

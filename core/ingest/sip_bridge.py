@@ -5,6 +5,11 @@ The recording server (``telephony.server``) records each call to a spool file as
 this bridge opens a live call in the engine when a session's roles are known, hands every
 leg's decoded audio to it as the jitter buffers release it, and ends it at BYE or timeout
 with what signalling knew about the call. Runs on the server's event loop.
+
+A mixed stream feeds one leg (`core.ingest.receive.scored_leg`). When a metadata update
+changes the agent, the live call's agent and team follow it at once, so that alerts and
+routing name the agent on the line now. A call with no audio is stored as `no audio`,
+without a score; the recorder's decision record is stored with every call.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from core.live.engine import LiveEngine
 from core.stage_cpu import current_stage, name_thread
 from core.storage.live_calls import team_of
 from telephony.follow import EndedCall, FollowedCall
-from telephony.rtp import AudioSink
+from telephony.rtp import AudioSink, LegStats
 from telephony.sessions import CallInfo, RecordingSession, SinkFactory
 from telephony.siprec import aor_user
 
@@ -60,6 +65,14 @@ def _sinks(engine: LiveEngine, call: LiveCall) -> SinkFactory:
 
 
 PACKET_COUNTS = ("received", "lost", "late", "duplicates", "malformed", "unknown_payload")
+
+
+def add_packets(totals: Counter[str], legs: list[LegStats | None]) -> None:
+    """Add the packet counts (PACKET_COUNTS) of an ended call's legs to ``totals``."""
+    for stats in legs:
+        if stats is not None:
+            for name in PACKET_COUNTS:
+                totals[name] += int(getattr(stats, name))
 
 
 class SipBridge:
@@ -109,9 +122,7 @@ class SipBridge:
         call.setup.callee = session.callee or call.setup.callee
 
     def on_call_ended(self, info: CallInfo) -> None:
-        for stats in info.leg_stats.values():
-            for name in PACKET_COUNTS:
-                self.packets[name] += int(getattr(stats, name))
+        add_packets(self.packets, list(info.leg_stats.values()))
         call = self.engine.find(info.call_id)
         if call is None:
             logger.warning("call %s ended but was not live; recording kept at %s",
@@ -143,6 +154,8 @@ class MirrorBridge:
     def __init__(self, engine: LiveEngine) -> None:
         self.engine = engine
         self.refused = 0
+        self.packets: Counter[str] = Counter()
+        """RTP packet counts (PACKET_COUNTS) of the legs of every call ended so far."""
 
     def on_call_started(self, followed: FollowedCall) -> SinkFactory | None:
         agent_uri = followed.callee if followed.agent_side == "callee" else followed.caller
@@ -161,6 +174,7 @@ class MirrorBridge:
         return _sinks(self.engine, call)
 
     def on_call_ended(self, ended: EndedCall) -> None:
+        add_packets(self.packets, [ended.agent, ended.customer])
         call = self.engine.find(ended.call_id)
         if call is None:
             if ended.recording is not None:

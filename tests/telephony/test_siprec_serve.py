@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ from sqlite_utils import Database
 from core.audio.wav import read_wav
 from core.ports import free_port, free_port_tcp_udp
 from core.storage import repository
+from proto import callqa_pb2 as pb
 from telephony.sip.message import SipResponse
 from telephony.sip.sdp import SessionDescription, parse_sdp
 from tests.core.serve_harness import Daemon
@@ -219,9 +222,11 @@ def place_transfer(daemon: Daemon, transport: str) -> str:
         ports = list(taken_ports(answer, ["1", "2"]).values())
         payloads = tones_for(vendor, ["1", "2"])
         sent = send_rtp(ports, [p[: len(p) // 2] for p in payloads])
-        for doc in (v.CISCO_TRANSFER_PARTIAL, v.CISCO_TRANSFER_COMPLETE):
+        assert live_agents(daemon, "1818")
+        for doc, agent in ((v.CISCO_TRANSFER_PARTIAL, "1819"), (v.CISCO_TRANSFER_COMPLETE, "1820")):
             ok = uac.request("UPDATE", doc.encode(), "application/rs-metadata+xml")
             assert ok.status == 200 and ok.body == b""
+            assert live_agents(daemon, agent)  # the live call follows the transfer
             contact = ok.headers.get("Contact") or ""
             assert f":{daemon.sip_port}" in contact
             assert (";transport=tcp" in contact) == (transport == "tcp")
@@ -230,6 +235,12 @@ def place_transfer(daemon: Daemon, transport: str) -> str:
         return uac.call_id
     finally:
         uac.close()
+
+
+def live_agents(daemon: Daemon, agent: str) -> int:
+    """How many live calls the daemon has with this agent now."""
+    reply = daemon.stub().ListLiveCalls(pb.ListLiveCallsRequest(agent_ids=[agent]), timeout=5)
+    return len(reply.calls)
 
 
 def test_metadata_updates_move_the_agent(daemon: Daemon) -> None:
@@ -246,6 +257,13 @@ def test_metadata_updates_move_the_agent(daemon: Daemon) -> None:
         assert any("removed" in c for c in updates[1]["detail"]["changes"])
         assert {p["id"] for p in meta["metadata"]["participants"]} == {"Y3ViZS1h", "Y3ViZS1j"}
         check_recording(call, v.CISCO_FOLDED)
+    shown = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--data-dir", str(daemon.data_dir), "calls", "show",
+         call["id"]], capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "Decisions:" in shown
+    assert "partial update merged" in shown and "complete snapshot replaced" in shown
+    assert "m-line 1 label 2: taken, live (a=sendonly), sent by sip:1818@cucm.example.com" in shown
 
 
 def test_a_call_with_no_audio_is_stored_unscored(daemon: Daemon) -> None:

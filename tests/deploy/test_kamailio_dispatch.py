@@ -240,14 +240,18 @@ def test_sessions_spread_over_two_boxes_and_fail_over_without_loss(
 
         asyncio.run(drain_phase())
         assert a.wait(30) == 0, a.log()
-        # A is gone: its probes go unanswered; new sessions still find B.
-        sbc.place("gone", kamailio.port, 2)
-        # A box that answers probes but no INVITE: each session sent to it goes on to B.
+        # At the same time: A is gone, its probes go unanswered, and new sessions still find
+        # B; and through a second Kamailio, a box that answers probes but no INVITE sends
+        # each session given to it on to B.
         hung = HungBox()
         hung.start()
         second = Kamailio(tmp_path / "second", [hung.port, b.sip_port]).start()
+
+        async def gone_and_hung() -> None:
+            await asyncio.gather(sbc.run("gone", kamailio.port, 2), sbc.run("hung", second.port, 2))
+
         try:
-            sbc.place("hung", second.port, 2)
+            asyncio.run(gone_and_hung())
         finally:
             second.stop()
             hung.stop()
@@ -262,6 +266,13 @@ def test_sessions_spread_over_two_boxes_and_fail_over_without_loss(
         assert (len(gone_a), len(gone_b)) == (0, 2), (gone_a, gone_b)
         assert (len(hung_a), len(hung_b)) == (0, 2), (hung_a, hung_b)
 
+        # The re-INVITE and the BYE of each session, routed through Kamailio, reached the box
+        # that took it.
+        for box, cids in ((a, on_a + direct_a), (b, on_b + drain_b + gone_b + hung_b)):
+            log = box.log_path.read_text(errors="replace")
+            for cid in cids:
+                assert f"call {cid}: metadata: partial update merged" in log, cid
+                assert f"call {cid} ended (bye)" in log, cid
         # Each call on exactly one box, none twice.
         every = (on_a + on_b + direct_a + direct_b + drain_a + drain_b + gone_a + gone_b
                  + hung_a + hung_b)  # fmt: skip

@@ -157,6 +157,11 @@ class CallFollower:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    def live_legs(self) -> list[RtpLeg]:
+        """The legs of the calls followed now: a copy, which another thread may take while
+        the capture thread feeds them (read their ``RtpLeg.counts_taken``)."""
+        return [leg for call in list(self._calls.values()) for leg in list(call.legs.values())]
+
     # ------------------------------------------------------------------ input
 
     def feed(self, dgram: UdpDatagram) -> None:

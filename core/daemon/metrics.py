@@ -4,9 +4,10 @@ Most figures already live in the objects that do the work; :class:`DaemonCollect
 them when Prometheus scrapes, so the hot paths carry no metrics code:
 
 * calls: live lines and the engine's call counters;
-* RTP: the packet counts of every leg of the recording server, those of calls that ended
-  (the SIP bridge sums them) plus those of the calls in progress (``RtpLeg.counts_taken``),
-  and the datagrams the kernel dropped on the daemon's UDP sockets (``/proc/net/udp``);
+* RTP: the packet counts of every leg of the recording server and of the mirror port, those
+  of calls that ended (the bridges sum them) plus those of the calls in progress
+  (``RtpLeg.counts_taken``), and the datagrams the kernel dropped on the daemon's UDP
+  sockets (``/proc/net/udp``);
 * ASR: the scheduler's queue, busy time, batch sizes and totals;
 * CPU seconds per pipeline stage (``core.stage_cpu``) and the free space of the data folder.
 
@@ -26,10 +27,12 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client import Counter as PrometheusCounter
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -41,7 +44,6 @@ from prometheus_client.exposition import start_http_server
 from core import stage_cpu
 from core.capacity.observe import SocketDrops
 from core.config import ConfigError, Settings
-from core.ingest.sip_bridge import PACKET_COUNTS
 from core.live.engine import LiveEngine
 from core.live.events import CallEvent, LiveAlert, Subscription, TranscriptLine
 
@@ -71,7 +73,13 @@ class MetricSources(Protocol):
     settings: Settings
     engine: LiveEngine | None
     sip_server: Any
+    """``telephony.server.RecordingServer``, when SIP is on."""
     sip_bridge: Any
+    """``core.ingest.sip_bridge.SipBridge``, when SIP is on."""
+    follower: Any
+    """``telephony.follow.CallFollower`` of the mirror port, when one is followed."""
+    mirror_bridge: Any
+    """``core.ingest.sip_bridge.MirrorBridge``, when a mirror port is followed."""
 
 
 class _Rising:
@@ -88,23 +96,34 @@ class _Rising:
             return best
 
 
-def live_packet_counts(server: Any) -> dict[str, int]:
-    """Packet counts of the legs of the calls a ``telephony.server.RecordingServer`` has now."""
-    totals = dict.fromkeys(PACKET_COUNTS, 0)
-    if server is None:
-        return totals
-    for _ in range(3):  # the event loop may change the table while it is copied
+def _copy(read: Callable[[], list[Any]]) -> list[Any]:
+    """A list made from a table another thread may change meanwhile (tried again then)."""
+    for _ in range(3):
         try:
-            calls = list(server.calls.values())
-            break
-        except RuntimeError:
+            return read()
+        except RuntimeError:  # changed size while copied
             continue
-    else:
-        return totals
-    for call in calls:
-        for slot in list(call.session.slots):
-            for name, value in slot.leg.counts_taken.items():
-                totals[name] += value
+    return []
+
+
+def packet_counts(sources: MetricSources) -> Counter[str] | None:
+    """RTP packet counts of every leg received so far: those of the calls that ended (summed
+    by the bridges) and those of the calls in progress. None when no call comes by RTP."""
+    bridges = [b for b in (sources.sip_bridge, sources.mirror_bridge) if b is not None]
+    if not bridges:
+        return None
+    totals: Counter[str] = Counter()
+    for bridge in bridges:
+        totals.update(dict(bridge.packets))
+    legs: list[Any] = []
+    server = sources.sip_server
+    if server is not None:
+        calls = _copy(lambda: list(server.calls.values()))
+        legs += [slot.leg for call in calls for slot in list(call.session.slots)]
+    if sources.follower is not None:
+        legs += _copy(sources.follower.live_legs)
+    for leg in legs:
+        totals.update(leg.counts_taken)
     return totals
 
 
@@ -145,12 +164,10 @@ class DaemonCollector:
                             counters["recovered"])  # fmt: skip
 
     def _rtp(self) -> Iterator[Metric]:
-        bridge = self.sources.sip_bridge
-        if bridge is not None:
-            live = live_packet_counts(self.sources.sip_server)
-            ended = dict(bridge.packets)
+        counts = packet_counts(self.sources)
+        if counts is not None:
             for key, (name, help_text) in RTP_METRICS.items():
-                yield self._counter(name, help_text, live[key] + ended.get(key, 0))
+                yield self._counter(name, help_text, counts[key])
         yield self._counter(
             "udp_socket_drops", "Datagrams the kernel dropped on the daemon's UDP sockets "
             "(read at each scrape: drops of a socket closed since are not seen).",
@@ -228,11 +245,11 @@ class EventMetrics:
             "From the end of the speech (or event) behind an alert to the alert.",
             buckets=LATENCY_BUCKETS_S, registry=registry,
         )  # fmt: skip
-        self.alerts = Counter(
+        self.alerts = PrometheusCounter(
             f"{PREFIX}_alerts", "Alerts raised during calls, by rubric item.",
             ["rubric", "item", "severity"], registry=registry,
         )  # fmt: skip
-        self.findings = Counter(
+        self.findings = PrometheusCounter(
             f"{PREFIX}_findings", "Findings of the calls scored, by rubric item.",
             ["rubric", "item", "severity"], registry=registry,
         )  # fmt: skip

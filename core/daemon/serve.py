@@ -70,6 +70,7 @@ class Daemon:
         self.sip_bridge: Any = None
         self.capture: Any = None
         self.follower: Any = None
+        self.mirror_bridge: Any = None
         self.metrics: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -167,7 +168,7 @@ class Daemon:
             options = FollowOptions(agent_side=self.settings.mirror_agent_side)
         except ValueError as exc:
             raise ConfigError(f"setting 'mirror_agent_side': {exc}") from exc
-        bridge = MirrorBridge(self.engine)
+        bridge = self.mirror_bridge = MirrorBridge(self.engine)
         try:
             self.capture, self.follower = follow_interface(
                 interface, self.settings.data_dir / "spool" / "mirror", bridge.on_call_ended,

@@ -221,6 +221,34 @@ def apply_update(old: RecordingMetadata | None, update: RecordingMetadata) -> Re
     return new
 
 
+def describe_changes(old: RecordingMetadata | None, new: RecordingMetadata) -> list[str]:
+    """What a metadata update changed, in words."""
+    if old is None:
+        return ["first metadata"]
+    out: list[str] = []
+    for pid in new.participants.keys() - old.participants.keys():
+        p = new.participants[pid]
+        out.append(f"participant {p.aor or pid} added")
+    for pid in old.participants.keys() - new.participants.keys():
+        p = old.participants[pid]
+        out.append(f"participant {p.aor or pid} removed")
+    for pid in new.participants.keys() & old.participants.keys():
+        a, b = old.participants[pid], new.participants[pid]
+        if a.aor != b.aor:
+            out.append(f"participant {pid} is now {b.aor} (was {a.aor})")
+        if (a.sends, a.receives) != (b.sends, b.receives):
+            out.append(f"participant {b.aor or pid} now sends {b.sends or 'nothing'}")
+    for sid in new.streams.keys() - old.streams.keys():
+        out.append(f"stream {sid} (label {new.streams[sid].label}) added")
+    for sid in old.streams.keys() - new.streams.keys():
+        out.append(f"stream {sid} removed")
+    added = {k: v for k, v in new.call_identifiers().items()
+             if old.call_identifiers().get(k) != v}  # fmt: skip
+    if added:
+        out.append("identifiers " + ", ".join(f"{k}={v}" for k, v in sorted(added.items())))
+    return out
+
+
 def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
     out: list[str] = []
     for item in (*a, *b):

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from telephony.call_decisions import DecisionLog
 from telephony.media import PortPoolExhausted
 from telephony.recorder import CallRecorder
-from telephony.rs_metadata import RecordingMetadata, apply_update
+from telephony.rs_metadata import RecordingMetadata, apply_update, describe_changes
 from telephony.rtp import AudioSink, LegStats, RtpLeg
 from telephony.sip.sdp import (
     MediaAnswer,
@@ -49,6 +49,7 @@ from telephony.siprec import (
     aor_user,
     assign_roles,
     plain_call_role,
+    stereo_roles,
 )
 from telephony.stream_choice import choose_streams, media_state
 
@@ -147,16 +148,6 @@ class CallInfo:
 
 def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _two_stream_roles(roles: list[str], default_side: str) -> list[str]:
-    """Agent and customer for a stereo recording: a mixed stream takes the side left free."""
-    out = list(roles)
-    if "agent" not in out:
-        pick = out.index("mixed") if "mixed" in out else (0 if default_side in ("caller", "first")
-                                                          else 1)  # fmt: skip
-        out[pick] = "agent"
-    return ["agent" if i == out.index("agent") else "customer" for i in range(len(out))]
 
 
 class RecordingSession:
@@ -319,7 +310,7 @@ class RecordingSession:
             roles = [role]
             notes = [f"plain call: the one stream is the caller's; agent {agent}"]
         if len(roles) == 2:
-            fixed = _two_stream_roles(roles, self.default_side)
+            fixed = stereo_roles(roles, self.default_side)
             if fixed != roles:
                 notes.append(f"stereo recording: roles {roles} recorded as {fixed}")
             roles = fixed
@@ -434,10 +425,50 @@ class RecordingSession:
             self._apply_metadata(metadata)
         if offer is None:
             return None
+        self._follow_live_streams(offer)
         with self.media_lock:
             for slot in self.slots:
                 self._apply_state(slot, offer.media[slot.index], now_s)
         return self._answer(offer, now_s)
+
+    def _follow_live_streams(self, offer: SessionDescription) -> None:
+        """When a recorded stream is paused while the SRC offers another one live (a party's
+        audio moved to another m-line), record that one instead, on the same port and
+        channel. The recording's channels are set at the start: a stream beyond them is
+        not taken."""
+        held = {slot.index for slot in self.slots}
+        choice = choose_streams(offer, self.metadata if self.siprec else None, len(self.slots))
+        moved = False
+        for index in choice.taken:
+            if index in held or not media_state(offer.media[index]).live:
+                continue
+            paused = [s for s in self.slots if not media_state(offer.media[s.index]).live]
+            if not paused:
+                break
+            slot = self._same_sender(paused, offer.media[index].label)
+            old_label = slot.label
+            held.discard(slot.index)
+            held.add(index)
+            slot.index, slot.label = index, offer.media[index].label
+            moved = True
+            self.decisions.add(
+                "streams", f"label {old_label} is paused and label {slot.label} live: "
+                f"recording m-line {index} (label {slot.label}) on its port",
+                streams=choice.as_record(offer),
+            )  # fmt: skip
+        if moved and self.siprec:
+            roles = self._decide_roles([slot.label for slot in self.slots])
+            if roles != [slot.role for slot in self.slots]:
+                self._reassign(roles)
+
+    def _same_sender(self, slots: list[StreamSlot], label: str | None) -> StreamSlot:
+        """The slot among `slots` whose stream has the same senders as `label`'s."""
+        if self.metadata is not None:
+            wanted = {p.id for p in self.metadata.senders_of_label(label)}
+            for slot in slots:
+                if wanted and {p.id for p in self.metadata.senders_of_label(slot.label)} == wanted:
+                    return slot
+        return slots[0]
 
     def _apply_metadata(self, update: RecordingMetadata) -> None:
         old = self.metadata
@@ -445,7 +476,7 @@ class RecordingSession:
         self._note_rejected(update, "an update")
         how = "complete snapshot replaced the metadata" if update.complete else (
             "partial update merged")  # fmt: skip
-        changes = _changes(old, self.metadata)
+        changes = describe_changes(old, self.metadata)
         self.decisions.add(
             "metadata", f"{how}: {'; '.join(changes) or 'nothing changed'}",
             datamode=update.datamode, changes=changes, rejected=update.rejected,
@@ -566,31 +597,3 @@ class RecordingSession:
             decisions=self.decisions.to_json(),
             no_audio=no_audio,
         )
-
-
-def _changes(old: RecordingMetadata | None, new: RecordingMetadata) -> list[str]:
-    """What a metadata update changed, in words."""
-    if old is None:
-        return ["first metadata"]
-    out: list[str] = []
-    for pid in new.participants.keys() - old.participants.keys():
-        p = new.participants[pid]
-        out.append(f"participant {p.aor or pid} added")
-    for pid in old.participants.keys() - new.participants.keys():
-        p = old.participants[pid]
-        out.append(f"participant {p.aor or pid} removed")
-    for pid in new.participants.keys() & old.participants.keys():
-        a, b = old.participants[pid], new.participants[pid]
-        if a.aor != b.aor:
-            out.append(f"participant {pid} is now {b.aor} (was {a.aor})")
-        if (a.sends, a.receives) != (b.sends, b.receives):
-            out.append(f"participant {b.aor or pid} now sends {b.sends or 'nothing'}")
-    for sid in new.streams.keys() - old.streams.keys():
-        out.append(f"stream {sid} (label {new.streams[sid].label}) added")
-    for sid in old.streams.keys() - new.streams.keys():
-        out.append(f"stream {sid} removed")
-    added = {k: v for k, v in new.call_identifiers().items()
-             if old.call_identifiers().get(k) != v}  # fmt: skip
-    if added:
-        out.append("identifiers " + ", ".join(f"{k}={v}" for k, v in sorted(added.items())))
-    return out

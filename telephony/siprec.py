@@ -321,6 +321,16 @@ def _agent_position(
     return 0 if side in ("caller", "first") else 1
 
 
+def stereo_roles(roles: list[str], default_side: str) -> list[str]:
+    """Agent and customer for a stereo recording: a mixed stream takes the side left free."""
+    out = list(roles)
+    if "agent" not in out:
+        pick = out.index("mixed") if "mixed" in out else (0 if default_side in ("caller", "first")
+                                                          else 1)  # fmt: skip
+        out[pick] = "agent"
+    return ["agent" if i == out.index("agent") else "customer" for i in range(len(out))]
+
+
 def plain_call_role(
     caller_aor: str | None,
     callee_aor: str | None,

@@ -175,6 +175,46 @@ def test_vendor_session_over_udp_and_tcp(daemon: Daemon, vendor: v.Vendor) -> No
             assert not [f for f in call["findings"] if f["kind"] in ("silence", "overtalk")]
 
 
+def place_moving(daemon: Daemon, transport: str) -> str:
+    """Oracle: a re-INVITE pauses the two live m-lines and makes the two others live (each
+    party's audio moves to its second stream)."""
+    vendor = v.ORACLE_GENESYS
+    uac = Uac(transport, daemon.sip_port)
+    try:
+        ctype, body = multipart(v.sdp(vendor.mlines), vendor.metadata)
+        answer = answered(uac.request("INVITE", body, ctype, "Require: siprec\r\n"))
+        first = taken_ports(answer, ["11", "12", "13", "14"])
+        payloads = [tone(TONE_HZ["customer"], AUDIO_S), tone(TONE_HZ["agent"], AUDIO_S)]
+        sent = send_rtp([first["11"], first["13"]], [p[: len(p) // 2] for p in payloads])
+        moved = [v.MLine("11", "inactive"), v.MLine("12"), v.MLine("13", "inactive"),
+                 v.MLine("14")]  # fmt: skip
+        again = answered(uac.request("INVITE", v.sdp(moved, 2).encode(), "application/sdp"))
+        now = taken_ports(again, ["11", "12", "13", "14"])
+        assert now == {"12": first["11"], "14": first["13"]}  # same ports, same channels
+        send_rtp([now["12"], now["14"]], [p[len(p) // 2 :] for p in payloads], seq0=sent,
+                 ts0=sent * 160)  # fmt: skip
+        assert uac.request("BYE").status == 200
+        return uac.call_id
+    finally:
+        uac.close()
+
+
+def test_live_streams_moving_to_other_m_lines_are_followed(daemon: Daemon) -> None:
+    for call_id in both_transports(place_moving, daemon):
+        call = stored(daemon, call_id)
+        assert call["agent_id"] == "1401"
+        check_recording(call, v.ORACLE_GENESYS)  # agent left, customer right, throughout
+        rec = read_wav(Path(call["recording_path"]))
+        half = len(rec.channels[0]) // 2
+        assert abs(peak_hz(rec.channels[0][half:]) - TONE_HZ["agent"]) < 20
+        moves = [d["summary"] for d in call["decisions"] if d["kind"] == "streams"][1:]
+        assert moves == [
+            "label 11 is paused and label 12 live: recording m-line 1 (label 12) on its port",
+            "label 13 is paused and label 14 live: recording m-line 3 (label 14) on its port",
+        ]
+        assert call["meta"]["labels"] == {"customer": "12", "agent": "14"}
+
+
 def place_paused(daemon: Daemon, vendor: v.Vendor, transport: str) -> str:
     """BroadWorks: audio, a pause by c=0.0.0.0 longer than the idle timeout, the resume
     (a re-INVITE of the same session), audio again, BYE."""

@@ -130,7 +130,9 @@ def cmd_serve(args: argparse.Namespace, config: Settings) -> int:
     from waitress import serve
 
     from admin_web import create_app
+    from core.daemon.file_modes import use_private_umask
 
+    use_private_umask()  # admin.db, the secret key and the audio cache: the site's user only
     host = args.host or config.admin_host
     port = args.port if args.port is not None else config.admin_port
     app = create_app({"DATA_DIR": str(config.data_dir)})

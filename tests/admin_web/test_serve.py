@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ def test_serve_with_new_admin_and_script_login(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "--data-dir", str(tmp_path), "admin", "serve",
          "--port", str(port), "--new-admin", "boss"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, umask=0o022,
     )
     try:
         password = _wait_line(proc, r"administrator boss, password (\S+)").group(1)
@@ -67,6 +68,11 @@ def test_serve_with_new_admin_and_script_login(tmp_path: Path) -> None:
             raise AssertionError("a wrong password was accepted")
         except urllib.error.HTTPError as exc:
             assert exc.code == 401
+        # Started with umask 022, the site still keeps its files to its own user.
+        from admin_web.secret import SECRET_FILE
+
+        for name in ("admin.db", "callqa.db", SECRET_FILE):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -24,6 +24,7 @@ from tests.fuzz.targets import TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASHERS = Path(__file__).resolve().parent / "crashers"
+TOKENS = Path(__file__).resolve().parent / "tokens.dict"
 ARTIFACT_KINDS = ("crash", "timeout", "oom", "leak", "slow-unit")
 DEFAULT_INPUTS = 10_000
 INPUT_TIMEOUT_S = 10
@@ -77,6 +78,7 @@ def run_target(
         f"-timeout={INPUT_TIMEOUT_S}",
         f"-rss_limit_mb={RSS_LIMIT_MB}",
         f"-max_len={MAX_INPUT_BYTES}",
+        f"-dict={TOKENS}",
         "-print_final_stats=1",
     ]
     if seconds is not None:
@@ -136,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/fuzz", description="Coverage-guided fuzzing of the parsers of outside input."
     )
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--seconds", type=float, help="run each target this long")
-    budget.add_argument(
-        "--inputs", type=int, help=f"inputs per target (default {DEFAULT_INPUTS:,})"
+    parser.add_argument("--seconds", type=float, help="run each target this long")
+    parser.add_argument(
+        "--inputs",
+        type=int,
+        help=f"inputs per target (default {DEFAULT_INPUTS:,}); with --seconds, whichever first",
     )
     parser.add_argument("--jobs", type=int, default=1, help="targets run at once (default 1)")
     parser.add_argument(

@@ -11,10 +11,10 @@ them when Prometheus scrapes, so the hot paths carry no metrics code:
 * ASR: the scheduler's queue, busy time, batch sizes and totals;
 * CPU seconds per pipeline stage (``core.stage_cpu``) and the free space of the data folder.
 
-What is an event in time is observed as it happens: :class:`EventMetrics` follows the live
-engine's call events on one thread and keeps the transcript and alert latency histograms and
-the alerts and findings per rubric item. Only calls the box keeps count there (a capacity
-benchmark's calls do not).
+What is an event in time is observed as it happens: :class:`EventMetrics` observes the live
+engine's call events as they are published (``EventHub.observe``) and keeps the transcript
+and alert latency histograms and the alerts and findings per rubric item. Only calls the
+box keeps count there (a capacity benchmark's calls do not).
 
 Counters never go back: a figure that is the sum of parts read at different moments (a call
 that just ended is in neither the live nor the ended sum for an instant) is reported as the
@@ -45,7 +45,7 @@ from core import stage_cpu
 from core.capacity.observe import SocketDrops
 from core.config import ConfigError, Settings
 from core.live.engine import LiveEngine
-from core.live.events import CallEvent, LiveAlert, Subscription, TranscriptLine
+from core.live.events import CallEvent, LiveAlert, TranscriptLine
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ RTP_METRICS = {  # packet count (telephony.rtp.LegStats) -> metric name, help
     "malformed": ("rtp_packets_malformed", "Datagrams on RTP ports that are not RTP."),
     "unknown_payload": ("rtp_packets_unknown_payload", "RTP packets of an unknown payload type."),
 }
-EVENT_WAIT_S = 0.5
 MAX_CALLS_FOLLOWED = 100_000
 """Calls whose rubric is remembered for their alerts; past it the oldest are forgotten (a
 call whose end was missed must not hold memory for ever)."""
@@ -256,36 +255,25 @@ class EventMetrics:
         for kind in ("final", "partial"):  # shown from the start, at 0
             self.transcript_latency.labels(kind)
         self._rubric_of: dict[str, str] = {}
+        self._lock = threading.Lock()  # events of different calls come on different threads
         self._engine: LiveEngine | None = None
-        self._sub: Subscription | None = None
-        self._thread: threading.Thread | None = None
 
     def follow(self, engine: LiveEngine) -> None:
         self._engine = engine
-        kinds = ("started", "transcript", "alert", "scored", "ended")
-        self._sub = engine.hub.subscribe(lambda e: e.kind in kinds and not e.internal)
-        self._thread = threading.Thread(target=self._run, name="callqa-metrics", daemon=True)
-        self._thread.start()
+        engine.hub.observe(self.observe)
 
     def close(self) -> None:
-        if self._sub is not None:
-            self._sub.close()
-        if self._thread is not None:
-            self._thread.join(2.0)
-
-    def _run(self) -> None:
-        sub = self._sub
-        assert sub is not None
-        while not sub.closed:
-            event = sub.get(EVENT_WAIT_S)
-            if event is None:
-                continue
-            try:
-                self.observe(event)
-            except Exception:
-                logger.exception("a call event could not be counted in the metrics")
+        if self._engine is not None:
+            self._engine.hub.unobserve(self.observe)
 
     def observe(self, event: CallEvent) -> None:
+        """Count one event (on the thread that publishes it; see ``EventHub.observe``)."""
+        if event.internal:
+            return
+        with self._lock:
+            self._count(event)
+
+    def _count(self, event: CallEvent) -> None:
         if event.kind == "started":
             self._rubric_of[event.call_id] = str(event.data.get("rubric_id", ""))
             if len(self._rubric_of) > MAX_CALLS_FOLLOWED:

@@ -126,13 +126,31 @@ class Subscription:
                 self.queue.put_nowait(None)
 
 
+EventObserver = Callable[[CallEvent], None]
+
+
 class EventHub:
-    """Fan-out of call events to subscribers (thread-safe)."""
+    """Fan-out of call events to subscribers (thread-safe).
+
+    Observers (:meth:`observe`) see every event on the publishing thread, before any
+    subscriber does: for counting what happens (the metrics), so that a count never lags the
+    events that follow. They must be quick and must not block.
+    """
 
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        self._observers: list[EventObserver] = []
         self._lock = threading.Lock()
         self.published = 0
+
+    def observe(self, observer: EventObserver) -> None:
+        with self._lock:
+            self._observers.append(observer)
+
+    def unobserve(self, observer: EventObserver) -> None:
+        with self._lock:
+            if observer in self._observers:
+                self._observers.remove(observer)
 
     def subscribe(self, accept: EventFilter, maxsize: int = SUBSCRIBER_QUEUE) -> Subscription:
         sub = Subscription(self, accept, maxsize)
@@ -148,7 +166,13 @@ class EventHub:
     def publish(self, event: CallEvent) -> None:
         with self._lock:
             subs = list(self._subs)
+            observers = list(self._observers)
             self.published += 1
+        for observer in observers:
+            try:
+                observer(event)
+            except Exception:
+                logger.exception("an event observer failed")
         for sub in subs:
             try:
                 wanted = sub.accept(event)

@@ -13,6 +13,8 @@ Channel 0 (left) is the agent, channel 1 (right) the customer.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import struct
@@ -34,6 +36,7 @@ MAX_WAV_BYTES = 0xFFFFFFFF - WAV_HEADER_BYTES
 AGENT_CHANNEL = 0
 CUSTOMER_CHANNEL = 1
 
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _RIFF_SIZE_OFFSET = 4
 _DATA_SIZE_OFFSET = 40
 
@@ -102,6 +105,10 @@ class CallRecorder:
         self._last_sync = clock()
         self._overflow_logged = False
         self._closed = False
+        self.full: str | None = None
+        """Why the recording stopped early: the disk was full (None while it goes on)."""
+        self.dropped_frames = 0
+        """Frames not recorded because the disk was full."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
         os.write(self._fd, wav_header(channels, sample_rate, 0))
@@ -117,12 +124,13 @@ class CallRecorder:
 
     @property
     def frames(self) -> int:
-        """Frames (samples per channel) recorded so far, on disk or in the window."""
-        return self._end
+        """Frames (samples per channel) recorded so far, on disk or in the window (after
+        the disk was full: those on disk)."""
+        return self._end if self.full is None else self._base
 
     @property
     def duration_s(self) -> float:
-        return self._end / self.sample_rate
+        return self.frames / self.sample_rate
 
     @property
     def closed(self) -> bool:
@@ -131,9 +139,22 @@ class CallRecorder:
     # ------------------------------------------------------------------ writing
 
     def write(self, channel: int, pcm: np.ndarray, at_sample: int) -> None:
-        """Place int16 samples ``pcm`` of ``channel`` starting at frame ``at_sample``."""
+        """Place int16 samples ``pcm`` of ``channel`` starting at frame ``at_sample``.
+
+        When the disk is full the recording stops where the disk took it (:attr:`full` says
+        why) and later audio is dropped, not raised: the file stays a valid WAV.
+        """
         if self._closed:
             raise RecordingError(f"{self.path}: the recording is closed")
+        if self.full is not None:
+            self.dropped_frames += len(pcm)
+            return
+        try:
+            self._write(channel, pcm, at_sample)
+        except OSError as exc:
+            self._on_write_error(exc)
+
+    def _write(self, channel: int, pcm: np.ndarray, at_sample: int) -> None:
         if not 0 <= channel < self.channels:
             raise ValueError(f"channel must be in 0..{self.channels - 1}, got {channel}")
         n = len(pcm)
@@ -175,10 +196,13 @@ class CallRecorder:
 
     def sync(self) -> None:
         """Append what the window can give up and rewrite the header sizes now."""
-        if self._closed:
+        if self._closed or self.full is not None:
             return
-        self._commit(self._end - self._hold)
-        self._write_sizes(self._base)
+        try:
+            self._commit(self._end - self._hold)
+            self._write_sizes(self._base)
+        except OSError as exc:
+            self._on_write_error(exc)
         self._last_sync = self._clock()
 
     def close(self) -> Path:
@@ -186,12 +210,28 @@ class CallRecorder:
         if self._closed:
             return self.path
         try:
-            self._commit(self._end)
-            self._write_sizes(self._base)
+            if self.full is None:
+                self._commit(self._end)
+                self._write_sizes(self._base)
+        except OSError as exc:
+            self._on_write_error(exc)
         finally:
             os.close(self._fd)
             self._closed = True
         return self.path
+
+    def _on_write_error(self, exc: OSError) -> None:
+        """Out of disk space: end the file at the last whole commit, with its header saying
+        so, and take no more audio. Other errors are raised."""
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise exc
+        self.full = f"{exc.strerror or exc} after {self._base / self.sample_rate:.1f} s"
+        self.dropped_frames += self._end - self._base
+        logger.error("%s: the disk is full; the recording ends at %.1f s", self.path,
+                     self._base / self.sample_rate)  # fmt: skip
+        with contextlib.suppress(OSError):  # neither needs new space
+            os.ftruncate(self._fd, WAV_HEADER_BYTES + self._base * self._frame_bytes)
+            self._write_sizes(self._base)
 
     def __enter__(self) -> CallRecorder:
         return self

@@ -263,7 +263,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
         self.start()
         while not stop.wait(1.0):
-            pass
+            if self.engine is not None:
+                self.engine.disk.check()  # logs when the data disk fills up and frees again
         self.stop()
 
 

@@ -109,6 +109,8 @@ class LiveCall:
         """Why the call ended, set at once by the thread that ended it (end_reason is set
         on the rules thread)."""
         self.ended_at = 0.0  # time.monotonic() when the call ended
+        self.end_marked = False
+        """The rules thread has taken the end in (``ended`` is set at once on the ingest's)."""
         self.unscored_status: str | None = None
         """Set at the end for a call stored without a score (``no audio``)."""
         self.finalized = False

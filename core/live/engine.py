@@ -34,6 +34,7 @@ from core.calls import CallResult, Finding, Speaker, Utterance
 from core.clock import utc_now_iso
 from core.config import Settings
 from core.live.call import CallSetup, LiveCall
+from core.live.disk_guard import DiskGuard
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
 from core.live.recovery import BackfillTranscriber, Recovery, recover_call
@@ -85,6 +86,7 @@ class LiveEngine:
         self.table_routes: dict[str, dict[str, str]] = {}
         """The ``rubric_routes`` table (laid over `routes`), read at start and on change."""
         self.hub = EventHub()
+        self.disk = DiskGuard(settings.data_dir, settings.disk_min_free_mb)
         self.spool_dir = settings.data_dir / "spool" / LIVE_SPOOL
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.scheduler = AsrScheduler(
@@ -216,6 +218,8 @@ class LiveEngine:
         """
         if self._stopped:
             raise RuntimeError("the daemon is stopping")
+        if setup.store:
+            self.disk.admit()  # DiskLow (a RuntimeError) while the data disk is nearly full
         if setup.sample_rate not in (8000, 16000):
             raise ValueError(f"sample rate must be 8000 or 16000 Hz, got {setup.sample_rate}")
         team = setup.team_id
@@ -333,12 +337,15 @@ class LiveEngine:
                 lambda job: job.priority == PRIORITY_PARTIAL and job.key.startswith(prefix)
             )
             if call.recorder is not None:
-                call.recorded_s = call.recorder.duration_s
                 call.recorder.close()
+                call.recorded_s = call.recorder.duration_s
+                if call.recorder.full is not None:  # the disk filled up during the call
+                    meta = {**(meta or {}), "recording_cut": call.recorder.full}
             elif duration_s is not None:
                 call.recorded_s = duration_s
 
             def mark() -> None:
+                call.end_marked = True
                 call.end_reason = reason
                 call.unscored_status = unscored_status
                 if meta:
@@ -494,7 +501,9 @@ class LiveEngine:
         return alert
 
     def _maybe_finish(self, call: LiveCall) -> None:
-        if not call.ended or call.finalized or call.pending_asr > 0:
+        # end_marked, not ended: the end is known on this thread only once mark() ran, after
+        # the utterances the end flushed were counted in pending_asr.
+        if not call.end_marked or call.finalized or call.pending_asr > 0:
             return
         call.finalized = True
         try:

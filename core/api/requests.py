@@ -11,7 +11,7 @@ internal error. A streamed request (StreamAudio) is read, and checked, by its me
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -185,26 +185,67 @@ def refuse_if_malformed(message: Message, context: grpc.ServicerContext) -> None
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(found))
 
 
-class RequestCheck(grpc.ServerInterceptor):
-    """Checks each unary request of the CallQa service before its method runs."""
+class Undecodable:
+    """What a request's bytes decode to when they are no message of its type."""
 
-    def __init__(self, service_prefix: str) -> None:
-        self.prefix = service_prefix
+    def __init__(self, type_name: str, error: str) -> None:
+        self.why = f"the request is not a valid {type_name} message: {error or 'bad bytes'}"
+
+
+def _decoding(decode: Callable[[bytes], Any], type_name: str) -> Callable[[bytes], Any]:
+    def run(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as exc:  # protobuf's DecodeError, whatever its module
+            return Undecodable(type_name, str(exc))
+
+    return run
+
+
+class RequestCheck(grpc.ServerInterceptor):
+    """Checks each request of the CallQa service: bytes that are no message of the method's
+    type, and (unary requests) `problems`, get INVALID_ARGUMENT before the method runs; in a
+    request stream an undecodable message fails the call with INVALID_ARGUMENT where the
+    method reads it."""
+
+    def __init__(self, service: Any) -> None:
+        self.prefix = f"/{service.full_name}/"
+        self.input_types = {m.name: m.input_type.name for m in service.methods}
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
-        if handler is None or handler.request_streaming or not details.method.startswith(
-            self.prefix
-        ):
+        method = details.method
+        if handler is None or not method.startswith(self.prefix):
             return handler
-        if handler.response_streaming:
-            return handler._replace(unary_stream=_checked(handler.unary_stream))
-        return handler._replace(unary_unary=_checked(handler.unary_unary))
+        type_name = self.input_types.get(method[len(self.prefix):], "request")
+        decode = handler.request_deserializer
+        if decode is not None:
+            handler = handler._replace(request_deserializer=_decoding(decode, type_name))
+        kinds = {(False, False): "unary_unary", (False, True): "unary_stream",
+                 (True, False): "stream_unary", (True, True): "stream_stream"}  # fmt: skip
+        kind = kinds[(bool(handler.request_streaming), bool(handler.response_streaming))]
+        wrap = _checked_stream if handler.request_streaming else _checked
+        return handler._replace(**{kind: wrap(getattr(handler, kind))})
 
 
 def _checked(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def run(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.why)
         refuse_if_malformed(request, context)
         return behaviour(request, context)
+
+    return run
+
+
+def _checked_stream(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def run(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        def decoded() -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, Undecodable):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.why)
+                yield request
+
+        return behaviour(decoded(), context)
 
     return run

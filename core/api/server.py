@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core.api.auth import SERVICE_PREFIX, AccessCheck, check_exposure, load_tokens
+from core.api.auth import AccessCheck, check_exposure, load_tokens
 from core.api.context import ApiContext
 from core.api.requests import RequestCheck
 from core.api.service import CallQaService
@@ -28,7 +28,8 @@ from proto import callqa_pb2, callqa_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = callqa_pb2.DESCRIPTOR.services_by_name["CallQa"].full_name
+SERVICE = callqa_pb2.DESCRIPTOR.services_by_name["CallQa"]
+SERVICE_NAME = SERVICE.full_name
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest message: a ScoreRecording request carries a whole WAV file."""
 
@@ -45,7 +46,7 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     credentials = _tls_credentials(settings)
     # The token first: a caller without one learns nothing from the checks of its request.
     access = [AccessCheck(tokens)] if tokens.configured else []
-    interceptors = [*access, RequestCheck(SERVICE_PREFIX)]
+    interceptors = [*access, RequestCheck(SERVICE)]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers,
                                    thread_name_prefix="callqa-grpc",

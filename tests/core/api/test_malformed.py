@@ -231,3 +231,34 @@ def test_bad_audio_chunks_are_dropped_counted_and_the_call_kept(host: ApiHost) -
     assert '"malformed_frames": 4' in stored.metadata_json
     assert stored.duration_s == pytest.approx(1.0, abs=0.05)
     Path(stored.recording_path).unlink(missing_ok=True)
+
+
+def test_bytes_that_are_no_message_are_invalid_argument(host: ApiHost) -> None:
+    channel = grpc.insecure_channel(host.address)
+    garbage = b"\xff\xff\xff\x07"
+    for method in SERVICE.methods:
+        path = f"/{SERVICE.full_name}/{method.name}"
+        with pytest.raises(grpc.RpcError) as err:
+            if method.client_streaming:
+                list(channel.stream_stream(path)(iter([garbage]), timeout=10))
+            elif method.server_streaming:
+                list(channel.unary_stream(path)(garbage, timeout=10))
+            else:
+                channel.unary_unary(path)(garbage, timeout=10)
+        assert err.value.code() == BAD, (method.name, err.value.details())
+        assert f"not a valid {method.input_type.name} message" in err.value.details()
+    # A stream whose later message is no AudioFrame: the call is kept and scored, then the
+    # stream fails with INVALID_ARGUMENT.
+    frames = [pb.AudioFrame(setup=SETUP_OK).SerializeToString(),
+              pb.AudioFrame(audio=pb.AudioChunk(leg=pb.LEG_AGENT, payload=b"\1\0" * 4000))
+              .SerializeToString(), garbage]  # fmt: skip
+    stream = channel.stream_stream(f"/{SERVICE.full_name}/StreamAudio",
+                                   response_deserializer=pb.CallEvent.FromString)  # fmt: skip
+    events: list[pb.CallEvent] = []
+    with pytest.raises(grpc.RpcError) as err:
+        for event in stream(iter(frames), timeout=30):
+            events.append(event)
+    assert err.value.code() == BAD
+    assert [e.WhichOneof("event") for e in events][-1] == "ended"
+    stored = host.stub().GetCall(pb.CallRef(call_id=events[0].call_id))
+    assert stored.duration_s == pytest.approx(0.5, abs=0.05)

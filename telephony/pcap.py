@@ -258,10 +258,10 @@ class CaptureReader:
             if code == OPT_ENDOFOPT:
                 return
             value = body[pos : pos + length]
-            if code == OPT_IF_TSRESOL and length >= 1:
+            if code == OPT_IF_TSRESOL and len(value) >= 1:  # `length` may run past the block
                 res = value[0]
                 iface.divisor = 2 ** (res & 0x7F) if res & 0x80 else 10**res
-            elif code == OPT_IF_TSOFFSET and length >= 8:
+            elif code == OPT_IF_TSOFFSET and len(value) >= 8:
                 iface.offset_s = struct.unpack(order + "q", value[:8])[0]
             pos += length + (-length % 4)
 

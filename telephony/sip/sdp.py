@@ -150,7 +150,7 @@ def _apply_attribute(media: MediaDescription, name: str, value: str | None) -> N
     elif name == "label" and value is not None:
         media.label = value.strip()
     elif name == "rtcp" and value is not None:
-        port_text = value.split()[0]
+        port_text = (value.split() or [""])[0]
         if is_number(port_text):
             media.rtcp_port = int(port_text)
 

@@ -56,6 +56,11 @@ class Outcome:
         return [a for a in self.artifacts if a.name.startswith("timeout-")]
 
     @property
+    def lost_crash(self) -> bool:
+        """The worker failed without keeping the input (a crash while reading its seeds)."""
+        return self.returncode != 0 and not self.artifacts
+
+    @property
     def failed(self) -> bool:
         return bool(self.artifacts) or self.returncode != 0
 
@@ -124,7 +129,7 @@ def print_report(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         print(
             f"{o.target:<12} {o.inputs:>10,} {o.cov:>6} {o.ft:>6} {o.exec_per_s:>7}"
-            f" {o.wall_s:>7.1f} {len(o.crashes):>7} {len(o.hangs):>5}"
+            f" {o.wall_s:>7.1f} {len(o.crashes) + o.lost_crash:>7} {len(o.hangs):>5}"
         )
     for o in outcomes:
         for artifact in o.artifacts:

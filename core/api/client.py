@@ -22,6 +22,8 @@ def daemon_address(settings: Settings) -> str:
     host = settings.grpc_host
     if host in ("0.0.0.0", "::", "[::]", ""):
         host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
     return f"{host}:{settings.grpc_port}"
 
 

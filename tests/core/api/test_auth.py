@@ -180,3 +180,13 @@ def test_no_listening_off_loopback_without_authentication(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr
     assert "refusing to serve the gRPC API on 0.0.0.0 without authentication" in done.stderr
     assert not (tmp_path / "serve" / "callqa.db").exists()
+
+
+def test_the_clients_find_the_daemon_on_this_box() -> None:
+    from core.api.client import daemon_address
+    from core.config import Settings
+
+    for host, address in (("0.0.0.0", "127.0.0.1:7"), ("127.0.0.1", "127.0.0.1:7"),
+                          ("::1", "[::1]:7"), ("[::1]", "[::1]:7"),
+                          ("qa-box", "qa-box:7")):  # fmt: skip
+        assert daemon_address(Settings(grpc_host=host, grpc_port=7)) == address

@@ -215,9 +215,20 @@ def test_live_streams_moving_to_other_m_lines_are_followed(daemon: Daemon) -> No
         assert call["meta"]["labels"] == {"customer": "12", "agent": "14"}
 
 
-def place_paused(daemon: Daemon, vendor: v.Vendor, transport: str) -> str:
-    """BroadWorks: audio, a pause by c=0.0.0.0 longer than the idle timeout, the resume
-    (a re-INVITE of the same session), audio again, BYE."""
+PAUSE_FORMS = {  # how the pause re-INVITE writes each m-line: (direction, connection, port)
+    "c=0.0.0.0": ("sendonly", "0.0.0.0", 30000),
+    "a=inactive": ("inactive", "127.0.0.1", 30000),
+    "a=recvonly": ("recvonly", "127.0.0.1", 30000),
+    "port 0": ("sendonly", "127.0.0.1", 0),
+}
+PAUSED_CALLS = [("udp", "c=0.0.0.0"), ("tcp", "c=0.0.0.0"), ("udp", "port 0"),
+                ("tcp", "a=inactive"), ("udp", "a=recvonly")]  # fmt: skip
+
+
+def place_paused(daemon: Daemon, transport: str, form: str) -> str:
+    """BroadWorks: audio, a pause (BroadWorks's own form is c=0.0.0.0) longer than the idle
+    timeout, the resume (a re-INVITE of the same session), audio again, BYE."""
+    vendor = v.BROADWORKS_PAUSE
     uac = Uac(transport, daemon.sip_port)
     try:
         ctype, body = multipart(v.sdp(vendor.mlines), vendor.metadata)
@@ -225,14 +236,16 @@ def place_paused(daemon: Daemon, vendor: v.Vendor, transport: str) -> str:
         ports = list(taken_ports(answer, [m.label for m in vendor.mlines]).values())
         payloads = tones_for(vendor, vendor.taken_labels)
         sent = send_rtp(ports, payloads)
-        held = [v.MLine(m.label, m.direction, "0.0.0.0") for m in vendor.mlines]
+        direction, connection, port = PAUSE_FORMS[form]
+        held = [v.MLine(m.label, direction, connection, port) for m in vendor.mlines]
         pause = answered(uac.request("INVITE", v.sdp(held, 2).encode(), "application/sdp"))
-        assert [m.port for m in pause.media] == ports
+        assert [m.port for m in pause.media] == ([0, 0] if form == "port 0" else ports)
         uac.listen(IDLE_TIMEOUT_S + 2.0)  # longer than the idle timeout (checked each second)
         assert uac.server_requests == []  # no BYE: the call is paused, not dead
         resume = answered(uac.request("INVITE", v.sdp(vendor.mlines, 3).encode(),
                                       "application/sdp"))  # fmt: skip
         assert [m.direction for m in resume.media] == ["recvonly", "recvonly"]
+        assert [m.port for m in resume.media] == ports
         send_rtp(ports, payloads, seq0=sent, ts0=sent * 160 + 8000 * 4)
         assert uac.request("BYE").status == 200
         return uac.call_id
@@ -240,16 +253,17 @@ def place_paused(daemon: Daemon, vendor: v.Vendor, transport: str) -> str:
         uac.close()
 
 
-def test_broadworks_pause_longer_than_the_idle_timeout(daemon: Daemon) -> None:
-    vendor = v.BROADWORKS_PAUSE
-    for call_id in both_transports(place_paused, daemon, vendor):
+def test_pause_longer_than_the_idle_timeout_in_every_form(daemon: Daemon) -> None:
+    with ThreadPoolExecutor(len(PAUSED_CALLS)) as pool:
+        call_ids = list(pool.map(lambda c: place_paused(daemon, *c), PAUSED_CALLS))
+    for call_id, (_, form) in zip(call_ids, PAUSED_CALLS, strict=True):
         call = stored(daemon, call_id)
-        check_stored(call, vendor)
-        check_recording(call, vendor)
+        check_stored(call, v.BROADWORKS_PAUSE)
+        check_recording(call, v.BROADWORKS_PAUSE)
         assert call["meta"]["end_reason"] == "bye"
         pauses = [d for d in call["decisions"] if d["kind"] in ("pause", "resume")]
         assert [d["kind"] for d in pauses] == ["pause", "pause", "resume", "resume"]
-        assert pauses[0]["detail"]["form"] == "c=0.0.0.0"
+        assert pauses[0]["detail"]["form"] == form
 
 
 def place_transfer(daemon: Daemon, transport: str) -> str:

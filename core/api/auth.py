@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -147,16 +148,20 @@ def _check_token(token: str, source: str) -> None:
         raise ConfigError(f"{source}: a token holds printable ASCII only, without spaces")
 
 
-def load_tokens(settings: Settings) -> Tokens:
-    """The tokens of the settings and of ``grpc_tokens_file``, each checked."""
+def load_tokens(settings: Settings, *, file_unreadable_ok: bool = False) -> Tokens:
+    """The tokens of the settings and of ``grpc_tokens_file``, each checked.
+
+    `file_unreadable_ok`: a secrets file this user may not read is left out (a client run by
+    another user than the daemon's, with its token in its own settings); the daemon needs it.
+    """
     found: dict[str, list[str]] = {name: [] for name in TOKEN_SETTINGS}
     for name in TOKEN_SETTINGS:
         value = getattr(settings, name)
         if value:
             _check_token(value, f"setting {name!r}")
             found[name].append(value)
-    if settings.grpc_tokens_file:
-        path = Path(settings.grpc_tokens_file).expanduser()
+    path = Path(settings.grpc_tokens_file).expanduser()
+    if settings.grpc_tokens_file and not (file_unreadable_ok and not os.access(path, os.R_OK)):
         for name, values in read_secrets_file(path).items():
             for value in values:
                 _check_token(value, f"{path}: {name}")

@@ -68,7 +68,9 @@ class ApiClient:
     ) -> None:  # fmt: skip
         """`token` given: sent on every call, whatever the method (a command-line flag)."""
         self.address = address or daemon_address(settings)
-        self.tokens: Tokens = load_tokens(settings) if token is None else Tokens()
+        self.tokens = Tokens()
+        if token is None:
+            self.tokens = load_tokens(settings, file_unreadable_ok=True)
         self._token = token
         self.channel = open_channel(settings, self.address, options)
 

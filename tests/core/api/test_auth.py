@@ -159,6 +159,14 @@ def test_the_secrets_file_is_checked(tmp_path: Path) -> None:
             load_tokens(settings)
     with pytest.raises(ConfigError, match="16 characters"):
         load_tokens(api_settings(tmp_path, grpc_token="s3cret"))
+    # A file this user cannot read: the daemon stops; a client goes on with its own token.
+    elsewhere = api_settings(tmp_path, grpc_tokens_file=str(tmp_path / "not-here.toml"),
+                             grpc_token_read="wallboard-token-0123456789")  # fmt: skip
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_tokens(elsewhere)
+    client = ApiClient(elsewhere, "127.0.0.1:9")
+    assert client.metadata == (("authorization", "Bearer wallboard-token-0123456789"),)
+    client.close()
 
 
 def test_no_listening_off_loopback_without_authentication(tmp_path: Path) -> None:

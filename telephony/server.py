@@ -388,8 +388,9 @@ class RecordingServer:
 
     def _bodies(
         self, request: SipRequest
-    ) -> tuple[SessionDescription | None, RecordingMetadata | None]:
-        """Parse the SDP and metadata; SDP errors raise, metadata errors are counted."""
+    ) -> tuple[SessionDescription | None, RecordingMetadata | None, str | None]:
+        """Parse the SDP and metadata; SDP errors raise, metadata errors are counted and
+        returned (third) for the call's decision record."""
         sdp_text, metadata_xml = split_bodies(request)
         offer = parse_sdp(sdp_text) if sdp_text is not None else None
         metadata = None
@@ -400,9 +401,9 @@ class RecordingServer:
                 self.counters["bad_metadata"] += 1
                 logger.warning("call %s: recording metadata ignored: %s", request.call_id, exc,
                                extra={"sip_call_id": request.call_id})  # fmt: skip
-            else:
-                self.counters["metadata_elements_rejected"] += len(metadata.rejected)
-        return offer, metadata
+                return offer, None, f"the metadata in the {request.method} was refused: {exc}"
+            self.counters["metadata_elements_rejected"] += len(metadata.rejected)
+        return offer, metadata, None
 
     async def _on_invite(self, request: SipRequest, tx: ServerTransaction, peer: Peer) -> None:
         unknown = [t for t in option_tags(request.headers, "Require")
@@ -415,7 +416,7 @@ class RecordingServer:
             self._reject(request, tx, 503, refusal.counter, refusal.why)
             return
         try:
-            offer, metadata = self._bodies(request)
+            offer, metadata, refused = self._bodies(request)
             dialog = Dialog.from_invite(request)
         except (SdpError, SipParseError) as exc:
             self._reject(request, tx, 400, "bad_invites", str(exc))
@@ -442,6 +443,8 @@ class RecordingServer:
             on_started=self.on_call_started,
             media_lock=None if self.receiver is None else self.receiver.lock,
         )
+        if refused:
+            session.decisions.add("metadata", refused)
         call = Call(dialog, session, peer, tx)
         self._setting_up.add(tx.key)
         try:
@@ -545,10 +548,12 @@ class RecordingServer:
             self._reject(request, tx, 491, "request_pending", "an update is in progress")
             return
         try:
-            offer, metadata = self._bodies(request)
+            offer, metadata, refused = self._bodies(request)
         except (SdpError, SipParseError) as exc:
             self._reject(request, tx, 400, "bad_updates", str(exc))
             return
+        if refused:
+            call.session.decisions.add("metadata", refused)
         call.updating = True
         try:
             answers = await call.session.update(offer, metadata, self.loop.time())

@@ -734,3 +734,31 @@ async def test_rtp_port_exhaustion_is_503_and_ports_come_back(tmp_path: Path) ->
         assert server.ports.in_use == 0
     finally:
         await server.stop()
+
+
+@on_loop
+async def test_refused_metadata_is_noted_and_the_call_taken(tmp_path: Path) -> None:
+    ended = Ended()
+    server = RecordingServer(settings(tmp_path), on_call_ended=ended)
+    await server.start()
+    try:
+        port = server.udp_port or 0
+        peer = await udp_peer()
+        ctype, body = siprec_body(offer_sdp(), metadata="<recording xmlns='urn:x'/>")
+        peer.send(request("INVITE", peer.port, content_type=ctype, body=body), port)
+        ok = await peer.response()
+        assert ok.status == 200
+        to_tag = ok.to_addr.tag or ""
+        peer.send(request("ACK", peer.port, to_tag=to_tag), port)
+        peer.send(request("BYE", peer.port, cseq=2, to_tag=to_tag), port)
+        assert (await peer.response()).status == 200
+        await ended.wait()
+    finally:
+        await server.stop()
+    info = ended.calls[0]
+    assert server.counters["bad_metadata"] == 1
+    assert info.decisions[0]["summary"].startswith(
+        "the metadata in the INVITE was refused: unknown metadata namespace"
+    )
+    assert (info.agent_id, info.caller, info.callee) == (None, None, None)  # not the recorder
+    assert info.no_audio

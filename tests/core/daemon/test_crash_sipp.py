@@ -163,7 +163,8 @@ def test_sigterm_under_load_sends_bye_and_exits_cleanly(
     tmp_path: Path, base_model_dir: Path, sbc_folder: Path
 ) -> None:
     data = tmp_path / "data"
-    daemon = _daemon(data, base_model_dir, CALLQA_SHUTDOWN_GRACE_S="2", CALLQA_SIP_DRAIN_S="0")
+    daemon = _daemon(data, base_model_dir, CALLQA_SHUTDOWN_GRACE_S="2", CALLQA_SIP_DRAIN_S="0",
+                     CALLQA_ASR_BATCH_SIZE="2")  # fmt: skip
     sipp = _sipp(sbc_folder, daemon.sip_port, UNTIL_SERVER_BYE, CALLS)
     agent, customer = legs_int16_rude()
     streams = [EventCollector(daemon.stub().StreamAudio(
@@ -171,7 +172,7 @@ def test_sigterm_under_load_sends_bye_and_exits_cleanly(
                      external_id=f"g{i}", end=False), timeout=60,
     )) for i in range(4)]  # fmt: skip
     _wait_log(daemon, "started: agent", CALLS + len(streams), 40)
-    time.sleep(3.0)
+    time.sleep(2.0)
     assert "ended (" not in daemon.log(200_000)  # all still going at the SIGTERM
     daemon.signal(signal.SIGTERM)
     rc = daemon.wait(90)

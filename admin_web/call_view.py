@@ -20,6 +20,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from admin_web.i18n import fmt_clock, fmt_number, language
+from core.calls import asr_confidence
 from core.rubric.loading import load_rubric_text
 from core.rubric.schema import Item, RubricError
 
@@ -62,7 +63,7 @@ def line_confidence(avg_logprob: float | None, no_speech_prob: float | None) -> 
     """
     value: float | None = None
     if avg_logprob is not None and math.isfinite(avg_logprob):
-        value = min(1.0, max(0.0, math.exp(min(avg_logprob, 0.0))))
+        value = asr_confidence(avg_logprob)
     elif avg_logprob is not None and avg_logprob == -math.inf:
         value = 0.0
     nsp = no_speech_prob if no_speech_prob is not None and math.isfinite(no_speech_prob) else 0.0
@@ -81,6 +82,8 @@ class TranscriptLine:
     end: float
     text: str
     confidence: LineConfidence
+    decoded_text: str | None = None
+    """What the recogniser wrote, where an audio check of a near-missed phrase changed it."""
 
 
 def transcript_lines(utterances: Iterable[dict[str, Any]]) -> list[TranscriptLine]:
@@ -89,6 +92,7 @@ def transcript_lines(utterances: Iterable[dict[str, Any]]) -> list[TranscriptLin
             seq=int(u["seq"]), speaker=str(u["speaker"]), start=float(u["start_s"]),
             end=float(u["end_s"]), text=str(u["text"]),
             confidence=line_confidence(u.get("avg_logprob"), u.get("no_speech_prob")),
+            decoded_text=u.get("decoded_text"),
         )
         for u in utterances
     ]

@@ -157,7 +157,8 @@ def get_call(conn: sqlite3.Connection, call_id: str, *, team_scope: str | None
     call["findings"] = rows(
         conn,
         "SELECT seq, item_id, name, kind, category, speaker, severity, deduct, start_s, end_s,"
-        " evidence, alert, detail FROM cq.findings WHERE call_id = ? ORDER BY start_s, seq",
+        " evidence, alert, detail, confidence FROM cq.findings WHERE call_id = ?"
+        " ORDER BY start_s, seq",
         [call_id],
     )
     for f in call["findings"]:
@@ -166,7 +167,7 @@ def get_call(conn: sqlite3.Connection, call_id: str, *, team_scope: str | None
     call["utterances"] = rows(
         conn,
         "SELECT seq, speaker, start_s, end_s, text, level_db, voiced_s, pitch_hz, rate_per_min,"
-        " avg_logprob, no_speech_prob FROM cq.utterances WHERE call_id = ?"
+        " avg_logprob, no_speech_prob, decoded_text FROM cq.utterances WHERE call_id = ?"
         " ORDER BY start_s, seq",
         [call_id],
     )

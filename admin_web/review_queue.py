@@ -11,11 +11,14 @@ Order, riskiest first (each key breaks the ties of the one before):
 1. calls where a fatal item fired;
 2. the lowest machine score;
 3. the most alert findings (complaint-risk and the other alert items);
-4. the lowest ASR confidence behind a finding: for each finding, the utterances whose time
+4. the least sure finding: each finding's stored confidence (core.rubric.confidence: the
+   line's ASR confidence, how its phrase matched, its margin past the threshold), the call
+   counting with its least confident one (none stored: after those that have one). A doubtful
+   finding is the likeliest to be wrong, and the one a person should hear first;
+5. the lowest ASR confidence behind a finding: for each finding, the utterances whose time
    overlaps the finding's span; confidence = exp(avg_logprob) of such an utterance, and the
-   call counts with its least confident one (no such utterance: after those that have one).
-   A finding resting on words the recogniser was unsure of is the likeliest to be wrong;
-5. the oldest call first, then the call id.
+   call counts with its least confident one (no such utterance: after those that have one);
+6. the oldest call first, then the call id.
 
 Each row says why the call is there (`reasons`) and carries its risk factors, so the page
 can show both.
@@ -23,12 +26,12 @@ can show both.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from admin_web.site_db import rows
+from core.calls import asr_confidence
 
 PAGE_SIZE = 50
 
@@ -39,12 +42,15 @@ MIN_LOGPROB_SQL = (
     " WHERE f.call_id = c.id AND u.avg_logprob IS NOT NULL)"
 )
 ALERTS_SQL = "(SELECT COUNT(*) FROM cq.findings f WHERE f.call_id = c.id AND f.alert = 1)"
+MIN_FINDING_CONFIDENCE_SQL = "(SELECT MIN(f.confidence) FROM cq.findings f WHERE f.call_id = c.id)"
 RISK_ORDER_SQL = (
-    "s.fatal DESC, s.score ASC, alerts DESC, min_logprob ASC NULLS LAST, c.started_at ASC, c.id"
+    "s.fatal DESC, s.score ASC, alerts DESC, min_finding_confidence ASC NULLS LAST,"
+    " min_logprob ASC NULLS LAST, c.started_at ASC, c.id"
 )
 RISK_COLUMNS_SQL = (
     "c.id, c.started_at, c.duration_s, c.agent_id, c.team_id, s.score, s.passed, s.fatal,"
-    f" {ALERTS_SQL} AS alerts, {MIN_LOGPROB_SQL} AS min_logprob"
+    f" {ALERTS_SQL} AS alerts, {MIN_FINDING_CONFIDENCE_SQL} AS min_finding_confidence,"
+    f" {MIN_LOGPROB_SQL} AS min_logprob"
 )
 
 
@@ -56,7 +62,7 @@ class QueueFilter:
 
 def confidence(min_logprob: float | None) -> float | None:
     """ASR confidence of an utterance from its average log-probability."""
-    return None if min_logprob is None else math.exp(min(0.0, float(min_logprob)))
+    return asr_confidence(None if min_logprob is None else float(min_logprob))
 
 
 def _reasons(row: dict[str, Any]) -> list[str]:

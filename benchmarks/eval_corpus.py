@@ -107,6 +107,62 @@ def match_call(
     return counts, extra, missed
 
 
+def phrase_items(rubric: Rubric) -> dict[str, list[str]]:
+    """Each phrase the rubric listens for, with the items that list it."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for item in rubric.items:
+        lists = [item.phrases]
+        if item.trigger is not None and item.response is not None:
+            lists += [item.trigger.phrases, item.response.phrases]
+        for phrase in {p for group in lists for p in group}:
+            out[phrase].append(item.id)
+    return out
+
+
+def phrase_checks(utterances: list[Any], reference: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every near-missed phrase checked against the audio, with whether it was said: the
+    reference lines of the same speaker that overlap the utterance hold the phrase."""
+    out = []
+    for u in utterances:
+        if not u.checks:
+            continue
+        ref = normalise(
+            "".join(
+                r["text"] for r in reference
+                if r["speaker"] == u.speaker and r["start"] < u.end + 0.5
+                and r["end"] > u.start - 0.5
+            )
+        )  # fmt: skip
+        for c in u.checks:
+            out.append({**c.to_json(), "said": normalise(c.phrase) in ref,
+                        "speaker": u.speaker, "start": u.start, "text": u.text})  # fmt: skip
+    return out
+
+
+def describe_check(check: dict[str, Any], items_of: dict[str, list[str]]) -> str:
+    verdict = "verified" if check["accepted"] else "rejected"
+    truth = "said" if check["said"] else "NOT said"
+    items = ",".join(items_of.get(check["phrase"], []))
+    return (
+        f"{verdict} {items} {check['phrase']} (heard {check['heard']}, gain {check['gain']:+.2f},"
+        f" {truth}) at {check['start']:.1f} s {check['speaker']}"
+    )
+
+
+def print_check_summary(checks: list[dict[str, Any]], items_of: dict[str, list[str]]) -> None:
+    """Per item: near misses verified and rejected, split by whether the phrase was said."""
+    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for c in checks:
+        for item in items_of.get(c["phrase"], ["?"]):
+            rows[item][(0 if c["accepted"] else 2) + (0 if c["said"] else 1)] += 1
+    print()
+    print("near misses checked against the audio (said = the reference holds the phrase there)")
+    print(f"{'item':<18} {'verified said':>14} {'verified NOT':>13} {'rejected said':>14}"
+          f" {'rejected not':>13}")  # fmt: skip
+    for item, (vs, vn, rs, rn) in sorted(rows.items()):
+        print(f"{item:<18} {vs:>14} {vn:>13} {rs:>14} {rn:>13}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
@@ -151,8 +207,11 @@ def main() -> int:
     cer_den: dict[str, int] = defaultdict(int)
     agree = 0
     details = []
+    checks: list[dict[str, Any]] = []
+    items_of = phrase_items(rubric)
     audio_s = 0.0
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     for lf in label_files:
         labels = json.loads(lf.read_text(encoding="utf-8"))
         rec = read_wav(lf.with_suffix(".wav"))
@@ -183,12 +242,13 @@ def main() -> int:
                 "expected_pass": exp_pass,
                 "extra": extra,
                 "missed": missed,
-                "transcript": [
-                    {"speaker": u.speaker, "start": u.start, "end": u.end, "text": u.text}
-                    for u in scored.evidence.utterances
-                ],
+                "transcript": [u.to_json() for u in scored.evidence.utterances],
             }
         )
+        for check in phrase_checks(scored.evidence.utterances, labels["transcript"]):
+            checks.append(check)
+            if check["accepted"] or check["said"]:
+                print("    " + describe_check(check, items_of), flush=True)
         status = "ok" if not extra and not missed else f"+{len(extra)} -{len(missed)}"
         print(
             f"{lf.stem}: score {result['score']:g} {'pass' if result['passed'] else 'fail'} "
@@ -203,6 +263,7 @@ def main() -> int:
                     f"    missed {ev['item_id']} {ev['start']:.1f}-{ev['end']:.1f} {ev.get('text')}"
                 )
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
 
     print()
     print(f"{'item':<18} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>10} {'recall':>8}")
@@ -221,8 +282,12 @@ def main() -> int:
     all_den = sum(cer_den.values())
     print(f"CER overall   {100 * all_num / max(1, all_den):5.1f} %")
     print(f"pass/fail agreement: {agree}/{len(label_files)}")
+    print_check_summary(checks, items_of)
     print(
-        f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real time)"
+        f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real"
+        " time),"
+        f" {cpu:.0f} CPU-s ({cpu / max(audio_s, 1e-9):.4f} CPU-s per audio second), phrase checks"
+        f" {engine.stats.check_s:.1f} s wall ({engine.stats.phrase_checks} checked)"
     )
     if args.json:
         args.json.write_text(json.dumps(details, ensure_ascii=False, indent=1), encoding="utf-8")

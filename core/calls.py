@@ -7,6 +7,7 @@ described in RUBRIC.md ("Findings"). Times are seconds from the start of the cal
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,49 @@ class Segment:
         return self.end - self.start
 
 
+def asr_confidence(avg_logprob: float | None) -> float | None:
+    """A line's ASR confidence, 0..1: exp of its average token log-probability."""
+    return None if avg_logprob is None else min(1.0, math.exp(avg_logprob))
+
+
+@dataclass(frozen=True)
+class PhraseCheck:
+    """A near-missed rubric phrase checked against the audio of its utterance.
+
+    `heard` is what was decoded at [start, end) of the decoded text; `gain` the
+    log-probability (nats, summed over the utterance's tokens) of the text with the phrase
+    put in, minus that of the decoded text, both scored by the model on the same audio
+    (forced decoding). `accepted` when the gain is within the engine's verify margin; an
+    accepted phrase stands at `at` in the utterance's final text.
+    """
+
+    phrase: str
+    heard: str
+    start: int
+    end: int
+    gain: float
+    accepted: bool
+    at: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "phrase": self.phrase,
+            "heard": self.heard,
+            "gain": round(self.gain, 2),
+            "accepted": self.accepted,
+        }
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhraseCheck:
+        return cls(
+            phrase=str(data["phrase"]), heard=str(data["heard"]), start=0, end=0,
+            gain=float(data["gain"]), accepted=bool(data["accepted"]), at=data.get("at"),
+        )  # fmt: skip
+
+
 @dataclass
 class Utterance:
     """One utterance of one speaker, with its text and acoustic measurements.
@@ -47,18 +91,35 @@ class Utterance:
     pitch_hz: float | None = None
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    checks: list[PhraseCheck] = field(default_factory=list)
+    """Near-missed rubric phrases checked against the audio (accepted ones are in `text`)."""
+    decoded_text: str | None = None
+    """The text as decoded, where accepted checks changed `text`."""
 
     @property
     def duration(self) -> float:
         return self.end - self.start
 
+    @property
+    def confidence(self) -> float | None:
+        """The recogniser's confidence in the text, 0..1: exp of the average token
+        log-probability (None where the text did not come from the recogniser)."""
+        return asr_confidence(self.avg_logprob)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "speaker": self.speaker,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,
         }
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, 3)
+        if self.checks:
+            out["checks"] = [c.to_json() for c in self.checks]
+        if self.decoded_text is not None:
+            out["decoded_text"] = self.decoded_text
+        return out
 
 
 @dataclass
@@ -115,6 +176,8 @@ class Finding:
     category: str | None = None
     alert: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
+    """How sure the finding is, 0..1 (core.rubric.confidence); None where not judged."""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -150,7 +150,7 @@ ROUTE_SOURCE_STORED: RouteSource
 ROUTE_SOURCE_SETTING: RouteSource
 
 class Utterance(_message.Message):
-    __slots__ = ("speaker", "start_s", "end_s", "text", "partial", "level_db", "seq")
+    __slots__ = ("speaker", "start_s", "end_s", "text", "partial", "level_db", "seq", "confidence", "phrase_checks_json")
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,8 @@ class Utterance(_message.Message):
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     LEVEL_DB_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PHRASE_CHECKS_JSON_FIELD_NUMBER: _ClassVar[int]
     speaker: Speaker
     start_s: float
     end_s: float
@@ -165,10 +167,12 @@ class Utterance(_message.Message):
     partial: bool
     level_db: float
     seq: int
-    def __init__(self, speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., partial: _Optional[bool] = ..., level_db: _Optional[float] = ..., seq: _Optional[int] = ...) -> None: ...
+    confidence: float
+    phrase_checks_json: str
+    def __init__(self, speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., partial: _Optional[bool] = ..., level_db: _Optional[float] = ..., seq: _Optional[int] = ..., confidence: _Optional[float] = ..., phrase_checks_json: _Optional[str] = ...) -> None: ...
 
 class Finding(_message.Message):
-    __slots__ = ("item_id", "item_name", "kind", "category", "severity", "speaker", "start_s", "end_s", "evidence", "deduct_points", "alert", "detail_json")
+    __slots__ = ("item_id", "item_name", "kind", "category", "severity", "speaker", "start_s", "end_s", "evidence", "deduct_points", "alert", "detail_json", "confidence")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +185,7 @@ class Finding(_message.Message):
     DEDUCT_POINTS_FIELD_NUMBER: _ClassVar[int]
     ALERT_FIELD_NUMBER: _ClassVar[int]
     DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     item_name: str
     kind: str
@@ -193,10 +198,11 @@ class Finding(_message.Message):
     deduct_points: float
     alert: bool
     detail_json: str
-    def __init__(self, item_id: _Optional[str] = ..., item_name: _Optional[str] = ..., kind: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., evidence: _Optional[str] = ..., deduct_points: _Optional[float] = ..., alert: _Optional[bool] = ..., detail_json: _Optional[str] = ...) -> None: ...
+    confidence: float
+    def __init__(self, item_id: _Optional[str] = ..., item_name: _Optional[str] = ..., kind: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., evidence: _Optional[str] = ..., deduct_points: _Optional[float] = ..., alert: _Optional[bool] = ..., detail_json: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("alert_id", "call_id", "agent_id", "team_id", "item_id", "item_name", "kind", "category", "severity", "speaker", "start_s", "end_s", "evidence", "deduct_points", "utterance_end_at", "raised_at", "latency_ms", "late", "live")
+    __slots__ = ("alert_id", "call_id", "agent_id", "team_id", "item_id", "item_name", "kind", "category", "severity", "speaker", "start_s", "end_s", "evidence", "deduct_points", "utterance_end_at", "raised_at", "latency_ms", "late", "live", "confidence")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +222,7 @@ class Alert(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     LATE_FIELD_NUMBER: _ClassVar[int]
     LIVE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     call_id: str
     agent_id: str
@@ -235,7 +242,8 @@ class Alert(_message.Message):
     latency_ms: float
     late: bool
     live: bool
-    def __init__(self, alert_id: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., team_id: _Optional[str] = ..., item_id: _Optional[str] = ..., item_name: _Optional[str] = ..., kind: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., evidence: _Optional[str] = ..., deduct_points: _Optional[float] = ..., utterance_end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[float] = ..., late: _Optional[bool] = ..., live: _Optional[bool] = ...) -> None: ...
+    confidence: float
+    def __init__(self, alert_id: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., team_id: _Optional[str] = ..., item_id: _Optional[str] = ..., item_name: _Optional[str] = ..., kind: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., speaker: _Optional[_Union[Speaker, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., evidence: _Optional[str] = ..., deduct_points: _Optional[float] = ..., utterance_end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[float] = ..., late: _Optional[bool] = ..., live: _Optional[bool] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class CallRef(_message.Message):
     __slots__ = ("call_id",)

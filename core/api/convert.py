@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from core.calls import CallResult, Finding, Utterance
+from core.calls import CallResult, Finding, Utterance, asr_confidence
 from core.live.call import LiveCall
 from core.live.events import CallEvent, LiveAlert, TranscriptLine
 from proto import callqa_pb2 as pb
@@ -64,21 +64,26 @@ def utterance(u: Utterance, *, partial: bool = False, seq: int = 0) -> pb.Uttera
                        partial=partial, seq=seq)  # fmt: skip
     if u.level_db is not None:
         msg.level_db = u.level_db
+    _opt(msg, "confidence", u.confidence)
+    if u.checks:
+        msg.phrase_checks_json = json.dumps([c.to_json() for c in u.checks], ensure_ascii=False)
     return msg
 
 
 def finding(f: Finding) -> pb.Finding:
-    return pb.Finding(
+    msg = pb.Finding(
         item_id=f.item_id, item_name=f.name, kind=f.kind, category=f.category or "",
         severity=SEVERITIES.get(f.severity, pb.SEVERITY_UNSPECIFIED), speaker=speaker(f.speaker),
         start_s=f.start, end_s=f.end, evidence=f.evidence, deduct_points=f.deduct,
         alert=f.alert, detail_json=json.dumps(f.detail, ensure_ascii=False) if f.detail else "",
     )  # fmt: skip
+    _opt(msg, "confidence", f.confidence)
+    return msg
 
 
 def alert(a: LiveAlert) -> pb.Alert:
     f = a.finding
-    return pb.Alert(
+    msg = pb.Alert(
         alert_id=a.alert_id, call_id=a.call_id, agent_id=a.agent_id or "",
         team_id=a.team_id or "", item_id=f.item_id, item_name=f.name, kind=f.kind,
         category=f.category or "", severity=SEVERITIES.get(f.severity, pb.SEVERITY_UNSPECIFIED),
@@ -86,6 +91,8 @@ def alert(a: LiveAlert) -> pb.Alert:
         deduct_points=f.deduct, utterance_end_at=ts(a.utterance_end_at),
         raised_at=ts(a.raised_at), latency_ms=a.latency_ms, late=a.late, live=a.live,
     )  # fmt: skip
+    _opt(msg, "confidence", f.confidence)
+    return msg
 
 
 def scored(result: CallResult) -> pb.CallScored:
@@ -189,9 +196,13 @@ def stored_call(row: dict[str, Any]) -> pb.Call:
             deduct_points=f.get("deduct") or 0.0, alert=bool(f.get("alert")),
             detail_json=json.dumps(f["detail"], ensure_ascii=False) if f.get("detail") else "",
         ))  # fmt: skip
+        _opt(msg.findings[-1], "confidence", f.get("confidence"))
     for i, u in enumerate(row.get("utterances") or []):
         m = pb.Utterance(speaker=speaker(u["speaker"]), start_s=u["start_s"], end_s=u["end_s"],
                          text=u["text"] or "", seq=i)  # fmt: skip
         _opt(m, "level_db", u.get("level_db"))
+        _opt(m, "confidence", asr_confidence(u.get("avg_logprob")))
+        if u.get("checks"):
+            m.phrase_checks_json = json.dumps(u["checks"], ensure_ascii=False)
         msg.transcript.append(m)
     return msg

@@ -32,6 +32,7 @@ What else happens to an utterance:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -64,6 +65,7 @@ from core.asr.types import (
     split_long,
     window_for,
 )
+from core.calls import PhraseCheck
 from core.text_norm import compression_ratio, to_simplified
 from kernels.logmel import log_mel_spectrogram
 
@@ -105,6 +107,8 @@ class _Item:
     language: str = "en"
     language_prob: float | None = None
     attempts: list[_Attempt] = field(default_factory=list)
+    encoded: Any = None
+    """Its encoder output, kept while its request has phrases to check against the audio."""
 
 
 class AsrEngine:
@@ -161,12 +165,13 @@ class AsrEngine:
             for piece in split_long(audio, piece_s):
                 window = window_for(len(piece) / SAMPLE_RATE_HZ, self.options)
                 items.append(_Item(index, piece, window, language))
+        keep = {i for i, request in enumerate(requests) if request.candidates is not None}
         for batch in self._batches(items):
-            self._decode_batch(batch)
+            self._decode_batch(batch, keep)
         for index, request in enumerate(requests):
             if results[index] is None:
                 pieces = [item for item in items if item.request_index == index]
-                results[index] = self._finish(request, pieces)
+                results[index] = self._check_phrases(request, pieces, self._finish(request, pieces))
         final = [r for r in results if r is not None]
         self._count(final)
         return final
@@ -203,7 +208,7 @@ class AsrEngine:
             for i in range(0, len(group), self.max_batch_size)
         ]
 
-    def _decode_batch(self, batch: list[_Item]) -> None:
+    def _decode_batch(self, batch: list[_Item], keep: set[int] | None = None) -> None:
         opts = self.options
         window_s = batch[0].window_s
         n_frames = round(window_s * FRAMES_PER_S)
@@ -213,6 +218,9 @@ class AsrEngine:
             ctranslate2.StorageView.from_array(features), to_cpu=self.device != "cpu"
         )
         self.stats.encode_s += time.perf_counter() - started
+        for row, item in enumerate(batch):
+            if keep and item.request_index in keep:
+                item.encoded = _select(encoded, [row], len(batch)) if len(batch) > 1 else encoded
         self._detect_languages(batch, encoded)
         pending = list(range(len(batch)))
         for attempt_no, temperature in enumerate(opts.temperatures):
@@ -396,6 +404,71 @@ class AsrEngine:
             window_s=max(p.window_s for p in pieces),
         )
 
+    # ----------------------------------------------------------------- phrase checks
+
+    def _check_phrases(
+        self, request: AsrRequest, pieces: list[_Item], result: AsrResult
+    ) -> AsrResult:
+        """Check the request's near-missed phrases against the audio (see `PhraseCheck`).
+
+        Each candidate's text (the decoded text with the phrase put in) and the decoded text
+        are scored by forced decoding on the utterance's encoder output; the candidates the
+        audio supports within ``verify_margin`` are put in the text, the longest first where
+        they overlap. Utterances decoded in pieces, and dropped ones, are left as they are.
+        """
+        finder = request.candidates
+        if finder is None or result.filtered or len(pieces) != 1 or not result.text:
+            return result
+        piece = pieces[0]
+        text = result.text
+        found = [c for c in finder(text) if 0 <= c.start < c.end <= len(text)]
+        piece.encoded, encoded = None, piece.encoded
+        if not found or encoded is None:
+            return result
+        started = time.perf_counter()
+        texts = [text] + [text[: c.start] + c.phrase + text[c.end :] for c in found]
+        scores = self._forced_logprob(encoded, piece, texts)
+        margin = self.options.verify_margin
+        checks = [
+            PhraseCheck(c.phrase, text[c.start : c.end], c.start, c.end, gain, gain >= -margin)
+            for c, gain in zip(found, (s - scores[0] for s in scores[1:]), strict=True)
+        ]
+        self.stats.phrase_checks += len(checks)
+        self.stats.check_s += time.perf_counter() - started
+        accepted = _non_overlapping([c for c in checks if c.accepted])
+        if not accepted:
+            return dataclasses.replace(result, checks=checks)
+        new_text, shift, placed = "", 0, {}
+        cursor = 0
+        for check in sorted(accepted, key=lambda c: c.start):
+            new_text += text[cursor : check.start]
+            placed[id(check)] = check.start + shift
+            new_text += check.phrase
+            shift += len(check.phrase) - (check.end - check.start)
+            cursor = check.end
+        new_text += text[cursor:]
+        checks = [
+            dataclasses.replace(c, at=placed[id(c)]) if id(c) in placed else c for c in checks
+        ]
+        self.stats.phrases_accepted += len(accepted)
+        return dataclasses.replace(result, text=new_text, decoded_text=text, checks=checks)
+
+    def _forced_logprob(self, encoded: Any, piece: _Item, texts: list[str]) -> list[float]:
+        """Summed log-probability of each text's tokens given the piece's audio."""
+        ids = [self.tokenizer.encode(t) for t in texts]
+        features = np.asarray(encoded)
+        batch = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(np.repeat(features, len(ids), axis=0))
+        )
+        audio_frames = len(piece.audio) * FRAMES_PER_S // SAMPLE_RATE_HZ
+        frames = max(1, min(round(piece.window_s * FRAMES_PER_S), audio_frames))
+        prompt = self._prompt(piece.language)
+        aligned = self.model.align(batch, prompt, ids, [frames] * len(ids))
+        return [
+            float(np.log(np.maximum(np.asarray(a.text_token_probs, dtype=np.float64), 1e-12)).sum())
+            for a in aligned
+        ]
+
     def _count(self, results: list[AsrResult]) -> None:
         for result in results:
             self.stats.utterances += 1
@@ -432,3 +505,12 @@ def _select(encoded: Any, rows: list[int], total: int | None = None) -> Any:
     if len(rows) == array.shape[0]:
         return encoded
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[rows]))
+
+
+def _non_overlapping(checks: list[PhraseCheck]) -> list[PhraseCheck]:
+    """The accepted checks to apply: where two overlap, the one with the larger gain."""
+    kept: list[PhraseCheck] = []
+    for check in sorted(checks, key=lambda c: -c.gain):
+        if all(check.end <= k.start or k.end <= check.start for k in kept):
+            kept.append(check)
+    return kept

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
+
+from core.calls import PhraseCheck
 
 SAMPLE_RATE_HZ = 16000
 FRAMES_PER_S = 100
@@ -83,6 +85,10 @@ class AsrOptions:
         max_batch_size: utterances per generate() call; 0 picks CPU_MAX_BATCH or
             CUDA_MAX_BATCH.
         random_seed: seed of CTranslate2's sampler (temperature > 0), for repeatable runs.
+        verify_margin: a near-missed phrase (AsrRequest.candidates) is put in the text when
+            the model scores the text with it at most this many nats (summed log-probability
+            over the utterance) below the decoded text on the same audio; see
+            `PhraseCheck` and the README's "Phrases the audio settles".
     """
 
     language: Language = "zh"
@@ -107,6 +113,7 @@ class AsrOptions:
     inter_threads: int = 0
     max_batch_size: int = 0
     random_seed: int | None = 0
+    verify_margin: float = 4.0
 
     def __post_init__(self) -> None:
         if self.language not in ("zh", "en", "auto"):
@@ -139,6 +146,21 @@ class AsrOptions:
             raise ValueError(f"inter_threads must be >= 0, got {self.inter_threads}")
 
 
+class PhraseCandidate(Protocol):
+    """A stretch ``text[start:end]`` of a transcript that may really have been ``phrase``."""
+
+    @property
+    def phrase(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+CandidateFinder = Callable[[str], Sequence[PhraseCandidate]]
+"""Given the decoded text of an utterance, the phrases to check against its audio."""
+
+
 @dataclass(frozen=True)
 class AsrRequest:
     """One utterance to transcribe.
@@ -147,11 +169,15 @@ class AsrRequest:
         id: the caller's key for the utterance (e.g. "call42/agent/17").
         audio: 16 kHz mono float32 samples in [-1, 1].
         language: "zh", "en", "auto", or None for AsrOptions.language.
+        candidates: finds, in the decoded text, near misses of phrases that matter (a
+            rubric's); each is checked against the audio, and put in the text when the audio
+            supports it about as well as what was decoded (see `PhraseCheck`).
     """
 
     id: str
     audio: np.ndarray
     language: str | None = None
+    candidates: CandidateFinder | None = None
 
 
 @dataclass
@@ -194,6 +220,10 @@ class AsrResult:
     repetition_trimmed: bool = False
     duration_s: float = 0.0
     window_s: float = 0.0
+    decoded_text: str | None = None
+    """The text as decoded, where accepted phrase checks changed `text`; else None."""
+    checks: list[PhraseCheck] = field(default_factory=list)
+    """Near-missed phrases checked against the audio, accepted or not."""
 
     @property
     def dropped_reason(self) -> FilterReason | None:
@@ -214,6 +244,9 @@ class AsrStats:
     first_attempt_loops: int = 0
     filtered: dict[str, int] = field(default_factory=dict)
     trimmed: int = 0
+    phrase_checks: int = 0
+    phrases_accepted: int = 0
+    check_s: float = 0.0
 
 
 def window_for(duration_s: float, options: AsrOptions) -> float:

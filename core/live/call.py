@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.asr.types import CandidateFinder
 from core.calls import CallEvidence, Finding, LegActivity, Segment, Speaker, Utterance
 from core.live.events import CallEvent, LiveAlert
 from core.live.leg import LiveLeg
 from core.rubric.engine import live_findings
+from core.rubric.phrase_checks import candidate_finder
 from core.rubric.schema import Rubric
 
 HISTORY_LIMIT = 5_000
@@ -84,6 +86,9 @@ class LiveCall:
         self.rubric = rubric
         self.rubric_version = rubric_version
         self.language = rubric.language
+        self._phrase_candidates: dict[Speaker, CandidateFinder | None] = {
+            sp: candidate_finder(rubric, sp) for sp in legs
+        }
         self.legs = legs
         self.recording_path = recording_path
         self.started_at = started_at
@@ -124,6 +129,10 @@ class LiveCall:
         self.ingest_lock = threading.Lock()
 
     # ---------------------------------------------------------------- identity
+
+    def phrase_candidates(self, speaker: Speaker) -> CandidateFinder | None:
+        """What to check against the audio of `speaker`'s utterances (the rubric's phrases)."""
+        return self._phrase_candidates.get(speaker)
 
     @property
     def agent_id(self) -> str | None:

@@ -383,6 +383,7 @@ class LiveEngine:
             audio=utt.audio16, language=call.language, ready_at=ready,
             done=self._asr_done, priority=priority,
             context=(call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall),
+            candidates=None if utt.partial else call.phrase_candidates(utt.speaker),
         )  # fmt: skip
         self.scheduler.submit(job)
 
@@ -430,6 +431,8 @@ class LiveEngine:
             level_db=span.level_db, voiced_s=span.voiced_s, pitch_hz=span.pitch_hz,
             avg_logprob=result.avg_logprob if result else None,
             no_speech_prob=result.no_speech_prob if result else None,
+            checks=list(result.checks) if result else [],
+            decoded_text=result.decoded_text if result else None,
         )  # fmt: skip
         if lu.partial:
             if call.ended or call.is_finished(lu.speaker, lu.seq):

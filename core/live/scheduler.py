@@ -37,7 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from core.asr.types import DEFAULT_BATCH, AsrRequest, AsrResult, Transcriber
+from core.asr.types import (
+    DEFAULT_BATCH,
+    AsrRequest,
+    AsrResult,
+    CandidateFinder,
+    Transcriber,
+)
 from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,8 @@ class AsrJob:
     audio_s: float = 0.0
     spooled: Path | None = None
     enqueued_at: float = field(default_factory=time.monotonic)
+    candidates: CandidateFinder | None = None
+    """Near-missed rubric phrases to check against the audio (AsrRequest.candidates)."""
 
 
 _Entry = tuple[int, Rank, float, int, AsrJob]
@@ -366,7 +374,7 @@ class AsrScheduler:
         assert self._engine is not None
         requests = [
             AsrRequest(id=job.key, audio=job.audio if job.audio is not None else np.zeros(0),
-                       language=job.language)
+                       language=job.language, candidates=job.candidates)
             for job in batch
         ]  # fmt: skip
         started = time.monotonic()

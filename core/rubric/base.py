@@ -40,6 +40,7 @@ def make_finding(
     evidence: str,
     detail: dict[str, Any] | None = None,
     alert: bool | None = None,
+    confidence: float | None = None,
 ) -> Finding:
     return Finding(
         item_id=item.id,
@@ -54,6 +55,7 @@ def make_finding(
         category=item.category,
         alert=item.alert if alert is None else alert,
         detail=detail or {},
+        confidence=confidence,
     )
 
 

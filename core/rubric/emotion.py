@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from core.calls import CallEvidence, Finding
 from core.rubric.base import make_finding
+from core.rubric.confidence import line_confidence
 from core.rubric.matching import get_matcher, is_cjk_language
 from core.rubric.metrics import CallMetrics
 from core.rubric.schema import DEFAULT_MIN_CONFIDENCE, Item
@@ -171,6 +172,7 @@ def emotion(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Fi
                 end=u.end,
                 evidence=f"{conf:.2f}: {u.text}",
                 detail=detail,
+                confidence=round(conf * line_confidence(u), 3),
             )
         )
     return out

@@ -382,6 +382,60 @@ def _align_at(
     return (i + best_b - 1, best_cost)
 
 
+@dataclass(frozen=True)
+class NearMiss:
+    """A stretch of text that is one token edit short of matching `phrase` (see `near_misses`).
+
+    `start`/`end` are character offsets in the text; `substituted` counts the phrase tokens
+    heard as another token.
+    """
+
+    phrase: str
+    start: int
+    end: int
+    text: str
+    substituted: int
+
+
+def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list[NearMiss]:
+    """Where `text` holds something that sounds almost like one of `phrases`.
+
+    A near miss is a run of as many tokens as the phrase, that fuzzy matching does not
+    accept, whose tokens all compare by sound (fuzzy mode) but for at most one more than
+    fuzzy matching allows (`allowed_edits` + 1), anywhere in the phrase (its first and last
+    tokens too: 不好意思 heard as 不好衣服), with at least one token the same. A negation is
+    never the token that differs (我知道 is no near miss of 不知道), and a phrase made of
+    digits has none (a number is an identifier). Stretches that match a phrase are left out.
+    These are only candidates: whether the phrase was said is for the audio to settle
+    (`core.asr.engine.AsrEngine`).
+    """
+    if not text:
+        return []
+    cjk_mode = is_cjk_language(language)
+    tokens = tokenize(text, language)
+    matched = get_matcher(tuple(phrases), "fuzzy", language).find(text)
+    out: list[NearMiss] = []
+    for phrase in phrases:
+        ptoks = tokenize(phrase, language)
+        n = len(ptoks)
+        if n < 2 or all(_is_digit(t) for t in ptoks):
+            continue
+        wanted = allowed_edits(n, cjk_mode) + 1
+        for i in range(len(tokens) - n + 1):
+            window = tokens[i : i + n]
+            differ = [a for a in range(n) if not _same(ptoks[a], window[a], True)]
+            if not differ or len(differ) > wanted or len(differ) >= n:
+                continue
+            if any(ptoks[a].negation or window[a].negation for a in differ):
+                continue
+            start, end = window[0].start, window[-1].end
+            if any(m.start < end and start < m.end for m in matched):
+                continue
+            out.append(NearMiss(phrase, start, end, text[start:end], len(differ)))
+    out.sort(key=lambda m: (m.start, -(m.end - m.start)))
+    return out
+
+
 @functools.lru_cache(maxsize=512)
 def get_matcher(phrases: tuple[str, ...], mode: str, language: str) -> PhraseMatcher:
     """A cached matcher: rules ask for the same phrase lists on every utterance."""

@@ -19,17 +19,26 @@ from core.rubric.base import (
     turns,
     utterance_detail,
 )
+from core.rubric.confidence import (
+    absence_confidence,
+    margin_confidence,
+    mean_line_confidence,
+    phrase_confidence,
+)
 from core.rubric.matching import count_fillers
 from core.rubric.metrics import CallMetrics
-from core.rubric.schema import Item
+from core.rubric.schema import DEFAULT_MATCH, Item
 
 
 def _phrase_findings(
     item: Item, evidence: CallEvidence, *, alert: bool | None = None
 ) -> list[Finding]:
     out = []
+    mode = item.match or DEFAULT_MATCH
     for hit in phrase_hits(evidence, item.speaker or "any", item.phrases, item.match):
-        detail = {"phrase": hit.match.phrase, **utterance_detail(evidence, hit.index)}
+        confidence, how = phrase_confidence(hit.utterance, hit.match, mode)
+        detail = {"phrase": hit.match.phrase, "match": how,
+                  **utterance_detail(evidence, hit.index)}  # fmt: skip
         if hit.match.edits:
             detail["edits"] = hit.match.edits
         out.append(
@@ -41,6 +50,7 @@ def _phrase_findings(
                 evidence=hit.match.text,
                 detail=detail,
                 alert=alert,
+                confidence=confidence,
             )
         )
     return out
@@ -94,6 +104,7 @@ def required_phrase(item: Item, evidence: CallEvidence, metrics: CallMetrics) ->
         "window": {"start": round(lo, 3), "end": round(hi, 3)},
         "utterances": said,
     }
+    searched = [evidence.utterances[i] for i in said]
     return [
         make_finding(
             item,
@@ -102,6 +113,7 @@ def required_phrase(item: Item, evidence: CallEvidence, metrics: CallMetrics) ->
             end=hi,
             evidence="missing: " + ", ".join(item.phrases),
             detail=detail,
+            confidence=absence_confidence(searched, item.phrases),
         )
     ]
 
@@ -164,6 +176,8 @@ def trigger_response(item: Item, evidence: CallEvidence, metrics: CallMetrics) -
             continue
         seen_first_turns.add(key)
         end = checked[-1].end if complete else evidence.duration_s
+        searched = [utts[i] for i in indices]
+        trigger_conf, _ = phrase_confidence(t_utt, hit.match, item.match or DEFAULT_MATCH)
         out.append(
             make_finding(
                 item,
@@ -181,6 +195,7 @@ def trigger_response(item: Item, evidence: CallEvidence, metrics: CallMetrics) -
                     "turns_checked": [list(t.indices) for t in checked],
                     "missing": list(resp.phrases),
                 },
+                confidence=round(trigger_conf * absence_confidence(searched, resp.phrases), 3),
             )
         )
     return out
@@ -246,5 +261,10 @@ def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> li
                 "per_min_call": round(count * 60.0 / evidence.duration_s, 2),
                 "utterances": holding,
             },
+            confidence=round(
+                margin_confidence(per_min, item.max_per_min)
+                * mean_line_confidence(evidence.utterances[i] for i in holding),
+                3,
+            ),
         )
     ]

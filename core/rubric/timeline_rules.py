@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from core.calls import CallEvidence, Finding
 from core.rubric.base import make_finding, order
+from core.rubric.confidence import margin_confidence
 from core.rubric.matching import get_matcher, is_cjk_language
 from core.rubric.metrics import CallMetrics, silence_runs
 from core.rubric.schema import Item
@@ -81,6 +82,7 @@ def silence(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Fi
                 end=run.end,
                 evidence=f"silence {run.duration:.1f} s",
                 detail=detail,
+                confidence=margin_confidence(run.duration, item.min_s),
             )
         )
     return out
@@ -120,6 +122,7 @@ def overtalk(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[F
                 end=run.end,
                 evidence=utts[mine].text if mine is not None else f"overlap {run.overlap_s:.1f} s",
                 detail=detail,
+                confidence=margin_confidence(run.overlap_s, item.min_overlap_s),
             )
         )
     return out
@@ -170,9 +173,19 @@ def speech_rate(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> lis
                     "speech_s": round(um.speech_s, 3),
                     "too": "fast" if too_fast else "slow",
                 },
+                confidence=_rate_confidence(item, rate, too_fast),
             )
         )
     return out
+
+
+def _rate_confidence(item: Item, rate: float, too_fast: bool) -> float:
+    if too_fast and item.max_per_min is not None:
+        return margin_confidence(rate, item.max_per_min)
+    if item.min_per_min is not None and rate > 0:
+        # too slow: how many times slower than the floor, on the same scale as too fast
+        return margin_confidence(item.min_per_min / rate * item.min_per_min, item.min_per_min)
+    return 1.0
 
 
 def volume(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Finding]:
@@ -202,6 +215,7 @@ def volume(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> list[Fin
                     "level_db": um.level_db,
                     "median_level_db": metrics.median_level_db.get(u.speaker),
                 },
+                confidence=margin_confidence(um.level_rel_db, item.rise_db),
             )
         )
     return out

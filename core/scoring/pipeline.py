@@ -8,17 +8,18 @@ the rubric, and hand back what storage needs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.asr.types import AsrRequest, Transcriber
+from core.asr.types import AsrRequest, CandidateFinder, Transcriber
 from core.audio.segmentation import segment_leg
 from core.audio.wav import Recording
 from core.calls import CallEvidence, CallResult, LegActivity, Speaker, Utterance
 from core.rubric.engine import evaluate
+from core.rubric.phrase_checks import candidate_finder
 from core.rubric.schema import Rubric
 from kernels.resample import downsample_16k_to_8k, upsample_8k_to_16k
 
@@ -103,15 +104,24 @@ def transcribe_utterances(
     language: str,
     batch_size: int,
     progress: ProgressFn | None = None,
+    candidates: Mapping[str, CandidateFinder | None] | None = None,
 ) -> tuple[list[Utterance], list[tuple[Utterance, str]]]:
-    """Fill in the text of each utterance; return the kept ones and the dropped ones."""
+    """Fill in the text of each utterance; return the kept ones and the dropped ones.
+
+    ``candidates``: per speaker, the near-missed phrases to check against the audio
+    (`core.rubric.phrase_checks.candidate_finder`).
+    """
     audio16 = {leg.speaker: _to_16k(leg.audio, leg.sample_rate) for leg in legs}
+    finders = candidates or {}
     requests = []
     for i, utt in enumerate(utterances):
         a = audio16[utt.speaker]
         s = max(0, int(utt.start * ASR_SAMPLE_RATE))
         e = min(len(a), int(utt.end * ASR_SAMPLE_RATE))
-        requests.append(AsrRequest(id=str(i), audio=a[s:e], language=language))
+        requests.append(
+            AsrRequest(id=str(i), audio=a[s:e], language=language,
+                       candidates=finders.get(utt.speaker))
+        )  # fmt: skip
     kept: list[Utterance] = []
     dropped: list[tuple[Utterance, str]] = []
     done = 0
@@ -127,6 +137,8 @@ def transcribe_utterances(
                 dropped.append((utt, res.dropped_reason or "empty"))
                 continue
             utt.text = res.text
+            utt.checks = list(res.checks)
+            utt.decoded_text = res.decoded_text
             kept.append(utt)
         done += len(batch)
         if progress is not None:
@@ -152,9 +164,13 @@ def score_legs(
     utterances, activity = segment_legs(
         legs, min_silence_s=min_silence_s, max_utterance_s=max_utterance_s
     )
+    finders: dict[str, CandidateFinder | None] = {
+        leg.speaker: candidate_finder(rubric, leg.speaker) for leg in legs
+    }
     kept, dropped = transcribe_utterances(
-        engine, legs, utterances, language=lang, batch_size=batch_size, progress=progress
-    )
+        engine, legs, utterances, language=lang, batch_size=batch_size, progress=progress,
+        candidates=finders,
+    )  # fmt: skip
     evidence = CallEvidence(duration_s=duration, language=lang, utterances=kept, activity=activity)
     result = evaluate(rubric, evidence, rubric_version=rubric_version)
     return ScoredCall(result=result, evidence=evidence, dropped=dropped)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.calls import CallEvidence, Speaker, Utterance
+from core.calls import CallEvidence, PhraseCheck, Speaker, Utterance
 from core.storage import timelines
 from core.storage.timelines import CallTimelines
 
@@ -51,7 +51,9 @@ def _utterance(row: Sequence[Any]) -> Utterance:
     speaker: Speaker = "agent" if row[1] == "agent" else "customer"
     return Utterance(speaker=speaker, start=float(row[2]), end=float(row[3]), text=row[4],
                      level_db=row[5], voiced_s=row[6], pitch_hz=row[7], avg_logprob=row[8],
-                     no_speech_prob=row[9])
+                     no_speech_prob=row[9],
+                     checks=[PhraseCheck.from_json(c) for c in json.loads(row[10] or "[]")],
+                     decoded_text=row[11])
 
 
 def stored_calls(conn: Any, call_ids: Sequence[str], *, schema: str = "main",
@@ -80,7 +82,7 @@ def stored_calls(conn: Any, call_ids: Sequence[str], *, schema: str = "main",
             )
         for r in conn.execute(
             "SELECT call_id, speaker, start_s, end_s, text, level_db, voiced_s, pitch_hz,"
-            f" avg_logprob, no_speech_prob FROM {schema}.utterances"
+            f" avg_logprob, no_speech_prob, checks, decoded_text FROM {schema}.utterances"
             f" WHERE call_id IN ({marks}) ORDER BY call_id, seq",
             part,
         ).fetchall():
@@ -89,7 +91,8 @@ def stored_calls(conn: Any, call_ids: Sequence[str], *, schema: str = "main",
                 call.utterances.append(_utterance(r))
         for r in conn.execute(
             "SELECT call_id, seq, item_id, start_s, end_s, speaker, severity, deduct, evidence,"
-            f" name FROM {schema}.findings WHERE call_id IN ({marks}) ORDER BY call_id, seq",
+            f" name, confidence FROM {schema}.findings WHERE call_id IN ({marks})"
+            " ORDER BY call_id, seq",
             part,
         ).fetchall():
             call = calls.get(r[0])
@@ -98,6 +101,7 @@ def stored_calls(conn: Any, call_ids: Sequence[str], *, schema: str = "main",
                     "seq": int(r[1]), "item_id": r[2], "start": float(r[3]),
                     "end": float(r[4]), "speaker": r[5], "severity": r[6],
                     "deduct": float(r[7]), "evidence": r[8], "name": r[9],
+                    "confidence": r[10],
                 })
         if with_timelines:
             for call_id, tl in timelines.load(conn, part, schema=schema).items():

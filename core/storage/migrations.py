@@ -301,6 +301,16 @@ V6_CALL_DECISIONS = (
     """,
 )
 
+# Version 7: how sure the machine is. ``findings.confidence`` (0..1, core.rubric.confidence;
+# NULL for findings stored before it was judged); per utterance the near-missed rubric phrases
+# checked against the audio (``checks``, JSON, core.calls.PhraseCheck) and, where an accepted
+# check changed the text, the text as decoded (``decoded_text``).
+V7_CONFIDENCE = (
+    "ALTER TABLE findings ADD COLUMN confidence REAL",
+    "ALTER TABLE utterances ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE utterances ADD COLUMN decoded_text TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
               _run(V1_SCHEMA)),
@@ -312,6 +322,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _run(V5_REPORT_INDEXES)),
     Migration(6, "call_decisions: what the recorder decided about each call, and why",
               _run(V6_CALL_DECISIONS)),
+    Migration(7, "confidence of findings; phrase checks and decoded text of utterances",
+              _run(V7_CONFIDENCE)),
 )
 
 

@@ -262,6 +262,8 @@ def _utterance_row(call_id: str, seq: int, u: Utterance, language: str) -> dict[
         "avg_logprob": u.avg_logprob,
         "no_speech_prob": u.no_speech_prob,
         "search_text": search_text(u.text),
+        "checks": _dumps([c.to_json() for c in u.checks]),
+        "decoded_text": u.decoded_text,
     }
 
 
@@ -281,6 +283,7 @@ def _finding_row(call_id: str, seq: int, f: Finding) -> dict[str, Any]:
         "evidence": f.evidence,
         "alert": int(bool(f.alert)),
         "detail": _dumps(f.detail),
+        "confidence": f.confidence,
     }
 
 
@@ -427,7 +430,8 @@ def get_call(db: Database, call_id: str) -> dict[str, Any] | None:
     call["findings"] = []
     for f in db.query(
         "SELECT item_id, name, kind, category, speaker, severity, deduct, start_s, end_s,"
-        " evidence, alert, detail FROM findings WHERE call_id = ? ORDER BY start_s, seq",
+        " evidence, alert, detail, confidence FROM findings WHERE call_id = ?"
+        " ORDER BY start_s, seq",
         [call_id],
     ):
         f["alert"] = bool(f["alert"])
@@ -435,9 +439,12 @@ def get_call(db: Database, call_id: str) -> dict[str, Any] | None:
         call["findings"].append(f)
     call["utterances"] = list(db.query(
         "SELECT speaker, start_s, end_s, text, level_db, voiced_s, pitch_hz, rate_per_min,"
-        " avg_logprob, no_speech_prob FROM utterances WHERE call_id = ? ORDER BY start_s, seq",
+        " avg_logprob, no_speech_prob, checks, decoded_text FROM utterances WHERE call_id = ?"
+        " ORDER BY start_s, seq",
         [call_id],
     ))
+    for u in call["utterances"]:
+        u["checks"] = _loads(u["checks"] or "[]")
     return call
 
 

@@ -57,6 +57,12 @@ class Settings:
         "`int8_float16`, `float16`, `float32`.",
         measured=True,
     )
+    asr_verify_margin_nats: float = _setting(
+        4.0,
+        "A near-missed rubric phrase is put in the transcript when the audio scores the text "
+        "with it at most this many nats below the decoded text (0: no such checks).",
+        measured=True,
+    )
     asr_beam_size: int = _setting(
         3,
         "Beam size for decoding (3: on the corpus, the same findings as 5 for about 10 % less "

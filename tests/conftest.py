@@ -22,6 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS_DIR = REPO.parent / "shared" / "corpus"
+CORPUS_B_DIR = REPO.parent / "shared" / "corpus-b"
 
 
 def _tools(*names: str) -> Callable[[], bool]:
@@ -97,6 +98,15 @@ def corpus_dir() -> Path:
         pytest.fail(f"the labelled corpus is not at {CORPUS_DIR} (it lives in ../shared/corpus)",
                     pytrace=False)  # fmt: skip
     return CORPUS_DIR
+
+
+@pytest.fixture(scope="session")
+def corpus_b_dir() -> Path:
+    """The second labelled corpus (other domains and wording); tests carry ``corpus`` too."""
+    if not (CORPUS_B_DIR / "rubric.yaml").is_file():
+        pytest.fail(f"the second labelled corpus is not at {CORPUS_B_DIR} (../shared/corpus-b)",
+                    pytrace=False)  # fmt: skip
+    return CORPUS_B_DIR
 
 
 @pytest.fixture(scope="session")

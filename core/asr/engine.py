@@ -165,7 +165,10 @@ class AsrEngine:
             for piece in split_long(audio, piece_s):
                 window = window_for(len(piece) / SAMPLE_RATE_HZ, self.options)
                 items.append(_Item(index, piece, window, language))
-        keep = {i for i, request in enumerate(requests) if request.candidates is not None}
+        keep = {
+            i for i, request in enumerate(requests)
+            if request.candidates is not None and self.options.verify_margin > 0
+        }  # fmt: skip
         for batch in self._batches(items):
             self._decode_batch(batch, keep)
         for index, request in enumerate(requests):
@@ -417,7 +420,10 @@ class AsrEngine:
         they overlap. Utterances decoded in pieces, and dropped ones, are left as they are.
         """
         finder = request.candidates
-        if finder is None or result.filtered or len(pieces) != 1 or not result.text:
+        off = self.options.verify_margin <= 0
+        if finder is None or off or result.filtered or len(pieces) != 1 or not result.text:
+            for piece in pieces:
+                piece.encoded = None
             return result
         piece = pieces[0]
         text = result.text

@@ -88,7 +88,8 @@ class AsrOptions:
         verify_margin: a near-missed phrase (AsrRequest.candidates) is put in the text when
             the model scores the text with it at most this many nats (summed log-probability
             over the utterance) below the decoded text on the same audio; see
-            `PhraseCheck` and the README's "Phrases the audio settles".
+            `core.calls.PhraseCheck` and the README's "Phrases the audio settles". 0 turns
+            the checks off.
     """
 
     language: Language = "zh"

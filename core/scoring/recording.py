@@ -59,7 +59,7 @@ class ScoreOutcome:
 @lru_cache(maxsize=4)
 def _engine(
     model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float,
-    inter_threads: int, batch: int,
+    inter_threads: int, batch: int, verify_margin: float = 4.0,
 ) -> AsrEngine:  # fmt: skip
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
@@ -67,6 +67,7 @@ def _engine(
     options = AsrOptions(
         device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam,
         window_min_s=window_min_s, inter_threads=inter_threads, max_batch_size=batch,
+        verify_margin=verify_margin,
     )  # fmt: skip
     return AsrEngine(Path(model_dir), options)
 
@@ -83,6 +84,7 @@ def get_engine(config: Settings) -> AsrEngine:
         config.asr_window_min_s,
         config.asr_inter_threads,
         config.asr_batch_size,
+        config.asr_verify_margin_nats,
     )
 
 

@@ -31,6 +31,7 @@ UNITLESS_FLOATS = {
     "min_score": "rubric points",
     "max_score": "rubric points",
     "asr_real_time_factor": "a ratio: seconds of ASR time per second of audio",
+    "confidence": "a probability-like figure in 0..1 (how sure the machine is)",
 }
 
 _BLOCK = re.compile(r"^(message|enum|service|oneof)\s+(\w+)\s*\{")

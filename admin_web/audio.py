@@ -95,7 +95,7 @@ def lanes_for(meta: dict[str, Any], n_channels: int) -> tuple[str, ...]:
     if n_channels >= 2:
         return ("agent", "customer")
     mono = meta.get("mono_speaker")
-    return (mono if mono in ("agent", "customer") else "agent",)
+    return (mono if mono in ("agent", "customer", "mixed") else "agent",)
 
 
 def _cache_stem(call_id: str) -> str:

@@ -104,6 +104,10 @@ def call_page(call_id: str) -> Any:
     can_play = user.can(roles.PLAY)
     channels = call["meta"].get("channels")
     lanes = audio.lanes_for(call["meta"], channels if isinstance(channels, int) else 2)
+    speakers = labels.speaker_names()
+    if call["meta"].get("mono_speaker") == "mixed":
+        # one stream carried both parties: its lines are stored on the agent's leg
+        speakers["agent"] = speakers["mixed"]
     page_data = {
         "callId": call["id"],
         "duration": duration,
@@ -111,8 +115,7 @@ def call_page(call_id: str) -> Any:
         "audioUrl": url_for("calls.recording", call_id=call["id"]) if can_play else None,
         "peaksUrl": url_for("calls.peaks", call_id=call["id"]) if can_play else None,
         "lanes": list(lanes),
-        "laneNames": {k: v for k, v in labels.speaker_names().items()
-                      if k in ("agent", "customer")},
+        "laneNames": {k: v for k, v in speakers.items() if k in ("agent", "customer", "mixed")},
         "messages": {
             "play": _("Play"),
             "pause": _("Pause"),
@@ -135,7 +138,7 @@ def call_page(call_id: str) -> Any:
         review=review_data.panel_context(conn, call, user),
         shaky_confidence=call_view.SHAKY_CONFIDENCE,
         shaky_no_speech=call_view.SHAKY_NO_SPEECH_PROB,
-        speakers=labels.speaker_names(),
+        speakers=speakers,
     )
 
 

@@ -32,6 +32,7 @@ def speaker_names() -> dict[str, str]:
         "customer": str(_l("Customer")),
         "any": str(_l("Either")),
         "both": str(_l("Both")),
+        "mixed": str(_l("Both parties (one mixed stream)")),
     }
 
 

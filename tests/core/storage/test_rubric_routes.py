@@ -159,7 +159,7 @@ def test_a_stored_route_changes_the_rubric_of_the_next_call(daemon: ServeProcess
     before = _listed(stub.ListRubricRoutes(pb.ListRubricRoutesRequest(), timeout=10))
     for bad, why in (
         (_route(pb.ROUTE_KIND_TEAM, "T1", "no-such-rubric"), "no rubric 'no-such-rubric'"),
-        (_route(pb.ROUTE_KIND_UNSPECIFIED, "T1", "default-zh"), "needs a kind"),
+        (_route(pb.ROUTE_KIND_UNSPECIFIED, "T1", "default-zh"), "kind: required"),
         (_route(pb.ROUTE_KIND_TEAM, " ", "default-zh"), "needs the team"),
     ):
         with pytest.raises(grpc.RpcError) as err:

@@ -416,7 +416,7 @@ def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list
     matched = get_matcher(tuple(phrases), "fuzzy", language).find(text)
     out: list[NearMiss] = []
     for phrase in phrases:
-        ptoks = tokenize(phrase, language)
+        ptoks = _phrase_tokens(phrase, language)
         n = len(ptoks)
         if n < 2 or all(_is_digit(t) for t in ptoks):
             continue
@@ -434,6 +434,12 @@ def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list
             out.append(NearMiss(phrase, start, end, text[start:end], len(differ)))
     out.sort(key=lambda m: (m.start, -(m.end - m.start)))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _phrase_tokens(phrase: str, language: str) -> tuple[Token, ...]:
+    """A rubric phrase's tokens: phrases are few and asked for on every utterance."""
+    return tuple(tokenize(phrase, language))
 
 
 @functools.lru_cache(maxsize=512)

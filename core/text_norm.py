@@ -6,7 +6,8 @@
   simplified, lower case, no punctuation and no spaces).
 * ``cer_key``: the form in which character error rates are measured: ``match_key`` plus
   Chinese numerals turned into Arabic digits, applied to both reference and hypothesis,
-  so that "三十秒" and "30秒", or "零零九三" and "0093", compare equal.
+  so that "三十秒" and "30秒", or "零零九三" and "0093", or "幺二三幺五" (幺, the
+  spoken one of phone and card numbers) and "12315", compare equal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _DIGITS = {
     "零": 0,
     "〇": 0,
     "一": 1,
+    "幺": 1,
     "二": 2,
     "两": 2,
     "三": 3,

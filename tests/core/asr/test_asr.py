@@ -98,6 +98,7 @@ def test_simplification_and_cer_keys() -> None:
     assert cer_key("等三十秒以后") == cer_key("等30秒以后")
     assert cer_key("一共一百二十九元") == "1共129元"
     assert cer_key("两万三千") == "23000"
+    assert cer_key("打幺二三幺五") == cer_key("打一二三一五") == cer_key("打12315") == "打12315"
     assert cer_key("Hello, World!") == "helloworld"
 
 

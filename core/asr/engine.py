@@ -47,6 +47,8 @@ import numpy as np
 from core.asr.device import default_batch_size, load_whisper
 from core.asr.filters import find_repetition, is_phantom, trim_repetition
 from core.asr.models import ModelInfo, inspect_model_dir, resolve_model
+from core.asr.silero_model import silero_model_path
+from core.asr.speech_check import SpeechCheck
 from core.asr.tokenizer import WhisperTokenizer
 from core.asr.types import (
     FRAMES_PER_S,
@@ -127,6 +129,12 @@ class AsrEngine:
         self.inter_threads = int(getattr(self.model, "num_workers", 1) or 1)
         """Batches the model decodes at once (CTranslate2 replicas)."""
         self.stats = AsrStats()
+        self.speech_check: SpeechCheck | None = None
+        if self.options.speech_check:
+            self.speech_check = SpeechCheck(
+                silero_model_path(), threshold=self.options.speech_threshold,
+                device=self.device, device_index=self.options.device_index,
+            )  # fmt: skip
         self._prompt_cache: dict[str, list[int]] = {}
         logger.info(
             "Whisper %s loaded on %s (%s), batch %d, %d at once",
@@ -147,17 +155,24 @@ class AsrEngine:
         """Transcribe utterances from any number of lines; results are in request order."""
         items: list[_Item] = []
         results: list[AsrResult | None] = [None] * len(requests)
+        audios = [_check_audio(request) for request in requests]
+        languages = [self._request_language(request) for request in requests]
+        dropped = self._not_speech(audios)
         for index, request in enumerate(requests):
-            audio = _check_audio(request)
-            language = self._request_language(request)
+            audio, language = audios[index], languages[index]
             duration = len(audio) / SAMPLE_RATE_HZ
+            reason: FilterReason | None = None
             if duration < MIN_AUDIO_S or not np.any(audio):
+                reason = "empty"
+            elif index in dropped:
+                reason = "not_speech"
+            if reason is not None:
                 results[index] = AsrResult(
                     id=request.id,
                     text="",
                     language="" if language == "auto" else language,
                     filtered=True,
-                    filter_reason="empty",
+                    filter_reason=reason,
                     duration_s=duration,
                 )
                 continue
@@ -178,6 +193,18 @@ class AsrEngine:
         final = [r for r in results if r is not None]
         self._count(final)
         return final
+
+    def _not_speech(self, audios: list[np.ndarray]) -> set[int]:
+        """Indices of the utterances the speech check finds no speech in (all of them run
+        as one batch); none when the check is off."""
+        if self.speech_check is None:
+            return set()
+        indices = [i for i, a in enumerate(audios)
+                   if len(a) / SAMPLE_RATE_HZ >= MIN_AUDIO_S and np.any(a)]  # fmt: skip
+        if not indices:
+            return set()
+        verdicts = self.speech_check.check([audios[i] for i in indices])
+        return {i for i, verdict in zip(indices, verdicts, strict=True) if not verdict.speech}
 
     # ----------------------------------------------------------------- batching
 

@@ -34,7 +34,7 @@ CUDA_MAX_BATCH = 64
 Language = Literal["zh", "en", "auto"]
 Device = Literal["auto", "cpu", "cuda"]
 BatchPadding = Literal["group", "max"]
-FilterReason = Literal["empty", "no_speech", "phantom", "loop", "compression"]
+FilterReason = Literal["empty", "no_speech", "not_speech", "phantom", "loop", "compression"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,11 @@ class AsrOptions:
             over the utterance) below the decoded text on the same audio; see
             `core.calls.PhraseCheck` and the README's "Phrases the audio settles". 0 turns
             the checks off.
+        speech_check: run the speech check (`core.asr.speech_check`, Silero VAD) over each
+            utterance before it is decoded, and drop those that hold no speech (filter
+            reason "not_speech").
+        speech_threshold: Silero's speech probability at or above which a 32 ms window is
+            speech (the check's threshold).
     """
 
     language: Language = "zh"
@@ -115,8 +120,12 @@ class AsrOptions:
     max_batch_size: int = 0
     random_seed: int | None = 0
     verify_margin: float = 4.0
+    speech_check: bool = False
+    speech_threshold: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.speech_threshold < 1.0:
+            raise ValueError(f"speech_threshold must lie in (0, 1), got {self.speech_threshold}")
         if self.language not in ("zh", "en", "auto"):
             raise ValueError(f"language must be 'zh', 'en' or 'auto', got {self.language!r}")
         if self.beam_size < 1:
@@ -197,8 +206,8 @@ class AsrResult:
         temperature: temperature of the chosen attempt.
         attempts: decoding attempts made (1 + retries).
         filtered: True when the text was dropped.
-        filter_reason: why it was dropped ("no_speech", "phantom", "loop", "compression",
-            "empty"), else None.
+        filter_reason: why it was dropped ("no_speech", "not_speech" (the speech check),
+            "phantom", "loop", "compression", "empty"), else None.
         raw_text: the decoded text before filtering and loop trimming.
         repetition_trimmed: True when a loop was cut from the text.
         duration_s: length of the audio.

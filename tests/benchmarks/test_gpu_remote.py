@@ -1,0 +1,209 @@
+"""scripts/gpu-check-remote: pieces and parts, joining with hash checks, the call plan, the
+cuBLAS links, and the check on a box without CUDA. Small made-up files stand in for the
+wheels and models; the real pack, when one has been made, is checked as it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu_remote.__main__ import plan_lines
+from benchmarks.gpu_remote.assemble import assemble, receive
+from benchmarks.gpu_remote.chunks import (
+    MANIFEST,
+    PackError,
+    check_pieces,
+    plan_pieces,
+    read_manifest,
+    write_pack,
+)
+from benchmarks.gpu_remote.cublas import alias_folder
+from benchmarks.gpu_remote.pack import CALL_LIMIT_MIB, DEFAULT_PACK, check_ignored, tree_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+PIECE, PART = 1000, 2500
+
+
+def make_files(root: Path) -> list[tuple[Path, str, str]]:
+    root.mkdir(parents=True)
+    sizes = {"a.whl": 4321, "empty.txt": 0, "model.bin": 3999, "config.json": 17}
+    groups = {"a.whl": "wheels", "empty.txt": "wheels", "model.bin": "base", "config.json": "base"}
+    out = []
+    for n, (name, size) in enumerate(sizes.items()):
+        path = root / name
+        path.write_bytes(bytes((i * 7 + n) % 251 for i in range(size)))
+        folder = "wheels" if groups[name] == "wheels" else "models/base"
+        out.append((path, f"{folder}/{name}", groups[name]))
+    return out
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> tuple[Path, list[tuple[Path, str, str]]]:
+    files = make_files(tmp_path / "src")
+    planned = plan_pieces(files, piece_bytes=PIECE, part_bytes=PART)
+    write_pack(planned, tmp_path / "pack", {"note": "test"})
+    return tmp_path / "pack", files
+
+
+def test_parts_are_full_but_never_over_and_each_holds_the_manifest(pack) -> None:
+    pack_dir, files = pack
+    manifest = read_manifest(pack_dir)
+    total = sum(src.stat().st_size for src, _, _ in files)
+    sizes = [manifest["parts"][p] for p in sorted(manifest["parts"])]
+    assert sum(sizes) == total
+    assert all(s <= PART for s in sizes) and all(s == PART for s in sizes[:-1])
+    assert len(sizes) == -(-total // PART)
+    for part in manifest["parts"]:
+        on_disk = sum(p.stat().st_size for p in (pack_dir / part).iterdir() if p.name != MANIFEST)
+        assert on_disk == manifest["parts"][part]
+        assert (pack_dir / part / MANIFEST).is_file()
+    assert all(p["size"] <= PIECE for f in manifest["files"] for p in f["pieces"])
+
+
+def test_parts_arrive_one_by_one_then_join_to_the_same_bytes(pack, tmp_path: Path) -> None:
+    pack_dir, files = pack
+    device = tmp_path / "device"
+    parts = sorted(p.name for p in pack_dir.iterdir())
+    device.mkdir()
+    for n, part in enumerate(parts, 1):
+        shutil.copytree(pack_dir / part, device / part)
+        seen = receive(device)
+        assert seen["parts_here"] == parts[:n]
+        assert seen["parts_missing"] == parts[n:]
+        if n == 1:
+            early = assemble(device, install=False)
+            assert early["incomplete"], "a file with pieces in later parts cannot be whole yet"
+    report = assemble(device, install=False)
+    assert report["incomplete"] == [] and report["groups"] == {"wheels": True, "base": True}
+    for src, dest, _ in files:
+        assert (device / "payload" / dest).read_bytes() == src.read_bytes()
+
+
+def test_a_damaged_piece_is_refused_and_nothing_half_joined_is_left(pack) -> None:
+    pack_dir, _ = pack
+    manifest = read_manifest(pack_dir)
+    piece = manifest["files"][2]["pieces"][1]  # model.bin's second piece
+    path = pack_dir / f"part-{piece['part']:02d}" / piece["name"]
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert check_pieces(pack_dir, manifest).damaged == [
+        f"part-{piece['part']:02d}/{piece['name']} (models/base/model.bin)"
+    ]
+    with pytest.raises(PackError, match="damaged"):
+        receive(pack_dir)
+    with pytest.raises(PackError, match=piece["name"]):
+        assemble(pack_dir, install=False)
+    payload = pack_dir / "payload" / "models" / "base"
+    assert not (payload / "model.bin").exists()
+    assert not list(payload.glob("*.joining"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_remote",
+            "--pack",
+            str(pack_dir),
+            "assemble",
+            "--no-install",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "damaged" in done.stderr
+
+
+def test_parts_from_two_packs_are_refused(pack) -> None:
+    pack_dir, _ = pack
+    other = json.loads((pack_dir / "part-01" / MANIFEST).read_text())
+    other["note"] = "another pack"
+    (pack_dir / "part-02" / MANIFEST).write_text(json.dumps(other))
+    with pytest.raises(PackError, match="different packs"):
+        read_manifest(pack_dir)
+
+
+def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(pack) -> None:
+    pack_dir, _ = pack
+    lines = plan_lines(pack_dir, budget_s=300)
+    calls = [json.loads(line.split("run ", 1)[1]) for line in lines if line.startswith("  run ")]
+    parts = sorted(read_manifest(pack_dir)["parts"])
+    assert [c["carry"] for c in calls] == [[f"{pack_dir}/{p}"] for p in parts]
+    assert calls[0]["command"].endswith("receive --survey")
+    assert calls[-1]["command"] == (
+        "scripts/gpu-check-remote assemble && scripts/gpu-check-remote check --budget-s 300"
+    )
+    assert calls[-1]["timeout_s"] == 600 and all(c["timeout_s"] < 600 for c in calls[:-1])
+
+
+def test_cublas_13_is_shown_under_the_cuda_12_names(tmp_path: Path) -> None:
+    lib = tmp_path / "cu13"
+    lib.mkdir()
+    (lib / "libcublas.so.13").write_bytes(b"x")
+    (lib / "libcublasLt.so.13").write_bytes(b"y")
+    found = {"libcublas.so.13": [str(lib / "libcublas.so.13")], "libcublasLt.so.13": []}
+    made = alias_folder(tmp_path / "alias", found)
+    alias = tmp_path / "alias"
+    assert os.readlink(alias / "libcublas.so.12") == str(lib / "libcublas.so.13")
+    assert (alias / "libcublasLt.so.12").read_bytes() == b"y"
+    assert (alias / "libcublasLt.so.13").read_bytes() == b"y"
+    assert set(made) == {"libcublas.so.12", "libcublasLt.so.12", "libcublasLt.so.13"}
+    assert alias_folder(tmp_path / "none", {"libcublas.so.13": []}) == {}
+
+
+@pytest.mark.no_cuda
+def test_the_check_reports_no_cuda_device_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_remote",
+            "--pack",
+            str(tmp_path / "pack"),
+            "check",
+            "--no-site",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads((out / "check.json").read_text())
+    assert report["gpu_runs"] is False
+    steps = {s["step"]: s for s in report["attempts"]["a_as_is"]["steps"]}
+    assert steps["import ctranslate2"]["ok"] is True
+    assert steps["cuda devices"]["ok"] is False
+    assert "no CUDA device" in steps["cuda devices"]["error"]
+    assert "load on cuda" not in steps
+    assert "b_cublas13_as_12" in report["attempts"]
+    assert "no CUDA device" in report["verdict"]
+    assert "Traceback" not in done.stderr
+
+
+def test_the_pack_folder_is_ignored_by_git() -> None:
+    check_ignored(DEFAULT_PACK)
+
+
+def test_the_real_pack_fits_the_calls_and_is_sound() -> None:
+    if not (DEFAULT_PACK / "part-01" / MANIFEST).is_file():
+        pytest.skip("no pack made here (scripts/gpu-check-remote pack)")
+    manifest = read_manifest(DEFAULT_PACK)
+    tree = tree_bytes()
+    assert all(size + tree < CALL_LIMIT_MIB * 2**20 for size in manifest["parts"].values())
+    names = [f["path"] for f in manifest["files"]]
+    assert any(n.startswith("wheels/ctranslate2-") and "cp312" in n for n in names)
+    assert "models/base/model.bin" in names
+    pieces = check_pieces(DEFAULT_PACK, manifest)
+    assert pieces.missing == [] and pieces.damaged == []

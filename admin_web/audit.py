@@ -4,7 +4,9 @@ Every playback, download, export, review change, appeal decision, login and user
 appended here with the user, the time and the call. An entry's hash covers its own fields
 and the hash of the entry before it, so editing or deleting an entry breaks the chain from
 that point on. The table's triggers refuse UPDATE and DELETE, and the site offers no way to
-clear it; `verify()` walks the chain and says where it breaks. A deleted last entry is
+clear it; `verify()` walks the chain and says where it breaks. Retention may prune entries
+older than the law's floor (`admin_web.audit_prune`), and only behind an anchor that records
+the hash the first kept entry follows, so the rest still verifies. A deleted last entry is
 caught too: ids come from AUTOINCREMENT, and SQLite's own sequence remembers the highest id
 ever handed out.
 """
@@ -36,7 +38,7 @@ def entry_hash(prev_hash: str, entry_id: int, at: str, username: str, action: st
 def _append(conn: sqlite3.Connection, username: str, action: str, call_id: str | None,
             detail: dict[str, Any] | None) -> int:
     last = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-    prev = last[1] if last else GENESIS_HASH
+    prev = last[1] if last else latest_anchor(conn)[1]
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
     entry_id = (seq[0] if seq else 0) + 1
     at = utc_now_iso()
@@ -59,40 +61,56 @@ def record(conn: sqlite3.Connection, username: str, action: str, call_id: str | 
         return _append(conn, username, action, call_id, detail)
 
 
+def latest_anchor(conn: sqlite3.Connection) -> tuple[int, str, str | None]:
+    """Where the kept chain starts: (first entry kept, the hash it follows, the time before
+    which entries were pruned); (1, genesis, None) when nothing was ever pruned."""
+    row = conn.execute("SELECT first_kept_id, prev_hash, older_than FROM audit_anchors"
+                       " ORDER BY first_kept_id DESC LIMIT 1").fetchone()
+    return (1, GENESIS_HASH, None) if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     valid: bool
     entries: int
     broken_at: int | None = None
     reason: str = ""
+    first_kept_id: int = 1
+    """Entries before it were pruned by retention (`admin_web.audit_prune`)."""
+    pruned_older_than: str | None = None
 
 
 def verify(conn: sqlite3.Connection) -> ChainCheck:
-    """Walk the whole chain; the first entry that does not follow from the one before."""
-    prev = GENESIS_HASH
-    expected_id = 1
+    """Walk the chain from its start, or from the latest anchor where older entries were
+    pruned; the first entry that does not follow from the one before."""
+    expected_id, prev, older_than = latest_anchor(conn)
+    first_kept = expected_id
     count = 0
     for row in conn.execute(
         "SELECT id, at, username, action, call_id, detail, prev_hash, hash"
-        " FROM audit_log ORDER BY id"
+        " FROM audit_log WHERE id >= ? ORDER BY id", [first_kept]
     ):
         entry_id, at, username, action, call_id, detail, prev_hash, digest = tuple(row)
         if entry_id != expected_id:
             return ChainCheck(False, count, expected_id,
-                              f"entry {expected_id} is missing (next is {entry_id})")
+                              f"entry {expected_id} is missing (next is {entry_id})",
+                              first_kept, older_than)
         if prev_hash != prev:
             return ChainCheck(False, count, entry_id,
-                              f"entry {entry_id} does not follow entry {entry_id - 1}")
+                              f"entry {entry_id} does not follow entry {entry_id - 1}",
+                              first_kept, older_than)
         if entry_hash(prev, entry_id, at, username, action, call_id, detail) != digest:
-            return ChainCheck(False, count, entry_id, f"entry {entry_id} was altered")
+            return ChainCheck(False, count, entry_id, f"entry {entry_id} was altered",
+                              first_kept, older_than)
         prev = digest
         expected_id += 1
         count += 1
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
     if seq is not None and seq[0] >= expected_id:
         return ChainCheck(False, count, expected_id,
-                          f"entries {expected_id} to {seq[0]} are missing from the end")
-    return ChainCheck(True, count)
+                          f"entries {expected_id} to {seq[0]} are missing from the end",
+                          first_kept, older_than)
+    return ChainCheck(True, count, first_kept_id=first_kept, pruned_older_than=older_than)
 
 
 def entries(conn: sqlite3.Connection, *, call_id: str | None = None, username: str | None = None,

@@ -1,4 +1,5 @@
-"""`callqa admin`: serve the admin web, and make users.
+"""`callqa admin`: serve the admin web (pruning its audit log daily), make users, prune the
+audit log by hand.
 
 Added to `callqa` through the ``callqa.commands`` entry point, so that core never imports
 the admin web.
@@ -43,6 +44,11 @@ def add_parser(sub: Any) -> None:
     pw = asub.add_parser("set-password", help="set a user's password (read as for create-user)")
     pw.add_argument("name")
     pw.set_defaults(func=cmd_set_password)
+    pa = asub.add_parser("prune-audit",
+                         help="prune audit log entries older than retention_audit_days")
+    pa.add_argument("--dry-run", action="store_true",
+                    help="count what would be pruned; prune nothing")
+    pa.set_defaults(func=cmd_prune_audit)
 
 
 def read_password(prompt: str = "Password: ") -> str:
@@ -101,6 +107,22 @@ def cmd_set_password(args: argparse.Namespace, config: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_prune_audit(args: argparse.Namespace, config: Settings) -> int:
+    from admin_web import audit, audit_prune, site_db
+
+    site_db.prepare(config.data_dir)
+    conn = site_db.connect(config.data_dir)
+    try:
+        done = audit_prune.prune(conn, config.retention_audit_days, dry_run=args.dry_run)
+        check = audit.verify(conn)
+    finally:
+        conn.close()
+    print(done.summary())
+    print(f"chain of {check.entries} entries from entry {check.first_kept_id}: "
+          + ("intact" if check.valid else f"BROKEN at {check.broken_at} ({check.reason})"))
+    return EXIT_OK if check.valid else 1
+
+
 def _fresh_admin(config: Settings, name: str) -> str:
     """Make administrator `name`, or give it a new password; returns the password."""
     import secrets
@@ -140,6 +162,9 @@ def cmd_serve(args: argparse.Namespace, config: Settings) -> int:
         password = _fresh_admin(config, args.new_admin)
         print(f"administrator {args.new_admin}, password {password}", flush=True)
     logging.getLogger("waitress").setLevel(logging.INFO)
+    from admin_web import audit_prune
+
+    audit_prune.start_daily(config.data_dir, config.retention_audit_days)
     print(f"callqa admin web on http://{host}:{port}/ (data {config.data_dir})", flush=True)
     serve(app, host=host, port=port, threads=8, ident="callqa-admin")
     return EXIT_OK

@@ -22,6 +22,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from core.storage.db import open_db
+from core.storage.holds import HOLDS, REVIEWS_DB
 from core.storage.migrations import Migration, migrate
 
 BUSY_TIMEOUT_S = 10.0
@@ -228,6 +229,57 @@ SITE_V2_DRY_RUNS = (
 )
 
 
+# Version 3: retention. ``retention_holds`` is what the daemon's retention reads
+# (`core.storage.holds`): every call whose review has started and is not final, as a view of
+# the review states, so that a hold begins and ends in the very transaction that moves the
+# review, whichever code path moves it. ``audit_anchors``: where the audit log was pruned
+# (`admin_web.audit_prune`): the first entry kept and the hash it follows, so the chain stays
+# verifiable. Anchors only move forward and are never changed; the audit log's delete
+# trigger now lets through only entries before the latest anchor.
+SITE_V3_RETENTION = (
+    f"""
+    CREATE VIEW {HOLDS} (call_id, reason) AS
+        SELECT call_id, state FROM call_reviews
+        WHERE state IN ('in_review', 'reviewed', 'appealed')
+    """,
+    """
+    CREATE TABLE audit_anchors (
+        id INTEGER PRIMARY KEY,
+        first_kept_id INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        pruned INTEGER NOT NULL,
+        older_than TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TRIGGER audit_anchors_forward BEFORE INSERT ON audit_anchors
+    WHEN new.first_kept_id <= COALESCE((SELECT MAX(first_kept_id) FROM audit_anchors), 0)
+    BEGIN
+        SELECT RAISE(ABORT, 'an audit anchor only moves forward');
+    END
+    """,
+    """
+    CREATE TRIGGER audit_anchors_no_update BEFORE UPDATE ON audit_anchors BEGIN
+        SELECT RAISE(ABORT, 'audit anchors are append-only');
+    END
+    """,
+    """
+    CREATE TRIGGER audit_anchors_no_delete BEFORE DELETE ON audit_anchors BEGIN
+        SELECT RAISE(ABORT, 'audit anchors are append-only');
+    END
+    """,
+    "DROP TRIGGER audit_log_no_delete",
+    """
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    WHEN old.id >= COALESCE((SELECT MAX(first_kept_id) FROM audit_anchors), 0)
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END
+    """,
+)
+
+
 def _run(statements: tuple[str, ...]) -> Any:
     def apply(db: Database) -> None:
         for sql in statements:
@@ -240,11 +292,13 @@ SITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "users, reviews, appeals, sampling plans, review queue, audit log",
               _run(SITE_V1)),
     Migration(2, "dry runs of draft rubrics on stored calls", _run(SITE_V2_DRY_RUNS)),
+    Migration(3, "retention: holds of calls under review, audit log anchors",
+              _run(SITE_V3_RETENTION)),
 )
 
 
 def site_db_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "admin.db"
+    return Path(data_dir) / REVIEWS_DB
 
 
 def prepare(data_dir: Path) -> None:

@@ -28,6 +28,11 @@ def _setting(default: Any, help: str, measured: bool = False) -> Any:
     return field(default=default, metadata={"help": help, "measured": measured})
 
 
+AUDIT_LAW_MIN_DAYS = 180
+"""The least time the audit log is kept: network logs must be kept at least six months
+(Cybersecurity Law of the PRC, article 21)."""
+
+
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and source."""
 
@@ -257,6 +262,29 @@ class Settings:
         "Who the agent is when no participant matches `agent_patterns`: `callee`, `caller`, "
         "`first` or `second` stream.",
     )
+    retention_recordings_days: int = _setting(
+        0,
+        "Recordings of calls that started this many days ago are deleted (0: kept for ever). "
+        "Calls under review or appeal are kept.",
+    )
+    retention_transcripts_days: int = _setting(
+        0,
+        "Transcripts (text, search index, phrase checks, findings' quoted words) of calls that "
+        "started this many days ago are deleted (0: kept for ever).",
+    )
+    retention_scores_days: int = _setting(
+        0,
+        "Calls that started this many days ago are deleted whole: score, findings, transcript "
+        "and recording (0: kept for ever).",
+    )
+    retention_audit_days: int = _setting(
+        AUDIT_LAW_MIN_DAYS,
+        "Admin web audit log entries older than this many days are pruned; at least "
+        f"{AUDIT_LAW_MIN_DAYS} (the six months network logs must be kept), or 0: kept for ever.",
+    )
+    retention_run_hour: int = _setting(
+        3, "Hour of the day (local time, 0-23) at which `callqa serve` applies retention."
+    )
     admin_host: str = _setting(
         "127.0.0.1", "Address the admin web (`callqa admin serve`) listens on."
     )
@@ -290,6 +318,22 @@ class Settings:
             raise ConfigError("setting 'log_format' must be 'plain' or 'json'")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("setting 'metrics_port' must be a port number, or 0 (off)")
+        self._check_retention()
+
+    def _check_retention(self) -> None:
+        for name in ("retention_recordings_days", "retention_transcripts_days",
+                     "retention_scores_days", "retention_audit_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"setting {name!r} must be days, or 0 (kept for ever)")
+        if 0 < self.retention_audit_days < AUDIT_LAW_MIN_DAYS:
+            raise ConfigError(
+                f"setting 'retention_audit_days' is {self.retention_audit_days}: the audit log "
+                f"must be kept at least {AUDIT_LAW_MIN_DAYS} days (network logs, six months); "
+                f"use {AUDIT_LAW_MIN_DAYS} or more, or 0 to keep it for ever"
+            )
+        if not 0 <= self.retention_run_hour <= 23:
+            raise ConfigError("setting 'retention_run_hour' must be an hour from 0 to 23")
+
 
     @property
     def db_path(self) -> Path:

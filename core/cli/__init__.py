@@ -367,12 +367,14 @@ def _add_telephony_commands(sub: Any) -> None:
     from core.cli import import_pcap as cli_import_pcap
     from core.cli import listen as cli_listen
     from core.cli import receive as cli_receive
+    from core.cli import retention as cli_retention
     from core.cli import serve as cli_serve
     from telephony import cli_simulate
 
     cli_receive.add_parser(sub)
     cli_import_pcap.add_parser(sub)
     cli_serve.add_parsers(sub)
+    cli_retention.add_parser(sub)
     cli_simulate.add_simulate_command(sub)
     cli_bench.add_parser(sub)
     cli_gpu.add_parser(sub)

@@ -9,7 +9,8 @@ them when Prometheus scrapes, so the hot paths carry no metrics code:
   (``RtpLeg.counts_taken``), and the datagrams the kernel dropped on the daemon's UDP
   sockets (``/proc/net/udp``);
 * ASR: the scheduler's queue, busy time, batch sizes and totals;
-* CPU seconds per pipeline stage (``core.stage_cpu``) and the free space of the data folder.
+* CPU seconds per pipeline stage (``core.stage_cpu``) and the free space of the data folder;
+* retention: what the daily passes deleted since start, their failures, the last pass.
 
 What is an event in time is observed as it happens: :class:`EventMetrics` observes the live
 engine's call events as they are published (``EventHub.observe``) and keeps the transcript
@@ -44,6 +45,7 @@ from prometheus_client.exposition import start_http_server
 from core import stage_cpu
 from core.capacity.observe import SocketDrops
 from core.config import ConfigError, Settings
+from core.daemon.retention import RetentionJob
 from core.live.engine import LiveEngine
 from core.live.events import CallEvent, LiveAlert, TranscriptLine
 
@@ -79,6 +81,8 @@ class MetricSources(Protocol):
     """``telephony.follow.CallFollower`` of the mirror port, when one is followed."""
     mirror_bridge: Any
     """``core.ingest.sip_bridge.MirrorBridge``, when a mirror port is followed."""
+    retention: Any
+    """``core.daemon.retention.RetentionJob``, once the daemon started."""
 
 
 class _Rising:
@@ -144,6 +148,8 @@ class DaemonCollector:
             yield from self._asr(engine)
         yield from self._rtp()
         yield from self._host()
+        if getattr(self.sources, "retention", None) is not None:
+            yield from self._retention(self.sources.retention)
 
     def _counter(self, name: str, help_text: str, value: float) -> CounterMetricFamily:
         return CounterMetricFamily(f"{PREFIX}_{name}", help_text, value=self._rising(value, name))
@@ -215,6 +221,28 @@ class DaemonCollector:
         yield GaugeMetricFamily(f"{PREFIX}_data_filesystem_size_bytes",
                                 "Size of the data folder's file system in bytes.",
                                 value=usage.total)  # fmt: skip
+
+
+    def _retention(self, job: RetentionJob) -> Iterator[Metric]:
+        deleted = CounterMetricFamily(
+            f"{PREFIX}_retention_deleted", "What retention deleted since the daemon started: "
+            "whole calls, recordings, transcripts, and recording files removed from disk.",
+            labels=["kind"],
+        )  # fmt: skip
+        for kind in ("calls", "recordings", "transcripts", "files"):
+            deleted.add_metric([kind], job.deleted[kind])
+        yield deleted
+        yield self._counter("retention_failures", "Retention passes that failed.", job.failures)
+        if job.last is not None and job.last_run_at is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_retention_last_run_timestamp_seconds",
+                                    "When the last retention pass ended (Unix time).",
+                                    value=job.last_run_at)  # fmt: skip
+            yield GaugeMetricFamily(f"{PREFIX}_retention_last_run_seconds",
+                                    "How long the last retention pass took.",
+                                    value=job.last.elapsed_s)  # fmt: skip
+            yield GaugeMetricFamily(f"{PREFIX}_retention_held_calls",
+                                    "Calls the last pass kept because they are under review "
+                                    "or appeal.", value=len(job.last.held))  # fmt: skip
 
 
 def batch_histogram(sizes: dict[int, int]) -> HistogramMetricFamily:

@@ -7,7 +7,8 @@ It runs, in one process:
   bridged into the engine (``core.ingest.sip_bridge``);
 * the gRPC API (``core.api``): streams in (`StreamAudio`), alerts and calls out, rubric
   management, capacity; with the standard health service and server reflection.
-* the Prometheus metrics endpoint (``core.daemon.metrics``) unless ``metrics_port`` is 0.
+* the Prometheus metrics endpoint (``core.daemon.metrics``) unless ``metrics_port`` is 0;
+* the daily retention pass (``core.daemon.retention``) when a ``retention_*_days`` is set.
 
 SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, new SIP calls
 and OPTIONS probes get 503 while SIP calls in progress may go on to their BYE (up to
@@ -34,6 +35,7 @@ from core.api.server import create_server
 from core.asr.types import Transcriber
 from core.config import ConfigError, Settings, load_settings
 from core.daemon.file_modes import make_private, use_private_umask
+from core.daemon.retention import RetentionJob
 from core.live.engine import LiveEngine
 from core.live.routing import RubricRoutes
 from core.logs import setup_logging
@@ -72,6 +74,7 @@ class Daemon:
         self.follower: Any = None
         self.mirror_bridge: Any = None
         self.metrics: Any = None
+        self.retention: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -93,6 +96,8 @@ class Daemon:
             factory = FeaturesOnly
         self.engine = LiveEngine(settings, factory)
         self.engine.start()
+        self.retention = RetentionJob(settings)
+        self.retention.start()
         if settings.metrics_port:  # first: a port taken stops the start before SIP binds
             self._start_metrics()
         address = f"{settings.grpc_host}:{settings.grpc_port}"
@@ -207,6 +212,8 @@ class Daemon:
         self._stopping = True
         grace = self.settings.shutdown_grace_s
         logger.info("stopping: ending live calls (grace %.0f s)", grace)
+        if self.retention is not None:
+            self.retention.stop()  # after the batch it is doing
         from core.api.server import mark_not_serving
 
         if self.grpc is not None:

@@ -311,6 +311,39 @@ V7_CONFIDENCE = (
     "ALTER TABLE utterances ADD COLUMN decoded_text TEXT",
 )
 
+# Version 8: retention (`core.storage.retention`). A call whose recording or transcript was
+# deleted says when (``recording_deleted_at``, ``transcript_deleted_at``); its row no longer
+# names the file. ``retention_files`` holds the recordings whose rows let go of them in the
+# same transaction and that are still to be removed from disk, so a crash between the commit
+# and the unlink leaves a record the next pass finishes. ``retention_runs``: what each pass
+# deleted, for the log, the metrics and `callqa retention`.
+V8_RETENTION = (
+    "ALTER TABLE calls ADD COLUMN recording_deleted_at TEXT",
+    "ALTER TABLE calls ADD COLUMN transcript_deleted_at TEXT",
+    """
+    CREATE TABLE retention_files (
+        path TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        queued_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE retention_runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        recordings INTEGER NOT NULL DEFAULT 0,
+        transcripts INTEGER NOT NULL DEFAULT 0,
+        calls INTEGER NOT NULL DEFAULT 0,
+        files INTEGER NOT NULL DEFAULT 0,
+        held INTEGER NOT NULL DEFAULT 0,
+        first_call_id TEXT,
+        last_call_id TEXT,
+        error TEXT
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "calls, legs, utterances with full-text index, findings, scores, rubrics",
               _run(V1_SCHEMA)),
@@ -324,6 +357,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _run(V6_CALL_DECISIONS)),
     Migration(7, "confidence of findings; phrase checks and decoded text of utterances",
               _run(V7_CONFIDENCE)),
+    Migration(8, "retention: deletion marks on calls, recordings to remove, passes made",
+              _run(V8_RETENTION)),
 )
 
 

@@ -54,11 +54,11 @@ def plan_lines(pack_dir: Path, budget_s: int = CHECK_BUDGET_S) -> list[str]:
         last = n == len(parts)
         if last:
             command = (
-                "scripts/gpu-check-remote assemble && "
-                f"scripts/gpu-check-remote check --budget-s {budget_s}"
+                "bash scripts/gpu-check-remote assemble && "
+                f"bash scripts/gpu-check-remote check --budget-s {budget_s}"
             )
         else:
-            command = "scripts/gpu-check-remote receive" + (" --survey" if n == 1 else "")
+            command = "bash scripts/gpu-check-remote receive" + (" --survey" if n == 1 else "")
         size = manifest["parts"][part]
         total = (size + tree) / MIB
         warn = "" if total < CALL_LIMIT_MIB else f"  OVER {CALL_LIMIT_MIB} MiB: pack again"

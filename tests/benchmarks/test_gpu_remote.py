@@ -137,7 +137,7 @@ def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(pac
     assert [c["carry"] for c in calls] == [[f"{pack_dir}/{p}"] for p in parts]
     assert calls[0]["command"].endswith("receive --survey")
     assert calls[-1]["command"] == (
-        "scripts/gpu-check-remote assemble && scripts/gpu-check-remote check --budget-s 300"
+        "bash scripts/gpu-check-remote assemble && bash scripts/gpu-check-remote check --budget-s 300"
     )
     assert calls[-1]["timeout_s"] == 600 and all(c["timeout_s"] < 600 for c in calls[:-1])
 

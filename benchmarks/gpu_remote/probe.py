@@ -12,6 +12,7 @@ type and batch size: latency of one batch, and audio seconds transcribed per wal
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -98,7 +99,7 @@ def probe(model_dir: Path, steps_path: Path, audio_dir: Path | None, compute_typ
         return 1
     from core.asr.device import preload_cublas, warm_up
 
-    cublas = steps.run("cublas 12", lambda: asdict(preload_cublas()))
+    cublas = steps.run("cublas 12", lambda: {**asdict(preload_cublas()), "mapped": mapped_cublas()})
     import ctranslate2
 
     def devices() -> int:
@@ -142,6 +143,24 @@ def probe(model_dir: Path, steps_path: Path, audio_dir: Path | None, compute_typ
 
     steps.run("transcribe clip", transcribe)
     return 1 if steps.failed else 0
+
+
+def mapped_cublas() -> list[str]:
+    """The files this process has mapped that are cuBLAS, or that a ``libcublas*.so.12`` on
+    LD_LIBRARY_PATH points at (a link shows in /proc/self/maps as its target)."""
+    targets = set()
+    for folder in filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)):
+        for name in ("libcublas.so.12", "libcublasLt.so.12"):
+            if (Path(folder) / name).exists():
+                targets.add(os.path.realpath(Path(folder) / name))
+    found = set()
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            path = fields[5].strip() if len(fields) == 6 else ""
+            if path.startswith("/") and ("cublas" in Path(path).name or path in targets):
+                found.add(path)
+    return sorted(found)
 
 
 def _import_ct2() -> dict[str, str]:

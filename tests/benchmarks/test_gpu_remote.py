@@ -137,7 +137,8 @@ def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(pac
     assert [c["carry"] for c in calls] == [[f"{pack_dir}/{p}"] for p in parts]
     assert calls[0]["command"].endswith("receive --survey")
     assert calls[-1]["command"] == (
-        "bash scripts/gpu-check-remote assemble && bash scripts/gpu-check-remote check --budget-s 300"
+        "bash scripts/gpu-check-remote assemble && "
+        "bash scripts/gpu-check-remote check --budget-s 300"
     )
     assert calls[-1]["timeout_s"] == 600 and all(c["timeout_s"] < 600 for c in calls[:-1])
 
@@ -207,3 +208,31 @@ def test_the_real_pack_fits_the_calls_and_is_sound() -> None:
     assert "models/base/model.bin" in names
     pieces = check_pieces(DEFAULT_PACK, manifest)
     assert pieces.missing == [] and pieces.damaged == []
+
+
+@pytest.mark.no_cuda
+def test_attempt_b_loads_the_linked_library_in_a_new_process(tmp_path: Path, monkeypatch) -> None:
+    """A library Python does not load itself (libbz2) stands in for cuBLAS 13: the second
+    attempt's process must map it, opened as libcublas.so.12 through the private folder
+    first on its LD_LIBRARY_PATH."""
+    from benchmarks.gpu_remote import check as check_module
+
+    stand_in = next((p for p in (Path("/lib/x86_64-linux-gnu/libbz2.so.1.0"),
+                                 Path("/usr/lib64/libbz2.so.1")) if p.exists()), None)  # fmt: skip
+    if stand_in is None:
+        pytest.skip("no libbz2 to stand in for cuBLAS 13")
+    found = {"libcublas.so.13": [str(stand_in)], "libcublasLt.so.13": []}
+    monkeypatch.setattr(check_module, "find_libraries", lambda: found)
+    monkeypatch.setattr(check_module, "survey", lambda: {})
+    pack_dir = tmp_path / "pack"
+    check = check_module.Check(pack_dir, tmp_path / "out", 60, None, model=tmp_path / "none")
+    assert check.run_all(bench_lines="1", bench_step_s=5) == 1
+    a = check.report["attempts"]["a_as_is"]
+    a_cublas = next(s for s in a["steps"] if s["step"] == "cublas 12")["value"]
+    assert a_cublas["loaded"] is False and a_cublas["mapped"] == []
+    b = check.report["attempts"]["b_cublas13_as_12"]
+    assert b["LD_LIBRARY_PATH"].split(os.pathsep)[0] == str(pack_dir / "cublas12-alias")
+    cublas = next(s for s in b["steps"] if s["step"] == "cublas 12")["value"]
+    assert cublas["loaded"] is True
+    assert str(stand_in.resolve()) in cublas["mapped"]
+    assert "b_cublas13_as_12: cuda devices failed" in check.report["verdict"]

@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from core.calls import CallResult
 from core.config import Settings
+from core.stop_points import stop_point
 from core.storage import repository
 
 
@@ -46,6 +47,7 @@ def store_call(
         pass  # filed already (a call re-scored after a stop between filing and its row)
     elif move:
         shutil.move(str(recording), target)
+        stop_point("filed")
     else:
         tmp = target.with_name(target.name + ".part")
         shutil.copyfile(recording, tmp)

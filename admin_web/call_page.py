@@ -180,3 +180,21 @@ def peaks(call_id: str) -> Any:
 @require(roles.DOWNLOAD)
 def download(call_id: str) -> Any:
     return _serve_wav(call_id, "download", as_attachment=True)
+
+
+@bp.route("/calls/<call_id>/original.wav")
+@require(roles.ORIGINAL_AUDIO)
+def original(call_id: str) -> Any:
+    """The unredacted recording as stored (kept only with ``redaction_keep_original``); every
+    read is audit-logged. The player and downloads above serve the redacted one."""
+    row = _scoped_call(call_id)
+    info = row["meta"].get("redaction")
+    kept = info.get("original") if isinstance(info, dict) else None
+    if not kept or not Path(kept).is_file():
+        abort(404)
+    audit.record(get_conn(), current_user().username, "read_original", call_id=row["id"],
+                 detail={"range": request.headers.get("Range")})
+    response = send_file(kept, mimetype=WAV_MIMETYPE, conditional=True, as_attachment=True,
+                         download_name=f"{row['id']}-original.wav")
+    response.headers["Cache-Control"] = PRIVATE_AUDIO_CACHE
+    return response

@@ -24,6 +24,7 @@ CAPACITY = "capacity"        # the box's load, capacity benchmarks
 DRYRUN = "rubrics.dryrun"    # re-score stored calls with a draft rubric (试运行)
 RUBRICS = "rubrics.manage"   # edit, import, activate rubrics; assign them to teams
 RUBRICS_READ = "rubrics.read"  # see rubrics, their history and routes; export
+ORIGINAL_AUDIO = "recording.original"  # the unredacted recording, where one is kept
 
 # Recording permissions, granted per user.
 PLAY = "play"
@@ -33,7 +34,7 @@ RECORDING_PERMISSIONS: tuple[str, ...] = (PLAY, DOWNLOAD, EXPORT)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({READ_CALLS, REVIEW, DECIDE, SAMPLING, AGREEMENT, USERS, AUDIT, LIVE,
-                        CAPACITY, DRYRUN, REPORTS, RUBRICS, RUBRICS_READ}),
+                        CAPACITY, DRYRUN, REPORTS, RUBRICS, RUBRICS_READ, ORIGINAL_AUDIO}),
     "inspector": frozenset({READ_CALLS, REVIEW, DECIDE, AGREEMENT, LIVE, REPORTS,
                             RUBRICS_READ}),
     "supervisor": frozenset({READ_CALLS, APPEAL, LIVE, REPORTS}),

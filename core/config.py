@@ -32,6 +32,13 @@ AUDIT_LAW_MIN_DAYS = 180
 """The least time the audit log is kept: network logs must be kept at least six months
 (Cybersecurity Law of the PRC, article 21)."""
 
+REDACTION_KINDS = ("card", "id_number", "mobile", "landline", "bank_account")
+"""The numbers redaction knows (core.rubric.redaction)."""
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and source."""
@@ -285,6 +292,24 @@ class Settings:
     retention_run_hour: int = _setting(
         3, "Hour of the day (local time, 0-23) at which `callqa serve` applies retention."
     )
+    redaction_kinds: str = _setting(
+        "card,id_number,mobile,landline,bank_account",
+        "Numbers masked in transcripts, findings, events and exports, and silenced in the "
+        "recording, comma-separated (`none`: none); a rubric's `redaction.kinds` overrides it.",
+    )
+    redaction_carry_s: float = _setting(
+        8.0,
+        "A number split between two utterances of one speaker is found when the later one "
+        "starts at most this long after the earlier one ends.",
+    )
+    redaction_margin_s: float = _setting(
+        0.3, "Silence added before and after the utterances that held a masked number."
+    )
+    redaction_keep_original: bool = _setting(
+        False,
+        "Keep the unredacted recording beside the redacted one (`originals/`, mode 0600); "
+        "reading it is audit-logged and needs the admin web's original-audio permission.",
+    )
     admin_host: str = _setting(
         "127.0.0.1", "Address the admin web (`callqa admin serve`) listens on."
     )
@@ -319,6 +344,10 @@ class Settings:
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("setting 'metrics_port' must be a port number, or 0 (off)")
         self._check_retention()
+        bad = set(_names(self.redaction_kinds)) - set(REDACTION_KINDS) - {"none"}
+        if bad:
+            raise ConfigError(f"setting 'redaction_kinds': unknown kind {sorted(bad)[0]!r} "
+                              f"(kinds: {', '.join(REDACTION_KINDS)}, or none)")
 
     def _check_retention(self) -> None:
         for name in ("retention_recordings_days", "retention_transcripts_days",

@@ -172,3 +172,40 @@ def write_wav_g711(path: Path, channels: list[np.ndarray], sample_rate: int, law
         + (b"\x00" if len(payload) & 1 else b"")
     )
     path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+
+
+# The sample byte that decodes to silence, per encoding.
+_SILENT_BYTE = {WAVE_FORMAT_MULAW: 0xFF, WAVE_FORMAT_ALAW: 0xD5}
+_HEADER_READ_BYTES = 65536
+
+
+def silence_spans(path: Path, spans_s: list[tuple[float, float]]) -> int:
+    """Overwrite [start, end) seconds of every channel of the WAV file at ``path`` with
+    silence, in place (the file keeps its size and format); returns the frames silenced."""
+    with open(path, "r+b") as f:
+        head = f.read(_HEADER_READ_BYTES)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise AudioFileError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+        chunks = _chunks(head, path)
+        if b"fmt " not in chunks or b"data" not in chunks:
+            raise AudioFileError(f"{path}: no 'fmt ' or 'data' chunk in its header")
+        tag, _n, rate, _byte_rate, block_align, _bits = struct.unpack_from(
+            "<HHIIHH", head, chunks[b"fmt "][0])
+        if tag == WAVE_FORMAT_EXTENSIBLE:
+            tag = struct.unpack_from("<H", head, chunks[b"fmt "][0] + 24)[0]
+        if tag not in ENCODING_NAMES or block_align < 1 or rate < 1:
+            raise AudioFileError(f"{path}: WAV encoding tag {tag} cannot be silenced")
+        data_off, _declared = chunks[b"data"]
+        f.seek(0, 2)
+        frames = (f.tell() - data_off) // block_align
+        done = 0
+        for start_s, end_s in spans_s:
+            first = max(0, int(start_s * rate))
+            last = min(frames, int(np.ceil(end_s * rate)))
+            if last <= first:
+                continue
+            f.seek(data_off + first * block_align)
+            f.write(bytes([_SILENT_BYTE.get(tag, 0)]) * ((last - first) * block_align))
+            done += last - first
+        f.flush()
+        return done

@@ -8,6 +8,7 @@ while the call goes on (``ended`` false), and once more at its end.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from core.live.events import CallEvent, LiveAlert
 from core.live.leg import LiveLeg
 from core.rubric.engine import live_findings
 from core.rubric.phrase_checks import candidate_finder
+from core.rubric.redaction import CallRedactor, merge_spans
 from core.rubric.schema import Rubric
+from core.storage.redacted_audio import redaction_meta
 
 HISTORY_LIMIT = 5_000
 SAME_FINDING_S = 0.5
@@ -127,6 +130,9 @@ class LiveCall:
         self.taps: tuple[Any, ...] = ()
         """Listeners' AudioTaps (core.live.listening), changed under ``ingest_lock``."""
         self.ingest_lock = threading.Lock()
+        self.redactor = CallRedactor(frozenset(), rubric.language)
+        """Masks numbers in what leaves the call (events, alerts, rows); the engine sets
+        the call's own (core.rubric.redaction.redactor_for)."""
 
     # ---------------------------------------------------------------- identity
 
@@ -225,6 +231,21 @@ class LiveCall:
             ):
                 return True
         return False
+
+    def redaction_meta(self) -> dict[str, Any]:
+        """The row's ``redaction`` once the call is done: the kinds and, in recording time,
+        where its masked numbers were said (a final pass over the finished utterances)."""
+        if not self.redactor.enabled:
+            return {}
+        final = self.redactor.fresh()
+        final.transcript(sorted(self.utterances, key=lambda u: u.start))
+        spans = []
+        for s in merge_spans(final.spans):
+            shift = self.leg_start_s.get(s.speaker, 0.0)  # type: ignore[call-overload]
+            spans.append(dataclasses.replace(s, start=s.start + shift, end=s.end + shift).to_json())
+        if not spans:
+            return {}
+        return {"redaction": redaction_meta(sorted(self.redactor.kinds), spans)}
 
     def remember(self, event: CallEvent) -> None:
         self.history.append(event)

@@ -46,8 +46,8 @@ from core.live.scheduler import (
     AsrScheduler,
 )
 from core.rubric.engine import evaluate
+from core.rubric.redaction import redactor_for
 from core.stage_cpu import charge, name_thread
-from core.stop_points import stop_point
 from core.storage import repository
 from core.storage.live_calls import (
     interrupted_calls,
@@ -252,6 +252,7 @@ class LiveEngine:
         else:
             path = setup.recording_path or self.spool_dir / f"{call_id}.none"
         call = LiveCall(call_id, setup, resolved.rubric, resolved.version, legs, path, started)
+        call.redactor = redactor_for(resolved.rubric, self.settings)
         call.recorder = recorder
         if subscribe:
             call.subscription = self.hub.subscribe(lambda e: e.call_id == call_id)
@@ -344,7 +345,6 @@ class LiveEngine:
                     meta = {**(meta or {}), "recording_cut": call.recorder.full}
             elif duration_s is not None:
                 call.recorded_s = duration_s
-            stop_point("call-ended")
 
             def mark() -> None:
                 call.end_marked = True
@@ -444,7 +444,8 @@ class LiveEngine:
             call.add_utterance(utt, lu.seq, span.speech_end)
             self.counters["utterances"] += 1
         latency = max(0.0, time.time() - end_wall) * 1000.0
-        line = TranscriptLine(utt, lu.partial, lu.seq, latency,
+        shown = call.redactor.utterance(utt, live=True, part=lu.partial)  # the text read first
+        line = TranscriptLine(shown, lu.partial, lu.seq, latency,
                               call.leg_start_s.get(lu.speaker, 0.0))  # fmt: skip
         self._publish(call, self._event(call, "transcript", line))
         if not call.ended:
@@ -459,7 +460,8 @@ class LiveEngine:
             self._check_live(call, call.clocks[speaker].wall_of(position_s))
 
     def _check_live(self, call: LiveCall, trigger_wall: float) -> None:
-        for finding in call.new_findings():
+        for raw in call.new_findings():
+            finding = call.redactor.finding(raw)  # the rules read the text, events the mask
             self.counters["findings"] += 1
             self._publish(call, self._event(call, "finding", finding))
             if finding.alert:
@@ -478,6 +480,7 @@ class LiveEngine:
     def _raise_alert(
         self, call: LiveCall, finding: Finding, end_wall: float, *, live: bool = True
     ) -> LiveAlert:
+        finding = call.redactor.finding(finding)
         now = time.time()
         late = (now - end_wall) > self.settings.alert_deadline_s
         alert = LiveAlert(
@@ -519,6 +522,7 @@ class LiveEngine:
                              extra={"call_id": call.call_id})  # fmt: skip
             result = None
         if result is not None:
+            result = call.redactor.result(result)  # after the rules, before events and rows
             self._alert_missed(call, result)
             self._publish(call, self._event(call, "scored", result))
         if not call.setup.store:
@@ -578,6 +582,7 @@ class LiveEngine:
         s = call.setup
         meta = {
             **s.meta, **call.extra_meta, "alerts_raised": [a.to_json() for a in call.alerts],
+            **(call.redaction_meta() if status != "live" else {}),
             "live": {
                 "external_id": s.external_id, "skill": s.skill, "end_reason": call.end_reason,
                 "alerts": len(call.alerts), "late_alerts": sum(a.late for a in call.alerts),

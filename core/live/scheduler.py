@@ -289,6 +289,9 @@ class AsrScheduler:
     def _load(self, job: AsrJob) -> None:
         if job.spooled is not None:
             job.audio = np.fromfile(job.spooled, dtype=np.float32)
+            # Zeroed before it is unlinked: the queued speech may hold a card number.
+            with open(job.spooled, "r+b") as f:
+                f.write(bytes(job.audio.nbytes))
             job.spooled.unlink(missing_ok=True)
             job.spooled = None
         else:

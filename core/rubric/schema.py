@@ -91,7 +91,9 @@ KIND_PARAMS: dict[str, dict[str, bool]] = {
 
 DEFAULT_SPEAKER = {"keyword_alert": "any", "emotion": "customer"}
 
-TOP_FIELDS = ("format", "id", "name", "language", "pass_score", "total", "categories", "items")
+TOP_FIELDS = ("format", "id", "name", "language", "pass_score", "total", "categories", "items",
+              "redaction")
+REDACTION_FIELDS = ("kinds",)
 CATEGORY_FIELDS = ("id", "name")
 WINDOW_FIELDS = ("first_s", "last_s")
 TRIGGER_FIELDS = ("speaker", "phrases")
@@ -177,6 +179,8 @@ class Rubric:
     total: float = DEFAULT_TOTAL
     categories: tuple[Category, ...] = ()
     format: int = FORMAT_VERSION
+    redaction: tuple[str, ...] | None = None
+    """The numbers this rubric's calls redact (core.rubric.redaction); None: the box's."""
 
     def item(self, item_id: str) -> Item:
         for it in self.items:
@@ -211,6 +215,8 @@ def rubric_to_dict(rubric: Rubric) -> dict[str, Any]:
     if rubric.categories:
         out["categories"] = [{"id": c.id, "name": c.name} for c in rubric.categories]
     out["items"] = [item_to_dict(it) for it in rubric.items]
+    if rubric.redaction is not None:
+        out["redaction"] = {"kinds": list(rubric.redaction)}
     return out
 
 

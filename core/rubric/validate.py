@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from core.config import REDACTION_KINDS
 from core.rubric.schema import (
     CATEGORY_FIELDS,
     COMMON_FIELDS,
@@ -26,6 +27,7 @@ from core.rubric.schema import (
     KIND_PARAMS,
     KINDS,
     MATCH_MODES,
+    REDACTION_FIELDS,
     RESPONSE_FIELDS,
     SEVERITIES,
     SPEAKER_VALUES,
@@ -177,6 +179,7 @@ class RubricValidator:
         if total is not None and pass_score is not None and pass_score > total:
             self.problem("", "pass_score", f"must be a number <= total ({total:g})")
         categories = self.categories(data.get("categories"))
+        redaction = self.redaction(data.get("redaction")) if "redaction" in data else None
         category_ids = {c.id for c in categories}
         items: list[Item] = []
         raw_items = data.get("items")
@@ -212,7 +215,25 @@ class RubricValidator:
             total=total if total is not None else DEFAULT_TOTAL,
             categories=categories,
             items=tuple(items),
+            redaction=redaction,
         )
+
+    def redaction(self, raw: Any) -> tuple[str, ...] | None:
+        if not isinstance(raw, dict):
+            self.problem("", "redaction", "must be a mapping {kinds: [...]}")
+            return None
+        self.unknown("redaction: ", raw, REDACTION_FIELDS)
+        kinds = raw.get("kinds")
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            self.problem("redaction: ", "kinds", f"must be a list of {', '.join(REDACTION_KINDS)}"
+                         " (empty: redact nothing)")
+            return None
+        bad = [k for k in kinds if k not in REDACTION_KINDS]
+        if bad:
+            self.problem("redaction: ", "kinds",
+                         f"unknown kind {bad[0]!r} (kinds: {', '.join(REDACTION_KINDS)})")
+            return None
+        return tuple(dict.fromkeys(kinds))
 
     def categories(self, raw: Any) -> tuple[Category, ...]:
         if raw is None:

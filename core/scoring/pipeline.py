@@ -20,6 +20,7 @@ from core.audio.wav import Recording
 from core.calls import CallEvidence, CallResult, LegActivity, Speaker, Utterance
 from core.rubric.engine import evaluate
 from core.rubric.phrase_checks import candidate_finder
+from core.rubric.redaction import CallRedactor, TimeSpan
 from core.rubric.schema import Rubric
 from kernels.resample import downsample_16k_to_8k, upsample_8k_to_16k
 
@@ -45,6 +46,8 @@ class ScoredCall:
     result: CallResult
     evidence: CallEvidence
     dropped: list[tuple[Utterance, str]] = field(default_factory=list)
+    redacted: list[TimeSpan] = field(default_factory=list)
+    """Where the numbers masked in the transcript were said (to silence in the recording)."""
 
 
 def legs_from_recording(
@@ -157,8 +160,10 @@ def score_legs(
     max_utterance_s: float = 15.0,
     batch_size: int = 8,
     progress: ProgressFn | None = None,
+    redactor: CallRedactor | None = None,
 ) -> ScoredCall:
-    """Run segmentation, ASR and the rubric over the legs of one call."""
+    """Run segmentation, ASR and the rubric over the legs of one call; with ``redactor``,
+    mask the numbers it finds once the rubric has read the text."""
     duration = max(len(leg.audio) / leg.sample_rate for leg in legs)
     lang = language or rubric.language
     utterances, activity = segment_legs(
@@ -173,7 +178,12 @@ def score_legs(
     )  # fmt: skip
     evidence = CallEvidence(duration_s=duration, language=lang, utterances=kept, activity=activity)
     result = evaluate(rubric, evidence, rubric_version=rubric_version)
-    return ScoredCall(result=result, evidence=evidence, dropped=dropped)
+    if redactor is None or not redactor.enabled:
+        return ScoredCall(result=result, evidence=evidence, dropped=dropped)
+    result = redactor.result(result)
+    dropped = [(redactor.utterance_scrubbed(u), why) for u, why in dropped]
+    return ScoredCall(result=result, evidence=result.evidence or evidence, dropped=dropped,
+                      redacted=redactor.spans)
 
 
 def describe_legs(legs: list[LegInput]) -> str:

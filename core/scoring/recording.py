@@ -23,9 +23,11 @@ from core.audio.wav import Recording, read_wav
 from core.calls import Speaker
 from core.clock import utc_now_iso
 from core.config import Settings
+from core.rubric.redaction import redactor_for
 from core.scoring.pipeline import ProgressFn, ScoredCall, legs_from_recording, score_legs
 from core.storage import repository
 from core.storage.filing import store_call
+from core.storage.redacted_audio import redaction_meta
 from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
 
@@ -142,6 +144,7 @@ def score_recording(
         ctx.transcriber, resolved.rubric, legs, rubric_version=resolved.version,
         min_silence_s=ctx.config.min_silence_s, max_utterance_s=ctx.config.max_utterance_s,
         batch_size=ctx.batch_size, progress=progress,
+        redactor=redactor_for(resolved.rubric, ctx.config),
     )  # fmt: skip
     if not req.store:
         return ScoreOutcome(call_id=None, scored=scored, recording_path=None)
@@ -152,6 +155,7 @@ def score_recording(
         return ScoreOutcome(call_id=new.id, scored=scored, recording_path=target)
     existing = record
     existing.language = scored.evidence.language
+    existing.meta = {**(existing.meta or {}), **_redaction_facts(scored)}
     target = ctx.write(lambda db: store_call(
         ctx.config, db, req.path, existing, scored.result, move=True, existing=True))
     return ScoreOutcome(call_id=existing.id, scored=scored, recording_path=target)
@@ -192,5 +196,14 @@ def make_record(
             "agent_channel": req.agent_channel if len(recording.channels) == 2 else None,
             "mono_speaker": req.speaker,
             "dropped_utterances": len(scored.dropped),
+            **_redaction_facts(scored),
         },
     )
+
+
+def _redaction_facts(scored: ScoredCall) -> dict[str, object]:
+    """The row's ``redaction`` (what the recording's filing silences), when there is one."""
+    if not scored.redacted:
+        return {}
+    kinds = sorted({s.kind for s in scored.redacted})
+    return {"redaction": redaction_meta(kinds, [s.to_json() for s in scored.redacted])}

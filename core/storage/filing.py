@@ -19,8 +19,8 @@ from sqlite_utils import Database
 
 from core.calls import CallResult
 from core.config import Settings
-from core.stop_points import stop_point
 from core.storage import repository
+from core.storage.redacted_audio import redact_recording
 
 
 def store_call(
@@ -44,13 +44,14 @@ def store_call(
     target = repository.recording_path(config.data_dir, record.id, record.started_at)
     target.parent.mkdir(parents=True, exist_ok=True)
     if move and Path(recording) == target:
-        pass  # filed already (a call re-scored after a stop between filing and its row)
+        redact_recording(config, target, record)  # filed already (re-scored after a stop)
     elif move:
+        redact_recording(config, Path(recording), record)  # the spoken numbers silenced
         shutil.move(str(recording), target)
-        stop_point("filed")
     else:
         tmp = target.with_name(target.name + ".part")
         shutil.copyfile(recording, tmp)
+        redact_recording(config, tmp, record)
         tmp.replace(target)
     record.recording_path = str(target)
     try:

@@ -8,14 +8,19 @@ scored as interrupted after the restart.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from core.audio.samples import SAMPLE_CALLS, make_samples
+from core.audio.wav import read_wav
 from proto import callqa_pb2 as pb
 from tests.core.serve_harness import Daemon, EventCollector, audio_frames, legs_int16
 
@@ -339,3 +344,60 @@ def pb_grpc_stub(channel: grpc.Channel):  # type: ignore[no-untyped-def]
     from proto import callqa_pb2_grpc
 
     return callqa_pb2_grpc.CallQaStub(channel)
+
+
+# Four customers' phone tails cut from the corpus (call, start, end of the utterance, its
+# characters; the last four are the digits): 5116 6843 5957 0299, a Luhn-valid card number.
+CARD_PIECES = (("dev004", 28.376, 31.386, 11), ("dev005", 23.441, 26.331, 11),
+               ("dev007", 21.683, 24.359, 11), ("dev014", 21.0, 23.31, 9))  # fmt: skip
+LEAD_S = 0.5
+_D = "[0-9零〇一幺二两三四五六七八九]"
+_DIGIT_RUN = re.compile(rf"{_D}(?:[\s,.，。、-]?{_D}){{3}}")  # four digits in a row, any form
+
+
+def _spoken_card(corpus: Path) -> tuple[np.ndarray, float]:
+    """A customer leg that reads a card number (16 digits, 4 groups) after LEAD_S of silence;
+    and the end of the speech (s)."""
+    parts = [np.zeros(int(LEAD_S * 8000), np.float32)]
+    for name, start, end, chars in CARD_PIECES:
+        leg = read_wav(corpus / f"{name}.wav").channels[1]
+        first = start + (end - start) * ((chars - 4) / chars - 0.02)
+        parts += [leg[int(first * 8000) : int(end * 8000)], np.zeros(800, np.float32)]
+    speech_end = sum(len(p) for p in parts) / 8000
+    parts.append(np.zeros(8000, np.float32))
+    pcm = np.concatenate(parts)
+    return np.clip(pcm * 32768.0, -32768, 32767).astype(np.int16), speech_end
+
+
+@pytest.mark.corpus
+def test_a_spoken_card_number_is_stored_nowhere(daemon: Daemon, corpus_dir: Path) -> None:
+    """Real audio through the real pipeline: the digits never reach an event, a row, the
+    search index or the recording, and the transcript says where a number was."""
+    customer, speech_end = _spoken_card(corpus_dir)
+    agent = np.zeros_like(customer)
+    events = list(daemon.stub().StreamAudio(
+        audio_frames(agent, customer, speed=3.0, rubric="default-zh", agent_id="P01",
+                     external_id="pci-1"), timeout=120))  # fmt: skip
+    call_id = events[0].call_id
+    sent = [e.transcript.utterance.text for e in events if e.WhichOneof("event") == "transcript"]
+    assert sent and not any(_DIGIT_RUN.search(t) for t in sent), sent
+    stored = _wait_status(daemon, call_id, {pb.CALL_STATUS_SCORED}, 60)
+    lines = [u.text for u in stored.transcript]
+    assert any("[卡号]" in t or "[账号]" in t for t in lines), lines  # heard, and masked
+    db = sqlite3.connect(f"file:{daemon.data_dir / 'callqa.db'}?mode=ro", uri=True)
+    rows = db.execute("SELECT text, search_text FROM utterances WHERE call_id = ?",
+                      (call_id,)).fetchall()  # fmt: skip
+    rows += db.execute("SELECT evidence, '' FROM findings WHERE call_id = ?", (call_id,)).fetchall()
+    meta = json.loads(db.execute("SELECT meta FROM calls WHERE id = ?", (call_id,)).fetchone()[0])
+    assert rows and not any(_DIGIT_RUN.search(a + b) for a, b in rows), rows
+    with sqlite3.connect(daemon.data_dir / "fts-check.db") as check:  # the index's own terms
+        db.backup(check)
+        db.close()
+        check.execute("CREATE VIRTUAL TABLE v USING fts5vocab(utterances_fts, 'row')")
+        terms = [t for (t,) in check.execute("SELECT term FROM v")]
+    assert terms and not any(_DIGIT_RUN.search(t) for t in terms), terms
+    spans = meta["redaction"]["spans"]
+    assert spans and {s["speaker"] for s in spans} == {"customer"}, spans
+    recording = read_wav(stored.recording_path)
+    said = recording.channels[1][int(LEAD_S * 8000) : int(speech_end * 8000)]
+    assert len(said) > 3 * 8000 and not np.any(said), "the spoken number is still in the file"

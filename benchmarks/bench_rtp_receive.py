@@ -19,9 +19,11 @@ several runs:
 
 Part 2, real UDP sockets on loopback: a sender process paces RTP to N ports (the receive
 path's legs with recordings) at ``--rate`` packets per second for a few seconds while this
-process receives, either with asyncio datagram endpoints (``MediaStream``) or with one
+process receives, either with asyncio datagram endpoints (the baseline: one endpoint per
+port, as the recording server once received) or with one
 ``ReceiveThread`` (epoll, one ``recv`` per ready socket and round, rounds at least 2 ms
-apart so that one wake-up serves many sockets). Each loop runs twice: with legs that only
+apart so that one wake-up serves many sockets; and once more reading each ready socket
+until ``EAGAIN``). Each loop runs twice: with legs that only
 count (the cost of the receive loop itself) and with the real legs and recordings. Reported:
 the packets received, the loss, and the CPU time of the receiving process per packet (the
 sender's CPU is not counted). The receiver is pinned to CPU 0 and the sender to CPU 1 when
@@ -51,13 +53,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels.g711 import ULAW_DECODE_TABLE, ulaw_encode
-from telephony.media import MediaStream, ReceiveThread
+from telephony.media import ReceiveThread
 from telephony.recorder import CallRecorder
 from telephony.rtp import RtpLeg, RtpPacket, parse_rtp
 
 FRAME = 160
 PACKET_S = 0.02
 PAYLOADS = {0: "PCMU", 101: "telephone-event"}
+DRAIN_BURST = 1 << 16  # read a ready socket until it is empty
 
 
 # ---------------------------------------------------------------------- workloads
@@ -245,7 +248,7 @@ class SocketRow:
         us = 1e6 * self.cpu_s / max(self.received, 1)
         cpu = 100.0 * self.cpu_s / self.wall_s
         capacity = 1e6 / us if us else 0.0
-        return (f"| {self.mode:<34} | {self.legs:>5} | {self.sent / self.send_s:>9,.0f} "
+        return (f"| {self.mode:<40} | {self.legs:>5} | {self.sent / self.send_s:>9,.0f} "
                 f"| {loss:>5.2f}% | {us:>6.2f} | {cpu:>4.1f}% | {capacity:>14,.0f} |")
 
 
@@ -264,6 +267,16 @@ class CountingLeg:
         pass
 
 
+class _AsyncioPort(asyncio.DatagramProtocol):
+    """The baseline receive loop: each datagram handed to its leg by the event loop."""
+
+    def __init__(self, leg: RtpLeg | CountingLeg) -> None:
+        self.leg = leg
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.leg.feed(data, time.monotonic())
+
+
 def _socket_case(
     mode: str, legs: int, rate: float, seconds: float, tmp: Path, full: bool
 ) -> SocketRow:
@@ -277,19 +290,22 @@ def _socket_case(
     start = ctx.Event()
     result: mp.Queue = ctx.Queue()
     ports: list[int] = []
-    streams: list[MediaStream] = []
+    streams: list[asyncio.DatagramTransport] = []
     thread: ReceiveThread | None = None
     loop = asyncio.new_event_loop() if mode.startswith("asyncio") else None
 
     if loop is not None:
         async def open_all() -> None:
             for leg in receivers:
-                s = await MediaStream.open("127.0.0.1", 0, leg)
-                streams.append(s)
-                ports.append(s.port)
+                transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda leg=leg: _AsyncioPort(leg), local_addr=("127.0.0.1", 0))
+                transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                streams.append(transport)
+                ports.append(transport.get_extra_info("sockname")[1])
         loop.run_until_complete(open_all())
-    else:
-        thread = ReceiveThread()
+    else:  # one datagram per ready socket and round, or ("/drain") each read to EAGAIN
+        thread = ReceiveThread(burst=DRAIN_BURST if mode.endswith("drain") else 1)
         ports = [thread.add("127.0.0.1", 0, leg) for leg in receivers]
 
     proc = ctx.Process(target=_sender, args=(ports, rate, seconds, start, result))
@@ -327,7 +343,7 @@ def socket_path(legs: int, rate: float, seconds: float) -> list[SocketRow]:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for full in (False, True):
-            for mode in ("asyncio", "ReceiveThread"):
+            for mode in ("asyncio", "ReceiveThread", "ReceiveThread/drain"):
                 rows.append(_socket_case(mode, legs, rate, seconds, Path(d), full))
     return rows
 
@@ -368,9 +384,9 @@ def main() -> None:
     print(f"Sockets on loopback: {socket_legs} legs, sender paced at {rate:,.0f} packets/s for "
           f"{seconds:g} s; CPU = receiving process (parse + jitter + decode + record included).")
     print()
-    print("| receive loop                       |  legs |   sent/s |   loss | us/pkt |   CPU "
+    print("| receive loop                             |  legs |   sent/s |   loss | us/pkt |   CPU "
           "| packets/s/core |")
-    print("| ---------------------------------- | ----: | -------: | -----: | -----: | ----: "
+    print("| ---------------------------------------- | ----: | -------: | -----: | -----: | ----: "
           "| -------------: |")
     for srow in socket_path(socket_legs, rate, seconds):
         print(srow.line())

@@ -163,6 +163,37 @@ def print_check_summary(checks: list[dict[str, Any]], items_of: dict[str, list[s
         print(f"{item:<18} {vs:>14} {vn:>13} {rs:>14} {rn:>13}")
 
 
+def phantom_utterances(hyp: list[Any], ref: list[dict[str, Any]]) -> list[Any]:
+    """Transcribed utterances that overlap no labelled utterance of the same speaker: text
+    written where nothing was said (noise, music, tones)."""
+    return [
+        u for u in hyp
+        if not any(r["speaker"] == u.speaker and overlaps(u.start, u.end, r["start"], r["end"], 0)
+                   for r in ref)
+    ]  # fmt: skip
+
+
+def print_asr_share(engine: Any, leg_audio_s: float, phantoms: int) -> None:
+    """The share of the legs' audio that reached Whisper, what the speech check dropped and
+    what it cost, and the phantom transcripts."""
+    check = engine.speech_check
+    dropped_s = check.stats.dropped_audio_s if check is not None else 0.0
+    decoded_s = engine.stats.audio_s - dropped_s
+    line = (
+        f"audio reaching Whisper: {decoded_s:.0f} s of {leg_audio_s:.0f} s of leg audio "
+        f"({100 * decoded_s / max(leg_audio_s, 1e-9):.1f} %); phantom transcripts: {phantoms}"
+    )
+    if check is not None:
+        st = check.stats
+        line += (
+            f"; speech check ({check.provider}): {st.dropped} of {st.utterances} utterances "
+            f"dropped ({st.dropped_audio_s:.1f} s), {st.cpu_s:.2f} CPU-s "
+            f"({st.cpu_s / max(st.audio_s, 1e-9):.5f} CPU-s per utterance second, "
+            f"{st.read_s / max(st.audio_s, 1e-9):.2f} of it read)"
+        )
+    print(line)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
@@ -192,7 +223,8 @@ def main() -> int:
     print(
         f"ASR: beam {config.asr_beam_size}, batch {engine.max_batch_size}, compute type "
         f"{engine.compute_type}, {config.asr_cpu_threads or 'all'} threads, inter threads "
-        f"{config.asr_inter_threads}, window at least {config.asr_window_min_s:g} s",
+        f"{config.asr_inter_threads}, window at least {config.asr_window_min_s:g} s, speech "
+        f"check {'at ' + str(config.asr_speech_threshold) if config.asr_speech_check else 'off'}",
         flush=True,
     )
     label_files = sorted(args.corpus.glob("dev*.json")) or sorted(
@@ -210,6 +242,8 @@ def main() -> int:
     checks: list[dict[str, Any]] = []
     items_of = phrase_items(rubric)
     audio_s = 0.0
+    leg_audio_s = 0.0
+    phantoms = 0
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     for lf in label_files:
@@ -217,7 +251,10 @@ def main() -> int:
         rec = read_wav(lf.with_suffix(".wav"))
         audio_s += rec.duration_s
         legs = legs_from_recording(rec, agent_channel="left")
+        leg_audio_s += sum(len(leg.audio) / leg.sample_rate for leg in legs)
         scored = score_legs(engine, rubric, legs, batch_size=engine.max_batch_size)
+        invented = phantom_utterances(scored.evidence.utterances, labels["transcript"])
+        phantoms += len(invented)
         result = scored.result.to_json()
         counts, extra, missed = match_call(result["findings"], labels["events"])
         for item, c in counts.items():
@@ -256,6 +293,8 @@ def main() -> int:
             flush=True,
         )
         if args.verbose:
+            for u in invented:
+                print(f"    phantom {u.speaker} {u.start:.1f}-{u.end:.1f} {u.text}")
             for f in extra:
                 print(f"    extra  {f['item_id']} {f['start']:.1f}-{f['end']:.1f} {f['evidence']}")
             for ev in missed:
@@ -283,6 +322,7 @@ def main() -> int:
     print(f"CER overall   {100 * all_num / max(1, all_den):5.1f} %")
     print(f"pass/fail agreement: {agree}/{len(label_files)}")
     print_check_summary(checks, items_of)
+    print_asr_share(engine, leg_audio_s, phantoms)
     print(
         f"audio {audio_s:.0f} s scored in {elapsed:.0f} s wall ({audio_s / elapsed:.1f}x real"
         " time),"

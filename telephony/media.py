@@ -1,12 +1,11 @@
-"""RTP and RTCP sockets: the port pool, an asyncio media stream and a receive thread.
+"""RTP and RTCP sockets: the port pool and the receive thread.
 
 Each leg gets an even RTP port from :class:`RtpPortPool` and RTCP on the port above it
-(RFC 3550 section 11). :class:`MediaStream` is the asyncio way: one datagram endpoint per
-port handing each packet to its :class:`~telephony.rtp.RtpLeg`. :class:`ReceiveThread` is
-the way for many lines, and the recording server's: one thread watches every RTP and RTCP
-socket with ``epoll`` and reads the ready ones in rounds (a burst of ``recv`` calls per
-socket and round), which costs a fraction of the event loop's per-packet overhead (see
-``benchmarks/bench_rtp_receive.py`` and ``callqa bench --front-end``);
+(RFC 3550 section 11). :class:`ReceiveThread` receives them: one thread watches every RTP
+and RTCP socket with ``epoll`` and reads the ready ones in rounds, handing each datagram to
+its :class:`~telephony.rtp.RtpLeg`, outside any event loop. It costs about half of what an
+asyncio datagram endpoint per port costs per packet (``benchmarks/bench_rtp_receive.py``
+keeps that way as its baseline; ``callqa bench --front-end`` measures the whole front end).
 :class:`ThreadMediaStream` is one leg's pair of ports on it.
 
 RTCP sender and receiver reports are parsed into :class:`RtcpStats`; anything else on the
@@ -15,7 +14,6 @@ RTCP port is skipped, and malformed packets are counted and dropped.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import select
@@ -183,100 +181,14 @@ def parse_rtcp(data: bytes, stats: RtcpStats) -> None:
     stats.packets += 1
 
 
-# ---------------------------------------------------------------------- asyncio
+# ---------------------------------------------------------------------- thread
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, stream: MediaStream) -> None:
-        self.stream = stream
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        stream = self.stream
-        stream.remote_addr = addr
-        try:
-            stream.leg.feed(data, stream.clock())
-        except Exception:  # a bug must not stop the other calls
-            stream.errors += 1
-            logger.exception("leg %d: failed on a packet from %s", stream.leg.channel, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTP socket error: %s", exc)
-
-
-class _RtcpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, stream: MediaStream) -> None:
-        self.stream = stream
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            parse_rtcp(data, self.stream.rtcp)
-        except (RtcpParseError, struct.error) as exc:
-            self.stream.rtcp.malformed += 1
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("dropped an RTCP datagram from %s: %s", addr, exc)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTCP socket error: %s", exc)
-
-
-class MediaStream:
-    """One leg's RTP port (and RTCP on the port above it) on the asyncio event loop."""
-
-    def __init__(self, leg: RtpLeg, clock: Clock) -> None:
-        self.leg = leg
-        self.clock = clock
-        self.rtcp = RtcpStats()
-        self.remote_addr: tuple[str, int] | None = None
-        self.errors = 0
-        self.port = 0
-        self.rtcp_port = 0
-        self._rtp: asyncio.DatagramTransport | None = None
-        self._rtcp: asyncio.DatagramTransport | None = None
-
-    @classmethod
-    async def open(
-        cls, host: str, port: int, leg: RtpLeg, *, clock: Clock = time.monotonic
-    ) -> MediaStream:
-        """Bind RTP on ``host:port`` and RTCP on ``port + 1`` (port 0: any two ports)."""
-        loop = asyncio.get_running_loop()
-        stream = cls(leg, clock)
-        rtp, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(stream), local_addr=(host, port)
-        )
-        stream._rtp = rtp
-        try:
-            rtcp_port = port + 1 if port else 0
-            rtcp, _ = await loop.create_datagram_endpoint(
-                lambda: _RtcpProtocol(stream), local_addr=(host, rtcp_port)
-            )
-        except BaseException:
-            rtp.close()
-            raise
-        stream._rtcp = rtcp
-        sock = rtp.get_extra_info("socket")
-        _grow_receive_buffer(sock)
-        stream.port = sock.getsockname()[1]
-        stream.rtcp_port = rtcp.get_extra_info("socket").getsockname()[1]
-        return stream
-
-    def close(self) -> None:
-        """Stop receiving; the leg is left to its owner (flush, stats)."""
-        for transport in (self._rtp, self._rtcp):
-            if transport is not None:
-                transport.close()
-        self._rtp = self._rtcp = None
-
-
-def _grow_receive_buffer(sock: socket.socket | None) -> None:
-    if sock is None:
-        return
+def _grow_receive_buffer(sock: socket.socket) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
     except OSError:  # pragma: no cover - a kernel limit; the default buffer still works
         logger.debug("could not raise SO_RCVBUF")
-
-
-# ---------------------------------------------------------------------- thread
 
 
 class _Receiver(Protocol):
@@ -484,8 +396,7 @@ class ReceiveThread:
 class ThreadMediaStream:
     """One leg's RTP port (and RTCP on the port above it) on a :class:`ReceiveThread`.
 
-    The counterpart of :class:`MediaStream` for many lines: the thread feeds the leg, and
-    whoever touches the leg meanwhile holds ``receiver.lock``.
+    The thread feeds the leg; whoever touches the leg meanwhile holds ``receiver.lock``.
     """
 
     def __init__(self, receiver: ReceiveThread, leg: RtpLeg) -> None:

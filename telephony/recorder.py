@@ -38,7 +38,6 @@ CUSTOMER_CHANNEL = 1
 
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _RIFF_SIZE_OFFSET = 4
-_DATA_SIZE_OFFSET = 40
 
 
 class RecordingError(ValueError):
@@ -298,9 +297,10 @@ class CallRecorder:
     def _write_sizes(self, frames: int) -> None:
         if frames == self._header_frames:
             return
+        # Both sizes in one write: the header from the RIFF size to the data size.
         data_bytes = frames * self._frame_bytes
-        os.pwrite(self._fd, struct.pack("<I", 36 + data_bytes), _RIFF_SIZE_OFFSET)
-        os.pwrite(self._fd, struct.pack("<I", data_bytes), _DATA_SIZE_OFFSET)
+        header = wav_header(self.channels, self.sample_rate, data_bytes)
+        os.pwrite(self._fd, header[_RIFF_SIZE_OFFSET:WAV_HEADER_BYTES], _RIFF_SIZE_OFFSET)
         self._header_frames = frames
 
 

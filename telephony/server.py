@@ -23,7 +23,6 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
   epoll, the ready sockets read in rounds), which feeds the legs' receive paths (parse,
   jitter buffer, decode, recording, the live sink) outside the event loop; the event loop
   takes the receive thread's lock when it touches a leg (release by time, pause, end);
-  `ServerSettings.rtp_receive_thread = False` puts them on the event loop instead;
 * malformed messages and every limit hit are counted in `counters`, logged at debug level
   and dropped; nothing a peer sends stops the server.
 
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony.health import Availability, DiskSpace, Refusal
-from telephony.media import MediaStream, ReceiveThread, RtpPortPool, ThreadMediaStream
+from telephony.media import ReceiveThread, RtpPortPool, ThreadMediaStream
 from telephony.rtp import RtpLeg
 from telephony.sessions import (
     CallInfo,
@@ -124,8 +123,6 @@ class ServerSettings:
     default_agent_side: str = "callee"
     timers: TimerSettings = field(default_factory=TimerSettings)
     idle_check_interval_s: float = IDLE_CHECK_INTERVAL_S
-    rtp_receive_thread: bool = True
-    """RTP on one receive thread (True), or on the event loop's datagram endpoints."""
 
 
 @dataclass
@@ -138,11 +135,6 @@ class Call:
     ready: bool = False
     updating: bool = False
     ending: bool = False
-
-
-async def _open_media(host: str, port: int, leg: RtpLeg) -> MediaEndpoint:
-    stream: MediaEndpoint = await MediaStream.open(host, port, leg)
-    return stream
 
 
 class RecordingServer:
@@ -176,7 +168,7 @@ class RecordingServer:
         self._layer: TransactionLayer | None = None
         self._monitor: asyncio.Task[None] | None = None
         self.receiver: ReceiveThread | None = None
-        """The RTP receive thread, while started with `rtp_receive_thread`."""
+        """The RTP receive thread, while the server is started."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -205,8 +197,7 @@ class RecordingServer:
             self.settings.timers, self.loop, on_ack_timeout=self._on_ack_timeout
         )
         await self.transport.start(self.settings.transports, self.settings.port)
-        if self.settings.rtp_receive_thread:
-            self.receiver = ReceiveThread()
+        self.receiver = ReceiveThread()
         self._monitor = self.loop.create_task(self._watch_idle())
         logger.info(
             "recording server on %s (udp %s, tcp %s)", self.settings.host, self.udp_port,
@@ -428,20 +419,21 @@ class RecordingServer:
             return
         tx.respond(make_response(request, 100))
         siprec = is_recording_invite(request)
+        assert self.receiver is not None, "the server is not started"
         session = RecordingSession(
             call_id=request.call_id,
             source="siprec" if siprec else "sip",
             peer=str(peer),
             recordings_dir=self.settings.recordings_dir,
             ports=self.ports,
-            open_media=_open_media if self.receiver is None else self._open_thread_media,
+            open_media=self._open_thread_media,
             bind_host=self.settings.host,
             patterns=self.settings.agent_patterns,
             default_side=self.settings.default_agent_side,
             caller=_aor(request.headers.get("From")),
             callee=_aor(request.headers.get("To")),
             on_started=self.on_call_started,
-            media_lock=None if self.receiver is None else self.receiver.lock,
+            media_lock=self.receiver.lock,
         )
         if refused:
             session.decisions.add("metadata", refused)

@@ -6,7 +6,8 @@ pyproject.toml). What `scripts/setup` installs, and the corpus in ../shared, mus
 a test marked for it fails, saying what is missing and how to get it, or to leave the test
 out (``-m "not speech"``). What only some machines have (root, a box without CUDA, a C
 compiler) skips the test with that reason, which the summary lists (``-ra``); nothing is
-skipped from inside a test.
+skipped from inside a test. A few slower variants of a test run only when ``-m`` names their
+marker (`OPT_IN`); otherwise they are skipped, saying how to run them.
 """
 
 from __future__ import annotations
@@ -76,10 +77,16 @@ MACHINE: dict[str, tuple[Callable[[], bool], str]] = {
     "cc": (_tools("cc"), "a C compiler, cc"),
 }
 """Marker: (does this machine have it, what it is). Elsewhere the marked test is skipped."""
+OPT_IN: dict[str, str] = {
+    "crash_points": "more kill -9 points of the 20-call crash test (about 25 s each)",
+}
+"""Marker: what its tests add. They run only when ``-m`` names the marker."""
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers():
+        if mark.name in OPT_IN and mark.name not in (item.config.option.markexpr or ""):
+            pytest.skip(f"{OPT_IN[mark.name]}: run with -m {mark.name}")
         if mark.name in REQUIRED:
             here, what = REQUIRED[mark.name]
             if not here():

@@ -46,7 +46,7 @@ import numpy as np
 
 from core.asr.device import default_batch_size, load_whisper
 from core.asr.filters import find_repetition, is_phantom, trim_repetition
-from core.asr.models import ModelInfo, inspect_model_dir, resolve_model
+from core.asr.models import ModelInfo, ModelStoreError, inspect_model_dir, resolve_model
 from core.asr.silero_model import silero_model_path
 from core.asr.speech_check import SpeechCheck
 from core.asr.tokenizer import WhisperTokenizer
@@ -129,12 +129,7 @@ class AsrEngine:
         self.inter_threads = int(getattr(self.model, "num_workers", 1) or 1)
         """Batches the model decodes at once (CTranslate2 replicas)."""
         self.stats = AsrStats()
-        self.speech_check: SpeechCheck | None = None
-        if self.options.speech_check:
-            self.speech_check = SpeechCheck(
-                silero_model_path(), threshold=self.options.speech_threshold,
-                device=self.device, device_index=self.options.device_index,
-            )  # fmt: skip
+        self.speech_check = self._load_speech_check() if self.options.speech_check else None
         self._prompt_cache: dict[str, list[int]] = {}
         logger.info(
             "Whisper %s loaded on %s (%s), batch %d, %d at once",
@@ -193,6 +188,17 @@ class AsrEngine:
         final = [r for r in results if r is not None]
         self._count(final)
         return final
+
+    def _load_speech_check(self) -> SpeechCheck | None:
+        """The speech check, or None (an error logged) where its model is not installed: the
+        box goes on transcribing everything rather than stop (`callqa doctor` fails on it)."""
+        try:
+            path = silero_model_path()
+        except ModelStoreError as exc:
+            logger.error("the speech check is off: %s", exc)
+            return None
+        return SpeechCheck(path, threshold=self.options.speech_threshold, device=self.device,
+                           device_index=self.options.device_index)  # fmt: skip
 
     def _not_speech(self, audios: list[np.ndarray]) -> set[int]:
         """Indices of the utterances the speech check finds no speech in (all of them run

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -280,7 +281,16 @@ def run_ramp(
     return outcome
 
 
-def summarize(outcome: RampOutcome) -> str:
+def stage_split(step: StepResult) -> str:
+    """The daemon's CPU by stage in one step, in % of one core, biggest first."""
+    parts = sorted(step.stage_cores.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {100 * cores:.1f}" for name, cores in parts)
+
+
+def summarize(outcome: RampOutcome, box_cores: int | None = None) -> str:
+    """One line: what ran, the lines held with the daemon's CPU at that step (in cores, as a
+    share of the box's ``box_cores``, default this machine's, and by stage), what kept up."""
+    box_cores = box_cores or os.cpu_count() or 1
     best = outcome.held_step
     last = outcome.steps[-1] if outcome.steps else None
     asr = f"{outcome.model_name} on {outcome.asr_device} ({outcome.compute_type})"
@@ -289,7 +299,10 @@ def summarize(outcome: RampOutcome) -> str:
         held = "held no step"
     else:
         p95 = "n/a" if best.latency_p95_ms is None else f"{best.latency_p95_ms:.0f} ms"
-        held = f"held {best.lines} lines (p95 {p95}, {best.daemon_cores:.2f} cores)"
+        share = 100 * best.daemon_cores / box_cores
+        held = (f"held {best.lines} lines (p95 {p95}, {best.daemon_cores:.2f} cores, "
+                f"{share:.0f} % of the box's {box_cores}; by stage, % of a core: "
+                f"{stage_split(best)})")  # fmt: skip
     stop = ""
     kept = f"; kept up (any latency) with {outcome.max_lines_sustained} lines"
     if last is not None and not last.sustained:

@@ -69,6 +69,18 @@ def verdict(ours: RampOutcome, baseline: RampOutcome | None) -> str:
     return "\n".join(lines)
 
 
+def ratio_text(ours: RampOutcome, baseline: RampOutcome) -> str:
+    """Lines held and kept up against the baseline of the same run, as one sentence."""
+
+    def ratio(a: int, b: int) -> str:
+        return f"{a / b:.1f}x" if b else "the baseline none"
+
+    held, base_held = ours.max_lines_held, baseline.max_lines_held
+    kept, base_kept = ours.max_lines_sustained, baseline.max_lines_sustained
+    return (f"ratio to the baseline: {held} vs {base_held} lines held ({ratio(held, base_held)}), "
+            f"{kept} vs {base_kept} kept up ({ratio(kept, base_kept)})")  # fmt: skip
+
+
 # ---------------------------------------------------------------- chart
 
 WIDTH, HEIGHT = 760, 420

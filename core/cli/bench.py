@@ -39,7 +39,7 @@ from typing import Any
 from core import clock
 from core.capacity.load import Source, load_sources
 from core.capacity.ramp import FRONT_END_LADDER, STEP_LADDER, RampOutcome, StepResult, run_ramp
-from core.capacity.report import table, verdict, write_outputs
+from core.capacity.report import ratio_text, table, verdict, write_outputs
 from core.config import SETTINGS, ConfigError, Settings, settings_file
 
 BASELINE = {
@@ -171,6 +171,9 @@ def run(args: argparse.Namespace, config: Settings) -> int:
     baseline = next((o for o in outcomes if o.config == "baseline"), None)
     ours = next((o for o in outcomes if o.config != "baseline"), None)
     print(verdict(ours, baseline) if ours else baseline.summary if baseline else "")
+    if ours is not None and baseline is not None:
+        # Stored with the run, for the admin page (the printed verdict has it already).
+        ours.summary += "; " + ratio_text(ours, baseline)
     stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
     out_dir = args.out or (config.data_dir / "benchmarks" / stamp)
     title = f"callqa capacity, {outcomes[0].model_name} on {outcomes[0].asr_device}"

@@ -54,11 +54,13 @@ class ServeProcess:
 
     def __init__(
         self, data_dir: Path, settings: dict[str, str] | None = None,
-        config_file: Path | None = None,
+        config_file: Path | None = None, extra_env: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.data_dir = Path(data_dir)
         self.settings = dict(settings or {})
         self.config_file = config_file
+        self.extra_env = dict(extra_env or {})
+        """Environment variables that are not settings (``CALLQA_STOP_AT`` of a crash test)."""
         self.grpc_port = int(self.settings.get("grpc_port") or free_port())
         self.sip_port = int(self.settings.get("sip_port") or free_port_tcp_udp())
         if "rtp_port_first" not in self.settings:
@@ -83,6 +85,7 @@ class ServeProcess:
         env["CALLQA_CONFIG"] = str(config)
         # Through `Settings`: unknown names and values of the wrong type are refused here.
         env.update(Settings().replace(**values).to_env(tuple(values)))
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout_s: float = 180.0) -> ServeProcess:

@@ -48,6 +48,7 @@ from core.live.scheduler import (
 from core.rubric.engine import evaluate
 from core.rubric.redaction import redactor_for
 from core.stage_cpu import charge, name_thread
+from core.stop_points import stop_point
 from core.storage import repository
 from core.storage.live_calls import (
     interrupted_calls,
@@ -345,6 +346,7 @@ class LiveEngine:
                     meta = {**(meta or {}), "recording_cut": call.recorder.full}
             elif duration_s is not None:
                 call.recorded_s = duration_s
+            stop_point("call-ended")
 
             def mark() -> None:
                 call.end_marked = True

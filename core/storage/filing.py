@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from core.calls import CallResult
 from core.config import Settings
+from core.stop_points import stop_point
 from core.storage import repository
 from core.storage.redacted_audio import redact_recording
 
@@ -48,6 +49,7 @@ def store_call(
     elif move:
         redact_recording(config, Path(recording), record)  # the spoken numbers silenced
         shutil.move(str(recording), target)
+        stop_point("filed")
     else:
         tmp = target.with_name(target.name + ".part")
         shutil.copyfile(recording, tmp)

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from core.calls import SPEAKERS, CallResult, Finding, Utterance
 from core.clock import utc_now_iso
 from core.rubric.metrics import speech_time, speech_units
+from core.stop_points import stop_point
 from core.storage import decisions, timelines
 from core.storage.search import search_text
 
@@ -351,6 +352,7 @@ def save_scored_call(db: Database, record: CallRecord, result: CallResult) -> No
             ],
         )
         timelines.save(db, record.id, result.evidence)
+        stop_point("in-transaction")
 
 
 def _score_fields(row: dict[str, Any]) -> dict[str, Any]:

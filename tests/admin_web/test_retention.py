@@ -149,3 +149,24 @@ def test_the_commands_dry_run_and_refuse_a_short_audit_floor(
     config.write_text(f'data_dir = "{tmp_path / "data"}"\nretention_audit_days = 90\n')
     assert main(["--config", str(config), "retention", "--dry-run"]) == 2
     assert "at least 180 days" in capsys.readouterr().err
+
+
+def test_the_call_page_says_what_retention_deleted(
+        client_as: ClientAs, data_dir: Path, calls: list[StoredCall]) -> None:
+    call = calls[0]
+    client = client_as("admin")
+    page = client.get(f"/calls/{call.id}").get_data(as_text=True)
+    words = db_rows(data_dir, "SELECT text FROM cq.utterances WHERE call_id = ? AND text <> ''",
+                    [call.id])[0]["text"]
+    assert words in page and 'id="transcript-deleted"' not in page
+    db = open_db(data_dir / "callqa.db")
+    holds = Holds(data_dir)
+    try:
+        Pass(db, data_dir, Policy(recordings_days=30, transcripts_days=30), holds).run(
+            dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    finally:
+        holds.close()
+        db.close()
+    page = client.get(f"/calls/{call.id}").get_data(as_text=True)
+    assert 'data-retention="recording"' in page and "2026-03-01" in page
+    assert 'id="transcript-deleted"' in page and words not in page

@@ -21,13 +21,14 @@ class Daemon(ServeProcess):
     """`callqa serve` for a test: the given model, and a long shutdown grace."""
 
     def __init__(self, data_dir: Path, model_dir: Path, env: dict[str, str] | None = None,
-                 rtp_range: tuple[int, int] = (0, 0)) -> None:  # fmt: skip
+                 rtp_range: tuple[int, int] = (0, 0),
+                 extra_env: dict[str, str] | None = None) -> None:  # fmt: skip
         settings = {"model": str(model_dir), "shutdown_grace_s": "60"}
         if rtp_range[0]:
             settings["rtp_port_first"], settings["rtp_port_last"] = map(str, rtp_range)
         for name, value in (env or {}).items():  # CALLQA_<NAME> given by a test
             settings[name.removeprefix("CALLQA_").lower()] = value
-        super().__init__(data_dir, settings)
+        super().__init__(data_dir, settings, extra_env=extra_env)
 
     def start(self, timeout_s: float = 120.0) -> Daemon:
         super().start(timeout_s)

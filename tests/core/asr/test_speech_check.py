@@ -5,11 +5,13 @@ were alone, and the engine drops what the check finds no speech in."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.asr import silero_model
 from core.asr.engine import AsrEngine
 from core.asr.silero_model import silero_model_path
 from core.asr.speech_check import WINDOW_S, SpeechCheck
@@ -123,3 +125,16 @@ def test_the_engine_drops_what_holds_no_speech(
         assert results[name].text == ""
     assert engine.stats.filtered.get("not_speech") == 2
     assert engine.speech_check.stats.dropped == 2
+
+
+@pytest.mark.model
+def test_without_its_model_the_engine_says_so_and_transcribes_everything(
+    base_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(silero_model, "default_model_dir", lambda: tmp_path)
+    options = AsrOptions(device="cpu", cpu_threads=2, speech_check=True)
+    with caplog.at_level(logging.ERROR, logger="core.asr.engine"):
+        engine = AsrEngine(base_model_dir, options)
+    assert engine.speech_check is None
+    assert "the speech check is off" in caplog.text and "scripts/setup" in caplog.text

@@ -15,8 +15,8 @@ import pytest
 from core.audio.wav import read_wav, write_wav_pcm16
 from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
-from core.capacity.ramp import RampOutcome, StepResult
-from core.capacity.report import chart_svg, table, verdict
+from core.capacity.ramp import RampOutcome, StepResult, summarize
+from core.capacity.report import chart_svg, ratio_text, table, verdict
 from core.cli import main
 from core.cli.bench import BASELINE, parse_ladder, parse_sets
 from core.config import ConfigError
@@ -136,6 +136,23 @@ def test_chart_and_table_show_every_step() -> None:
     assert "held in real time (p95 within the deadline): 2 vs 0 for the baseline" in said
     assert "kept up with (backlog not growing, any latency): 4 vs 2" in said
     assert "ratio 2.0x" in said
+
+
+def test_summary_gives_the_cpu_share_and_stages_at_the_last_held_step_and_the_ratio() -> None:
+    ours = _outcome("callqa", [_step("callqa", 2, 900.0, True), _step("callqa", 4, 1500.0, True),
+                               _step("callqa", 8, 3000.0, False)])  # fmt: skip
+    ours.steps[1] = StepResult(**{**ours.steps[1].__dict__, "daemon_cores": 1.5,
+                                  "stage_cores": {"receive": 0.2, "asr": 1.25}})  # fmt: skip
+    said = summarize(ours, box_cores=2)
+    assert "held 4 lines (p95 1500 ms, 1.50 cores, 75 % of the box's 2" in said
+    assert "by stage, % of a core: asr 125.0, receive 20.0)" in said
+    assert "\n" not in said
+    base = _outcome("baseline", [_step("baseline", 1, 2500.0, False)])
+    assert ratio_text(ours, base) == (
+        "ratio to the baseline: 4 vs 0 lines held (the baseline none), 8 vs 1 kept up (8.0x)"
+    )
+    base.steps = [_step("baseline", 2, 900.0, True)]
+    assert "4 vs 2 lines held (2.0x)" in ratio_text(ours, base)
 
 
 def test_bench_passes_the_settings_file_and_global_flags_to_every_daemon(

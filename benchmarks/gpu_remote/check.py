@@ -132,8 +132,10 @@ class Check:
         a = self.probe("a_as_is", self.env())
         chosen: dict[str, str] | None = self.env() if a["transcribed"] else None
         cublas = next((s for s in a["steps"] if s["step"] == "cublas 12"), None)
-        cublas_missing = cublas is not None and not (cublas.get("value") or {}).get("loaded")
-        if cublas_missing and not a["transcribed"]:
+        skip_b = reason_not_to_try_b(a, cublas)
+        if skip_b:
+            self.report["attempts"]["b_cublas13_as_12"] = {"not_tried": skip_b}
+        else:
             made = alias_folder(self.pack / "cublas12-alias", find_libraries())
             self.report["alias"] = made
             if not made:
@@ -144,10 +146,6 @@ class Check:
                 env = self.env(self.pack / "cublas12-alias")
                 if self.probe("b_cublas13_as_12", env)["transcribed"]:
                     chosen = env
-        elif not cublas_missing:
-            self.report["attempts"]["b_cublas13_as_12"] = {
-                "not_tried": "libcublas.so.12 loaded as the machine is"
-            }
         self.report["gpu_runs"] = chosen is not None
         self.report["verdict"] = verdict(self.report)
         self.save()
@@ -234,6 +232,17 @@ class Check:
             )
         self.report[f"bench_{model}"] = {k: done[k] for k in ("exit", "timed_out", "seconds")}
         self.save()
+
+
+def reason_not_to_try_b(a: dict[str, Any], cublas: dict[str, Any] | None) -> str | None:
+    """Why attempt (b) is not needed or cannot tell anything; None when it is to be made."""
+    if a["transcribed"]:
+        return "attempt (a) transcribed"
+    if cublas is None:
+        return "attempt (a) stopped before cuBLAS 12 was looked for"
+    if (cublas.get("value") or {}).get("loaded"):
+        return "libcublas.so.12 loaded as the machine is"
+    return None
 
 
 def run(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict[str, Any]:

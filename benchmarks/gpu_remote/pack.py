@@ -269,7 +269,8 @@ def make_pack(
     if part_bytes < PIECE_MIB * MIB:
         raise PackError(
             f"the working tree takes {tree / MIB:.1f} MiB of a call's "
-            f"{CALL_LIMIT_MIB} MiB: too little is left for a part"
+            f"{CALL_LIMIT_MIB} MiB: too little is left for a part (every call sends the "
+            "tracked files and the untracked ones git does not ignore: `git status` names them)"
         )
     with tempfile.TemporaryDirectory(prefix="gpu-pack-wheels-") as tmp:
         wheels = wheels_dir or Path(tmp)

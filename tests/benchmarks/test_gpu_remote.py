@@ -24,7 +24,7 @@ from benchmarks.gpu_remote.chunks import (
     write_pack,
 )
 from benchmarks.gpu_remote.cublas import alias_folder
-from benchmarks.gpu_remote.pack import CALL_LIMIT_MIB, DEFAULT_PACK, check_ignored, tree_bytes
+from benchmarks.gpu_remote.pack import CALL_LIMIT_MIB, DEFAULT_PACK, check_ignored
 
 REPO = Path(__file__).resolve().parents[2]
 PIECE, PART = 1000, 2500
@@ -129,7 +129,12 @@ def test_parts_from_two_packs_are_refused(pack) -> None:
         read_manifest(pack_dir)
 
 
-def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(pack) -> None:
+def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(
+    pack, monkeypatch
+) -> None:
+    from benchmarks.gpu_remote import pack as pack_module
+
+    monkeypatch.setattr(pack_module, "tree_bytes", lambda: 5 * 2**20)
     pack_dir, _ = pack
     lines = plan_lines(pack_dir, budget_s=300)
     calls = [json.loads(line.split("run ", 1)[1]) for line in lines if line.startswith("  run ")]
@@ -141,6 +146,15 @@ def test_the_plan_carries_one_part_per_call_and_ends_with_assemble_and_check(pac
         "bash scripts/gpu-check-remote check --budget-s 300"
     )
     assert calls[-1]["timeout_s"] == 600 and all(c["timeout_s"] < 600 for c in calls[:-1])
+    assert not any("OVER" in line for line in lines)
+
+
+def test_the_plan_flags_a_call_the_working_tree_has_grown_past_the_limit(pack, monkeypatch) -> None:
+    from benchmarks.gpu_remote import pack as pack_module
+
+    monkeypatch.setattr(pack_module, "tree_bytes", lambda: CALL_LIMIT_MIB * 2**20)
+    calls = [line for line in plan_lines(pack[0]) if line.startswith("call ")]
+    assert calls and all("OVER 64 MiB: pack again" in line for line in calls)
 
 
 def test_cublas_13_is_shown_under_the_cuda_12_names(tmp_path: Path) -> None:
@@ -201,8 +215,10 @@ def test_the_real_pack_fits_the_calls_and_is_sound() -> None:
     if not (DEFAULT_PACK / "part-01" / MANIFEST).is_file():
         pytest.skip("no pack made here (scripts/gpu-check-remote pack)")
     manifest = read_manifest(DEFAULT_PACK)
-    tree = tree_bytes()
-    assert all(size + tree < CALL_LIMIT_MIB * 2**20 for size in manifest["parts"].values())
+    # Against the tree as it was when packed; `plan` checks the tree as it is now.
+    tree, most = manifest["tree_bytes_at_pack"], manifest["part_bytes_max"]
+    assert all(size <= most for size in manifest["parts"].values())
+    assert most + tree < CALL_LIMIT_MIB * 2**20
     names = [f["path"] for f in manifest["files"]]
     assert any(n.startswith("wheels/ctranslate2-") and "cp312" in n for n in names)
     assert "models/base/model.bin" in names

@@ -48,8 +48,12 @@ def plan_lines(pack_dir: Path, budget_s: int = CHECK_BUDGET_S) -> list[str]:
     lines = [
         f"{len(parts)} device calls; the working tree is {tree / MIB:.1f} MiB of each "
         f"call's {CALL_LIMIT_MIB} MiB. Make each call as soon as the one before returns "
-        "(a machine stays warm about 30 s)."
+        "(a machine stays warm about 30 s). If a receive lists as missing a part already "
+        "sent, the machine was replaced: send the parts it lists again."
     ]
+    if tree > CALL_LIMIT_MIB * MIB / 2:
+        lines.append(f"The working tree alone is {tree / MIB:.1f} MiB: ignore or remove the "
+                     "untracked files `git status` lists, then pack again.")  # fmt: skip
     for n, part in enumerate(parts, 1):
         last = n == len(parts)
         if last:

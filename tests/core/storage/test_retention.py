@@ -188,3 +188,49 @@ def test_unreadable_holds_stop_the_pass_before_it_deletes(tmp_path: Path,
         _run(db, tmp_path)
     assert _call(db, "c-old") is not None and path.exists()
     db.close()
+
+
+KILLED_PASS = """
+import os, signal, sys
+from pathlib import Path
+from core import clock
+from core.storage.db import open_db
+from core.storage.holds import Holds
+from core.storage.retention import Pass, Policy
+from tests.core.storage.old_calls import NOW
+clock.set_now(lambda: NOW)
+data_dir = Path(sys.argv[1])
+seen = []
+def kill(stage):
+    seen.append(stage)
+    if seen.count("committed") == 2:  # the second batch's rows are written, its file is not gone
+        os.kill(os.getpid(), signal.SIGKILL)
+Pass(open_db(data_dir / "callqa.db"), data_dir, Policy(30, 90, 365), Holds(data_dir),
+     batch_calls=1, checkpoint=kill).run()
+"""
+
+
+def test_a_pass_killed_mid_way_is_consistent_and_finished_by_the_next(box) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    db, data_dir, files = box
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", KILLED_PASS, str(data_dir)], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    _consistent(db)
+    # the first batch (the whole old call) is done; the second (the oldest recording due,
+    # c-quarter's) is committed with its file recorded as to be removed; c-month untouched
+    assert _call(db, "c-old") is None and not files["c-old"].exists()
+    quarter = _call(db, "c-quarter")
+    assert quarter and quarter["recording_path"] is None and files["c-quarter"].exists()
+    assert db.execute("SELECT path FROM retention_files").fetchall() == [
+        (str(files["c-quarter"]),)]
+    assert files["c-month"].exists()
+    assert db.execute("SELECT finished_at FROM retention_runs").fetchall() == [(None,)]
+    report = _run(db, data_dir)
+    assert report.counts == {"calls": 0, "recordings": 1, "transcripts": 1}
+    assert not files["c-month"].exists() and not files["c-quarter"].exists()
+    assert db.execute("SELECT count(*) FROM retention_files").fetchone()[0] == 0
+    _consistent(db)

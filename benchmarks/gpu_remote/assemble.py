@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ from benchmarks.gpu_remote.chunks import (
 )
 
 DEVICE_PYTHON = (3, 12)
+# What the project runs on that the image is expected to have (their versions are not known
+# before a machine is seen).
+SURVEYED_PACKAGES = ("numpy", "numba", "llvmlite", "onnxruntime", "onnxruntime-gpu", "grpcio",
+                     "protobuf", "pyyaml", "tqdm", "prometheus-client", "tokenizers",
+                     "nvidia-cublas", "nvidia-cublas-cu12", "torch")  # fmt: skip
 INSTALL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
@@ -130,6 +136,7 @@ def survey() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cublas_libraries": find_libraries(),
     }
+    info["packages"] = installed_versions(SURVEYED_PACKAGES)
     smi = shutil.which("nvidia-smi")
     if smi:
         done = subprocess.run(
@@ -142,6 +149,17 @@ def survey() -> dict[str, Any]:
     else:
         info["nvidia_smi"] = None
     return info
+
+
+def installed_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """The version of each package this Python finds (None: not installed)."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def write_json(data: dict[str, Any], out: Path | None, name: str) -> None:

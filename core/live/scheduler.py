@@ -139,7 +139,7 @@ class AsrScheduler:
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
             for stale in spool_dir.glob("*.f32"):  # a previous run's queue: its calls are
-                stale.unlink(missing_ok=True)  # re-scored from their recordings
+                _discard_spooled(stale)  # re-scored from their recordings
 
     # ---------------------------------------------------------------- control
 
@@ -289,10 +289,7 @@ class AsrScheduler:
     def _load(self, job: AsrJob) -> None:
         if job.spooled is not None:
             job.audio = np.fromfile(job.spooled, dtype=np.float32)
-            # Zeroed before it is unlinked: the queued speech may hold a card number.
-            with open(job.spooled, "r+b") as f:
-                f.write(bytes(job.audio.nbytes))
-            job.spooled.unlink(missing_ok=True)
+            _discard_spooled(job.spooled)
             job.spooled = None
         else:
             self._memory_audio_s -= job.audio_s
@@ -323,7 +320,7 @@ class AsrScheduler:
     def _release(self, job: AsrJob) -> None:
         """Let go of a job's audio that will not be transcribed."""
         if job.spooled is not None:
-            job.spooled.unlink(missing_ok=True)
+            _discard_spooled(job.spooled)
             job.spooled = None
         elif job.audio is not None:
             self._memory_audio_s -= job.audio_s
@@ -408,3 +405,14 @@ class AsrScheduler:
                 job.done(job, result, error)
             except Exception:
                 logger.exception("ASR job %s: its callback failed", job.key)
+
+
+def _discard_spooled(path: Path) -> None:
+    """Zero a spilled utterance's file, then delete it: queued speech may hold a card
+    number, and deleting alone leaves its bytes on the disk."""
+    try:
+        with open(path, "r+b") as f:
+            f.write(bytes(os.fstat(f.fileno()).st_size))
+    except FileNotFoundError:
+        return
+    path.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ audio the queued jobs still reach, not as the process's RSS.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,12 @@ def test_the_queue_holds_no_more_audio_in_memory_than_the_setting(tmp_path: Path
         retained = retained_audio_bytes(sched)
         # Whatever went to disk is let go of: memory follows asr_queue_memory_s.
         assert 0 < retained <= MEMORY_S * BYTES_PER_S, (retained, queued_s)
+        # A second name for every spilled file shows what stays on the disk once it is gone.
+        links = tmp_path / "links"
+        links.mkdir()
+        for spilled in (tmp_path / "spool" / "asr-queue").glob("*.f32"):
+            os.link(spilled, links / spilled.name)
+        assert any(np.fromfile(f, np.float32).any() for f in links.iterdir())
 
         parts = [j for *_, j in sched._heap if j.priority == PRIORITY_PARTIAL]
         assert parts, "the long turns of the call were not handed out in parts"
@@ -103,3 +110,5 @@ def test_the_queue_holds_no_more_audio_in_memory_than_the_setting(tmp_path: Path
         asr.release.set()
         engine.shutdown(10)
     assert not list((tmp_path / "spool" / "asr-queue").glob("*.f32"))
+    # Each was zeroed before it was deleted (read by a worker, or dropped as a stale part).
+    assert not any(np.fromfile(f, np.float32).any() for f in links.iterdir())

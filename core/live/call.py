@@ -245,7 +245,7 @@ class LiveCall:
             spans.append(dataclasses.replace(s, start=s.start + shift, end=s.end + shift).to_json())
         if not spans:
             return {}
-        return {"redaction": redaction_meta(sorted(self.redactor.kinds), spans)}
+        return {"redaction": redaction_meta(sorted({s["kind"] for s in spans}), spans)}
 
     def remember(self, event: CallEvent) -> None:
         self.history.append(event)

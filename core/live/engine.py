@@ -57,6 +57,7 @@ from core.storage.live_calls import (
     store_live_call,
     team_of,
 )
+from core.storage.redacted_audio import silence_in_spool
 from core.storage.routes import route_rules
 from core.storage.rubric_catalog import ResolvedRubric, resolve_rubric
 from core.storage.writer import StorageWriter
@@ -446,7 +447,12 @@ class LiveEngine:
             call.add_utterance(utt, lu.seq, span.speech_end)
             self.counters["utterances"] += 1
         latency = max(0.0, time.time() - end_wall) * 1000.0
+        noted = len(call.redactor.spans)
         shown = call.redactor.utterance(utt, live=True, part=lu.partial)  # the text read first
+        if call.setup.store and len(call.redactor.spans) > noted:
+            starts = {str(leg): at for leg, at in call.leg_start_s.items()}
+            silence_in_spool(self.settings, call.recording_path, call.redactor.spans[noted:],
+                             starts)  # fmt: skip
         line = TranscriptLine(shown, lu.partial, lu.seq, latency,
                               call.leg_start_s.get(lu.speaker, 0.0))  # fmt: skip
         self._publish(call, self._event(call, "transcript", line))

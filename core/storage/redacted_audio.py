@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.audio.wav import silence_spans
+from core.audio.wav import AudioFileError, silence_spans
 from core.config import Settings
+from core.rubric.redaction import TimeSpan
 from core.storage import repository
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,25 @@ def redact_recording(config: Settings, path: Path, record: repository.CallRecord
     logger.info("call %s: %d span(s) silenced in the recording (%.1f s)", record.id,
                 len(spans), seconds, extra={"call_id": record.id})  # fmt: skip
     return done
+
+
+def silence_in_spool(
+    config: Settings, path: Path, spans: list[TimeSpan], leg_start_s: Mapping[str, float]
+) -> int:  # fmt: skip
+    """Silence, in a live call's spool recording, the utterances just found to hold a
+    number (times on their leg, placed at the leg's start in the file), as soon as they are
+    transcribed; the filing silences them again. Not while the original is to be kept (it is
+    copied from the spool when the call is filed). Returns the frames silenced."""
+    if not spans or config.redaction_keep_original or not path.is_file():
+        return 0
+    margin = config.redaction_margin_s
+    placed = [(s.start + leg_start_s.get(s.speaker, 0.0) - margin,
+               s.end + leg_start_s.get(s.speaker, 0.0) + margin) for s in spans]  # fmt: skip
+    try:
+        return silence_spans(path, placed)
+    except (OSError, AudioFileError) as exc:
+        logger.warning("could not silence a number in %s yet (it is at filing): %s", path, exc)
+        return 0
 
 
 def _rate_of(path: Path) -> int:

@@ -3,7 +3,9 @@
 Each call streams a stereo 8 kHz WAV file (the agent on the left, the customer on the right)
 in real time, as an SBC would send a recording session: an INVITE with SDP and RFC 7865
 metadata, RTP for both legs, a BYE. The files are cycled over `--calls` calls; call i has
-agent extension `--agent-base` + i. One line per call says how it went.
+agent extension `--agent-base` + i. With `--rounds R` each of those lines places R calls one
+after the other (`--gap-s` apart), a steady load for a soak. One line per call says how it
+went.
 """
 
 from __future__ import annotations
@@ -99,6 +101,20 @@ def add_simulate_command(subparsers: Any) -> argparse.ArgumentParser:
         help="seconds between the starts of consecutive calls (default 0)",
     )
     p.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=1,
+        help="calls each line places one after the other (default 1)",
+    )
+    p.add_argument(
+        "--gap-s",
+        type=_non_negative,
+        default=1.0,
+        metavar="S",
+        help="with --rounds: seconds from a call's last packet to the line's next call "
+        "(default 1)",
+    )
+    p.add_argument(
         "--codec",
         choices=[c.lower() for c in CODECS],
         default="pcmu",
@@ -137,20 +153,25 @@ def build_plans(
     codec: str = "PCMU",
     agent_base: int = 1001,
     agent_domain: str = AGENT_DOMAIN,
+    rounds: int = 1,
+    gap_s: float = 1.0,
 ) -> list[CallPlan]:
-    """`calls` plans cycling over `files` (each file read once), staggered by `stagger_s`."""
+    """`calls` lines cycling over `files` (each file read once), staggered by `stagger_s`;
+    each line places `rounds` calls, the next `gap_s` after the end of the last one's audio.
+    Plan i is round i // calls of line i % calls."""
     if not files:
         raise ValueError("no WAV files given")
     loaded = [load_plan_from_wav(path, codec=codec) for path in files]
     plans = []
-    for i in range(calls):
-        base = loaded[i % len(loaded)]
+    for i in range(calls * rounds):
+        line, round_no = i % calls, i // calls
+        base = loaded[line % len(loaded)]
         plans.append(
             dataclasses.replace(
                 base,
-                agent_aor=agent_aor_for(agent_base + i, agent_domain),
+                agent_aor=agent_aor_for(agent_base + line, agent_domain),
                 customer_aor=f"sip:+1555{i % 10_000_000:07d}@carrier.example.net",
-                start_offset_s=i * stagger_s,
+                start_offset_s=line * stagger_s + round_no * (base.duration_s + gap_s),
             )
         )
     return plans
@@ -173,6 +194,8 @@ def run(args: argparse.Namespace, config: Any = None) -> int:
         codec=args.codec.upper(),
         agent_base=args.agent_base,
         agent_domain=args.agent_domain,
+        rounds=args.rounds,
+        gap_s=args.gap_s,
     )
     simulator = Simulator(host, port, local_host=local_host)
     # This process only simulates: let the RTP sender thread get the GIL back sooner.

@@ -113,13 +113,16 @@ class SimulatorProcess:
 
     def __init__(
         self, sip_port: int, files: list[Path], *, stagger_s: float, agent_base: int,
-        log_path: Path,
+        log_path: Path, rounds: int = 1, gap_s: float = 1.0,
     ) -> None:  # fmt: skip
+        """One line per file; with ``rounds``, each line places that many calls one after
+        the other, ``gap_s`` apart (call i is round i // len(files) of line i % len(files))."""
         self.log_path = log_path
         self.args = [
             sys.executable, "-m", "core.cli", "simulate", "--to", f"127.0.0.1:{sip_port}",
             "--calls", str(len(files)), "--stagger-s", f"{stagger_s:.3f}",
-            "--agent-base", str(agent_base), "--json", *map(str, files),
+            "--agent-base", str(agent_base), "--rounds", str(rounds), "--gap-s", f"{gap_s:g}",
+            "--json", *map(str, files),
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
         self._out: Any = None

@@ -75,6 +75,8 @@ class Sample:
     backlog_audio_s: float
     live_lines: int
     rss_bytes: int
+    on_disk: int = 0
+    """Queued utterances whose audio waits on disk."""
 
 
 @dataclass
@@ -193,6 +195,11 @@ class DaemonProbe:
             out = [(ext, h) for ext, h in out if ext in call_ids]
         return out
 
+    def calls_started(self) -> int:
+        """Calls whose start the probe has heard."""
+        with self._lock:
+            return len(self._state.external)
+
     def samples_since(self, mono: float) -> list[Sample]:
         with self._lock:
             return [s for s in self._state.samples if s.mono >= mono]
@@ -235,6 +242,7 @@ class DaemonProbe:
             rss, _ = memory_bytes(self.pid)
             self.drops.update()
             sample = Sample(time.monotonic(), cap.asr_backlog_utterances,
-                            cap.asr_backlog_audio_s, cap.live_lines, rss)  # fmt: skip
+                            cap.asr_backlog_audio_s, cap.live_lines, rss,
+                            cap.queued_on_disk_utterances)  # fmt: skip
             with self._lock:
                 self._state.samples.append(sample)

@@ -293,6 +293,14 @@ def test_plans_from_wav_files(tmp_path: Path) -> None:
     assert [p.start_offset_s for p in plans] == [0.0, 0.5, 1.0]
     assert {p.codec for p in plans} == {"PCMA"}
     assert len({p.customer_aor for p in plans}) == 3
+    # Rounds: each line places its next call gap_s after the end of the last one's audio.
+    plans = cli_simulate.build_plans([stereo], 2, stagger_s=0.5, rounds=3, gap_s=2.0)
+    length = plans[0].duration_s
+    assert [p.agent_id for p in plans] == ["1001", "1002"] * 3
+    assert [p.start_offset_s for p in plans] == pytest.approx(
+        [0.0, 0.5, length + 2, length + 2.5, 2 * (length + 2), 2 * (length + 2) + 0.5]
+    )
+    assert len({p.customer_aor for p in plans}) == 6
 
 
 def test_metadata_names_the_agent_first_and_the_caller() -> None:

@@ -101,6 +101,19 @@ class Settings:
         "at least this (30: Whisper's fixed window).",
         measured=True,
     )
+    asr_speech_check: bool = _setting(
+        True,
+        "Second-stage VAD: Silero VAD (onnxruntime) checks every cut utterance before Whisper "
+        "and drops those without speech (noise bursts, music, tones, DTMF); counted per call "
+        "and in the metrics. See the README's speech check.",
+        measured=True,
+    )
+    asr_speech_threshold: float = _setting(
+        0.5,
+        "Silero speech probability at or above which a 32 ms window is speech; an utterance "
+        "passes the speech check with 8 such windows (0.25 s).",
+        measured=True,
+    )
     asr_enabled: bool = _setting(
         True,
         "false: front end only (capacity measurement): utterances are cut and their log-mel "
@@ -339,6 +352,8 @@ class Settings:
             raise ConfigError("setting 'agent_channel' must be 'left' or 'right'")
         if self.asr_device not in ("auto", "cpu", "cuda"):
             raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
+        if not 0.0 < self.asr_speech_threshold < 1.0:
+            raise ConfigError("setting 'asr_speech_threshold' must lie between 0 and 1")
         if self.log_format not in ("plain", "json"):
             raise ConfigError("setting 'log_format' must be 'plain' or 'json'")
         if not 0 <= self.metrics_port <= 65535:
@@ -362,7 +377,6 @@ class Settings:
             )
         if not 0 <= self.retention_run_hour <= 23:
             raise ConfigError("setting 'retention_run_hour' must be an hour from 0 to 23")
-
 
     @property
     def db_path(self) -> Path:

@@ -202,6 +202,9 @@ class DaemonCollector:
         yield self._counter("asr_partials_skipped", "Parts of utterances skipped under load.",
                             stats.partials_skipped)  # fmt: skip
         yield self._counter("asr_failures", "Batches the model failed on.", stats.failures)
+        yield self._counter("asr_not_speech_utterances", "Finished utterances the speech check "
+                            "dropped as not speech (asr_speech_check).",
+                            engine.counters["not_speech_utterances"])  # fmt: skip
         yield batch_histogram(dict(stats.batch_sizes))
 
     def _host(self) -> Iterator[Metric]:

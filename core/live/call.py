@@ -123,6 +123,8 @@ class LiveCall:
         """Set at the end for a call stored without a score (``no audio``)."""
         self.finalized = False
         self.dropped_utterances = 0
+        self.not_speech_utterances = 0
+        """Of those, the ones the speech check found no speech in (filter reason not_speech)."""
         self.recorded_s = 0.0  # length of the recording, once the call has ended
         self.extra_meta: dict[str, Any] = {}
         self.recorder: Any = None  # a CallRecorder when the engine records the call

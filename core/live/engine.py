@@ -105,6 +105,7 @@ class LiveEngine:
         self.counters: dict[str, int] = {
             "calls_started": 0, "calls_scored": 0, "calls_failed": 0, "alerts": 0,
             "late_alerts": 0, "findings": 0, "utterances": 0, "recovered": 0, "transcripts": 0,
+            "not_speech_utterances": 0,
         }  # fmt: skip
         self.alert_latencies_ms: list[float] = []
         self.transcript_latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -429,6 +430,9 @@ class LiveEngine:
                 call.drop_partial(lu.speaker, lu.seq)
             else:
                 call.dropped_utterances += 1
+                if result is not None and result.filter_reason == "not_speech":
+                    call.not_speech_utterances += 1
+                    self.counters["not_speech_utterances"] += 1
                 self._maybe_finish(call)
             return
         utt = Utterance(
@@ -595,6 +599,7 @@ class LiveEngine:
                 "external_id": s.external_id, "skill": s.skill, "end_reason": call.end_reason,
                 "alerts": len(call.alerts), "late_alerts": sum(a.late for a in call.alerts),
                 "dropped_utterances": call.dropped_utterances, "sample_rate": s.sample_rate,
+                "not_speech_utterances": call.not_speech_utterances,
                 "rubric_id": call.rubric.id, "rubric_version": call.rubric_version,
                 "recorded_by": "engine" if call.recorder is not None else "ingest",
             },

@@ -61,7 +61,8 @@ class ScoreOutcome:
 @lru_cache(maxsize=4)
 def _engine(
     model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float,
-    inter_threads: int, batch: int, verify_margin: float = 4.0,
+    inter_threads: int, batch: int, verify_margin: float = 4.0, speech_check: bool = False,
+    speech_threshold: float = 0.5,
 ) -> AsrEngine:  # fmt: skip
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
@@ -69,7 +70,8 @@ def _engine(
     options = AsrOptions(
         device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam,
         window_min_s=window_min_s, inter_threads=inter_threads, max_batch_size=batch,
-        verify_margin=verify_margin,
+        verify_margin=verify_margin, speech_check=speech_check,
+        speech_threshold=speech_threshold,
     )  # fmt: skip
     return AsrEngine(Path(model_dir), options)
 
@@ -87,6 +89,8 @@ def get_engine(config: Settings) -> AsrEngine:
         config.asr_inter_threads,
         config.asr_batch_size,
         config.asr_verify_margin_nats,
+        config.asr_speech_check,
+        config.asr_speech_threshold,
     )
 
 
@@ -196,6 +200,7 @@ def make_record(
             "agent_channel": req.agent_channel if len(recording.channels) == 2 else None,
             "mono_speaker": req.speaker,
             "dropped_utterances": len(scored.dropped),
+            "not_speech_utterances": sum(r == "not_speech" for _, r in scored.dropped),
             **_redaction_facts(scored),
         },
     )

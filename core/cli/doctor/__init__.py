@@ -24,6 +24,7 @@ EXIT_PROBLEMS = 1
 CHECKS: dict[str, Callable[[checks.Context], CheckResult]] = {
     "settings": checks.check_settings,
     "model": checks.check_model,
+    "speech-check": checks.check_speech_check,
     "sip-port": network.check_sip_port,
     "rtp-ports": network.check_rtp_ports,
     "grpc-port": network.check_grpc_port,

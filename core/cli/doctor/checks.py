@@ -147,6 +147,32 @@ def check_model(ctx: Context) -> CheckResult:
     return ok(name, f"{ctx.settings.model}: {path} loads and runs on the CPU")
 
 
+def check_speech_check(ctx: Context) -> CheckResult:
+    """With `asr_speech_check` on: the Silero model is installed, is the pinned one, and runs."""
+    import numpy as np
+
+    from core.asr import silero_model
+    from core.asr.models import ModelStoreError
+    from core.asr.speech_check import SpeechCheck
+
+    name = "speech-check"
+    if not ctx.settings.asr_speech_check:
+        return ok(name, "off (asr_speech_check = false)")
+    fix = "run scripts/setup or `python -m core.asr.silero_model` (--wheel FILE offline)"
+    try:
+        path = silero_model.silero_model_path()
+    except ModelStoreError as exc:
+        return fail(name, str(exc), fix)
+    if silero_model.sha256_of(path) != silero_model.SILERO_ONNX_SHA256:
+        return fail(name, f"{path} is not the pinned Silero model (its SHA-256 differs)", fix)
+    try:
+        check = SpeechCheck(path, threshold=ctx.settings.asr_speech_threshold)
+        check.check([np.zeros(8000, dtype=np.float32)])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return fail(name, f"{path} does not run: {exc}", fix)
+    return ok(name, f"Silero VAD {path} runs on the CPU (threshold {check.threshold:g})")
+
+
 # --------------------------------------------------------------------------- data folder
 
 

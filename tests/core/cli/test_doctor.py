@@ -342,3 +342,23 @@ def test_cpu_throttling_read_from_sysfs_files(tmp_path: Path) -> None:
     assert "34 times" in result.message and "cooling" in result.fix
     assert box.check_cpu(cpu_tree(tmp_path / "c", "powersave", "intel_pstate")).status is Status.OK
     assert box.check_cpu(tmp_path / "none").message.startswith("unknown")
+
+
+def test_speech_check_runs_the_installed_model_and_fails_without_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.asr import silero_model
+
+    config = write_settings(tmp_path / "on.toml", tmp_path / "data", asr_speech_check=True)
+    code, results = doctor(capsys, config, "speech-check")
+    assert code == 0 and "runs on the CPU" in results["speech-check"]["message"], results
+    empty = tmp_path / "no-model"
+    monkeypatch.setattr(silero_model, "default_model_dir", lambda: empty)
+    code, results = doctor(capsys, config, "speech-check")
+    assert code == 1 and results["speech-check"]["status"] == "fail"
+    assert "not installed" in results["speech-check"]["message"]
+    assert "silero_model" in results["speech-check"]["fix"]
+    empty.mkdir()
+    (empty / silero_model.SILERO_FILE_NAME).write_bytes(b"not the model")
+    code, results = doctor(capsys, config, "speech-check")
+    assert code == 1 and "not the pinned" in results["speech-check"]["message"]

@@ -63,6 +63,7 @@ def test_numbers_masked(text: str, want: str) -> None:
     "手机尾号是零零九三。", "尾号 0374", "你们再拖我就打12315。", "二零二五年九月三日下的单",
     "您好，一零二六号很高兴为您服务", "一千兆套餐每月一百二十九元", "退款12000元已经到账",
     "装机地址是幸福小区三栋两单元五零二", "你们回个电话都要两三天", "订单 2025 0903 下的",
+    "2025-09-03 10:30:15 下的单", "热线400-820-8820",
 ])
 def test_numbers_that_are_not_sensitive_kept(text: str) -> None:
     assert masked(text) == text

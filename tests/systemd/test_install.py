@@ -4,6 +4,7 @@ security --offline` on the unit files."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from core.asr.silero_model import SILERO_ONNX_SHA256
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
@@ -98,6 +101,9 @@ def test_install_twice_keeps_the_settings_and_upgrades_the_code(
 
     callqa = root / "opt/callqa/.venv/bin/callqa"
     assert os.access(callqa, os.X_OK)
+    # The speech check's model, copied from the checkout's environment and hash-checked.
+    silero = root / "opt/callqa/.venv/share/callqa/models/silero-vad/silero_vad.onnx"
+    assert hashlib.sha256(silero.read_bytes()).hexdigest() == SILERO_ONNX_SHA256
     python = root / "opt/callqa/.venv/bin/python"
     check = subprocess.run([str(python), "-c", "import core.config"], capture_output=True)
     assert check.returncode == 0, check.stderr  # the second run replaced the broken copy

@@ -16,6 +16,7 @@ from core.asr.silero_model import (
     SILERO_MEMBER,
     SILERO_ONNX_SHA256,
     ensure_installed,
+    install_from_onnx,
     install_from_wheel,
     silero_model_path,
 )
@@ -71,3 +72,13 @@ def test_the_installed_model_matches_the_pin_and_is_not_fetched_again(
     assert ensure_installed(path.parent) == path
     with pytest.raises(ModelStoreError, match=r"not installed.*scripts/setup"):
         silero_model_path(tmp_path)
+
+
+def test_a_model_file_is_copied_only_when_it_is_the_pinned_one(tmp_path: Path) -> None:
+    other = tmp_path / "silero_vad.onnx"
+    other.write_bytes(b"another model")
+    with pytest.raises(ModelStoreError, match="not the pinned Silero model"):
+        install_from_onnx(other, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    copied = install_from_onnx(silero_model_path(), tmp_path / "b")
+    assert sha256(copied) == SILERO_ONNX_SHA256

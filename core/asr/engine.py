@@ -12,6 +12,9 @@ WINDOW_STUDY_RESULTS
 
 What else happens to an utterance:
 
+* Speech check (``AsrOptions.speech_check``): before anything is decoded, Silero VAD
+  (``core.asr.speech_check``) reads the batch's utterances together and those without speech
+  are dropped (filter reason "not_speech"), so Whisper never decodes them.
 * Features: the audio is padded with silence to its window and turned into a log-mel
   spectrogram of ``window_s * 100`` frames (CTranslate2 accepts windows shorter than 30 s;
   the encoder's cost falls with the length). Utterances longer than

@@ -34,6 +34,9 @@ from proto import callqa_pb2_grpc as pb_grpc
 PROBE_AGENT_BASE = 8000
 PROBE_CALL_S = 4.0
 PROBE_POLL_S = 0.2
+PROBE_SLACK_S = 10.0
+"""How long after its planned start a round may still take its probes (the simulator's own
+start delays every round)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def run_soak(
         waiter = threading.Thread(target=wait_load, name="soak-load", daemon=True)
         waiter.start()
         prober = threading.Thread(target=_probe_rounds,
-                                  args=(plan, serve, run, probe, load_done),
+                                  args=(plan, serve, run, probe, t0, load_done),
                                   name="soak-probes", daemon=True)  # fmt: skip
         prober.start()
         while not load_done.wait(5.0):
@@ -186,21 +189,26 @@ def run_soak(
 
 
 def _probe_rounds(
-    plan: SoakPlan, serve: ServeProcess, run: SoakRun, probe: DaemonProbe,
+    plan: SoakPlan, serve: ServeProcess, run: SoakRun, probe: DaemonProbe, t0: float,
     load_done: threading.Event,
 ) -> None:  # fmt: skip
     """In every round, once all its calls have started and are live, offer ``probes`` calls
-    more (a round in which that is not seen is left without)."""
+    more (a round in which that is not seen before the next one is due is left without)."""
     if plan.probes < 1:
         return
     accepted = 0
     for round_no in range(plan.rounds):
         expected = (round_no + 1) * plan.lines + accepted
+        next_due = t0 + (round_no + 1) * (plan.call_s + plan.gap_s) + PROBE_SLACK_S
         while not load_done.wait(PROBE_POLL_S):
             if probe.calls_started() >= expected and probe.capacity().live_lines >= plan.lines:
                 break
+            if time.monotonic() > next_due:
+                break
         else:
             return
+        if time.monotonic() > next_due:
+            continue
         sim = SimulatorProcess(
             serve.sip_port, [run.probe_file] * plan.probes, stagger_s=0.0,
             agent_base=PROBE_AGENT_BASE + 10 * round_no,
@@ -239,5 +247,5 @@ def _progress(probe: DaemonProbe, t0: float, say: Callable[[str], None]) -> None
     s = samples[-1]
     if int(s.mono - t0) % 60 < 5:  # about once a minute
         say(f"  {s.mono - t0:5.0f} s: {s.live_lines} live, backlog {s.backlog} utterances "
-            f"({s.backlog_audio_s:.0f} s of audio, {s.on_disk} on disk), "
+            f"({max(s.backlog_audio_s, 0.0):.0f} s of audio, {s.on_disk} on disk), "
             f"RSS {s.rss_bytes / 2**20:.0f} MB")  # fmt: skip

@@ -98,7 +98,8 @@ def _backlog(run: SoakRun) -> Check:
     held = on_disk > 0 and run.drained and run.on_disk_at_end == 0
     figures = (
         f"most queued {most.backlog if most else 0} utterances "
-        f"({most.backlog_audio_s if most else 0:.0f} s of audio), most on disk {on_disk}; "
+        f"({max(most.backlog_audio_s, 0.0) if most else 0:.0f} s of audio), most on disk "
+        f"{on_disk}; "
         f"{'all done' if run.drained else 'NOT done'} {run.drain_s:.0f} s after the load, "
         f"{max(run.on_disk_at_end, 0)} left on disk"
     )

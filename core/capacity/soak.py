@@ -45,7 +45,7 @@ class SoakPlan:
     """Calls at once (twice what the box holds, for the soak proper)."""
     minutes: float
     call_s: float = 60.0
-    gap_s: float = 2.0
+    gap_s: float = 3.0
     """From a call's last packet to the line's next call."""
     probes: int = 2
     """Calls offered beyond the session limit in every round, while every line is up."""

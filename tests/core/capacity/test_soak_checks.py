@@ -84,3 +84,16 @@ def test_nothing_stored_is_a_loss(tmp_path: Path) -> None:
     assert not verdict(run, "every call").held
     assert not verdict(run, "database").held
     assert not verdict(run, "recordings").held
+
+
+def test_a_load_call_refused_at_the_limit_is_not_lost_and_a_failed_one_is(tmp_path: Path) -> None:
+    run = soak(tmp_path, [500] * 3, [0] * 3)
+    run.files = [tmp_path / "call.wav"]
+    refused = {"call_id": "a@h", "index": 0, "status": "rejected", "sip_status": 503,
+               "retry_after_s": 5}  # fmt: skip
+    run.load = SimulatorRun(calls=[refused])
+    check = verdict(run, "every call")
+    assert check.held and "1 of them refused at the limit, 0 failed" in check.figures
+    timed_out = {"call_id": "b@h", "index": 0, "status": "failed", "sip_status": None}
+    run.load = SimulatorRun(calls=[refused, timed_out])
+    assert not verdict(run, "every call").held

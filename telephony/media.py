@@ -38,6 +38,8 @@ RECEIVE_BUFFER_BYTES = 1 << 20
 THREAD_POLL_S = 0.2
 THREAD_BATCH_S = 0.002
 THREAD_BURST = 1
+THREAD_TICK_S = 0.2  # how often the thread lets every leg release audio by the arrival clock
+YIELD_WAIT_S = 0.002  # at most this long between rounds for a thread waiting for the lock
 MAX_DRAIN_DATAGRAMS = 4096  # read from a socket being removed, at most
 
 Clock = Callable[[], float]
@@ -195,6 +197,34 @@ class _Receiver(Protocol):
     def feed(self, datagram: bytes, arrival_s: float) -> None: ...
 
 
+class ReceiverLock:
+    """The receive thread's lock as other threads take it (``with receiver.lock:``).
+
+    The receive thread holds the lock for a whole round, and under load starts the next
+    round at once; a plain lock would then mostly go back to it, and an event loop that
+    waits for it (to open a call's ports, pause a stream, end a call) would wait for many
+    rounds. Here a waiter is counted, and the receive thread steps aside between two
+    rounds until the waiters are in (:meth:`ReceiveThread._let_waiters_in`).
+    """
+
+    def __init__(self) -> None:
+        self.raw = threading.Lock()
+        self._count = threading.Lock()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        with self._count:
+            self.waiting += 1
+        try:
+            self.raw.acquire()
+        finally:
+            with self._count:
+                self.waiting -= 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.release()
+
+
 class _RtcpReceiver:
     """Feeds an RTCP port's datagrams into one stream's :class:`RtcpStats`."""
 
@@ -224,9 +254,13 @@ class ReceiveThread:
     Each round the thread waits on ``epoll`` for the sockets with data, takes one arrival
     time, and reads every ready socket until it is empty (``EAGAIN``) or ``burst``
     datagrams were read from it, so that a flooded port cannot starve the others; a socket
-    with more stays ready (level-triggered) and is read again in the next round. Then it
-    sleeps until ``batch_s`` has passed since it woke, so under load one wake-up serves many
-    sockets, and ``burst / batch_s`` caps the packets a second taken from one port.
+    with more stays ready (level-triggered) and is read again in the next round. Every
+    ``tick_s`` the round also calls ``tick(now)`` of every receiver that has one (an
+    :class:`RtpLeg` releases the audio that waited long enough by the arrival clock, when a
+    stream pauses or stops), so no other thread has to take the lock once per leg for it.
+    Then it sleeps until ``batch_s`` has passed since it woke, so under load one wake-up
+    serves many sockets, and ``burst / batch_s`` caps the packets a second taken from one
+    port.
 
     The default burst is one datagram: a 20 ms stream rarely has two waiting after a 2 ms
     round, so reading on to ``EAGAIN`` mostly adds a failing ``recv`` per packet (1.6 us a
@@ -242,15 +276,17 @@ class ReceiveThread:
         poll_s: float = THREAD_POLL_S,
         batch_s: float = THREAD_BATCH_S,
         burst: int = THREAD_BURST,
+        tick_s: float = THREAD_TICK_S,
     ) -> None:
         self.clock = clock
-        self.lock = threading.Lock()
+        self.lock = ReceiverLock()
         self.errors = 0
         self.rounds = 0
         self.datagrams = 0
         self._poll_s = poll_s
         self._batch_s = batch_s
         self._burst = max(1, int(burst))
+        self._tick_s = tick_s
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -260,6 +296,7 @@ class ReceiveThread:
             self._wake_r.fileno(): (self._wake_r, None)
         }
         self._socks: dict[int, socket.socket] = {}
+        self._ticks: dict[int, Callable[[float], None]] = {}  # fd -> a receiver's tick
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="rtp-receive", daemon=True)
         self._thread.start()
@@ -280,6 +317,9 @@ class ReceiveThread:
                 self._epoll.register(sock.fileno(), select.EPOLLIN)
                 self._entries[sock.fileno()] = (sock, leg)
                 self._socks[bound] = sock
+                tick = getattr(leg, "tick", None)
+                if tick is not None:
+                    self._ticks[sock.fileno()] = tick
         except BaseException:
             sock.close()
             raise
@@ -296,6 +336,7 @@ class ReceiveThread:
             if sock is not None:
                 fd = sock.fileno()
                 entry = self._entries.pop(fd, None)
+                self._ticks.pop(fd, None)
                 with contextlib.suppress(OSError):
                     self._epoll.unregister(fd)
                 if entry is not None and entry[1] is not None:
@@ -330,6 +371,7 @@ class ReceiveThread:
                 sock.close()
             self._socks.clear()
             self._entries.clear()
+            self._ticks.clear()
         self._epoll.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -344,11 +386,13 @@ class ReceiveThread:
         poll_s = self._poll_s
         sleep = time.sleep
         size = MAX_DATAGRAM_BYTES
+        tick_s = self._tick_s
+        next_tick = clock() + tick_s
         while not self._stop:
             events = poll(poll_s)
             now = clock()  # one arrival time per wake-up: at most batch_s coarse
             got = 0
-            with lock:
+            with lock.raw:
                 for fd, _ in events:
                     entry = entries.get(fd)
                     if entry is None:  # removed since the poll
@@ -385,12 +429,32 @@ class ReceiveThread:
                             self.errors += 1
                             logger.exception("leg %d: failed on a packet",
                                              getattr(leg, "channel", -1))  # fmt: skip
+                if tick_s > 0.0 and now >= next_tick:
+                    next_tick = now + tick_s
+                    self._tick_all(now)
             self.rounds += 1
             self.datagrams += got
+            if lock.waiting:
+                self._let_waiters_in()
             if batch_s > 0.0:
                 rest = now + batch_s - clock()
                 if rest > 0.0:
                     sleep(rest)  # let packets gather: fewer wake-ups per packet
+
+
+    def _tick_all(self, now: float) -> None:
+        for fd, tick in list(self._ticks.items()):
+            try:
+                tick(now)
+            except Exception:  # a bug must not stop the other calls
+                self.errors += 1
+                logger.exception("the receiver on fd %d failed on a tick", fd)
+
+    def _let_waiters_in(self) -> None:
+        """Wait (briefly) until the threads waiting for the lock have had it."""
+        deadline = time.monotonic() + YIELD_WAIT_S
+        while self.lock.waiting and time.monotonic() < deadline:
+            time.sleep(0.0001)
 
 
 class ThreadMediaStream:

@@ -21,8 +21,9 @@ It answers SIPREC sessions from an SBC (RFC 7866) and plain SIP calls with one a
   lost) and the server sends its own BYE;
 * RTP and RTCP are received by one thread for every call (`telephony.media.ReceiveThread`:
   epoll, the ready sockets read in rounds), which feeds the legs' receive paths (parse,
-  jitter buffer, decode, recording, the live sink) outside the event loop; the event loop
-  takes the receive thread's lock when it touches a leg (release by time, pause, end);
+  jitter buffer, decode, recording, the live sink) outside the event loop, and lets them
+  release held audio by the arrival clock on its own tick; the event loop takes the receive
+  thread's lock when it touches a leg (open, pause, end), and is let in between two rounds;
 * malformed messages and every limit hit are counted in `counters`, logged at debug level
   and dropped; nothing a peer sends stops the server.
 
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -660,11 +660,10 @@ class RecordingServer:
         while True:
             await asyncio.sleep(self.settings.idle_check_interval_s)
             now = self.loop.time()
-            media_now = time.monotonic()  # the arrival clock of the media streams
+            # Legs release audio by the arrival clock on the receive thread's own tick.
             for call in list(self.calls.values()):
                 if not call.ready or call.ending:
                     continue
-                call.session.tick(media_now)
                 idle = call.session.idle_s(now)
                 wait = max(limit, PAUSED_IDLE_LIMIT_S) if call.session.all_paused else limit
                 if idle >= wait:

@@ -527,12 +527,6 @@ class RecordingSession:
             latest = max(latest, slot.active_since_s)
         return max(0.0, now_s - latest)
 
-    def tick(self, now_s: float) -> None:
-        """Let each leg release audio that waited long enough (on the media clock)."""
-        with self.media_lock:
-            for slot in self.slots:
-                slot.leg.tick(now_s)
-
     @property
     def all_paused(self) -> bool:
         return bool(self.slots) and all(slot.leg.paused for slot in self.slots)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -543,6 +544,68 @@ def test_removing_a_port_takes_what_its_socket_still_holds():
     finally:
         thread.close()
     assert thread.ports == 0 and thread.errors == 0
+
+
+def test_receive_thread_ticks_its_legs_so_a_stream_that_stops_is_released():
+    """Three packets, then nothing: fewer than a leg queues, and the jitter buffer holds the
+    last ones. No other thread ticks the leg; the receive thread's own tick releases them."""
+    audio: list[np.ndarray] = []
+    leg = RtpLeg(0, PAYLOADS, None, on_audio=lambda at, pcm: audio.append(pcm))
+    codes = ulaw_encode(tone(3 * FRAME))
+    thread = ReceiveThread(tick_s=0.05)
+    try:
+        port = thread.add("127.0.0.1", 0, leg)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in packets(codes):
+                tx.sendto(p, ("127.0.0.1", port))
+        _wait_for(lambda: sum(len(a) for a in audio) == 3 * FRAME, thread.lock)
+        thread.remove(port)
+    finally:
+        thread.close()
+    assert np.array_equal(np.concatenate(audio), ulaw_decode(codes))
+    assert thread.errors == 0
+
+
+def test_receive_thread_lets_a_waiting_thread_take_its_lock_between_busy_rounds():
+    """Rounds that each keep the lock for 20 ms, back to back: another thread still gets
+    the lock after about a round, not after many."""
+
+    class Slow(_Arrivals):
+        def feed(self, datagram: bytes, arrival_s: float) -> None:
+            time.sleep(0.02)  # a round's work, the lock held
+            super().feed(datagram, arrival_s)
+
+    legs = [Slow() for _ in range(4)]
+    thread = ReceiveThread(batch_s=0.0)
+    stop = False
+
+    def flood(ports: list[int]) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            one = packets(ulaw_encode(tone(FRAME)))[0]
+            while not stop:
+                for port in ports:
+                    tx.sendto(one, ("127.0.0.1", port))
+                time.sleep(0.005)
+
+    try:
+        ports = [thread.add("127.0.0.1", 0, leg) for leg in legs]
+        sender = threading.Thread(target=flood, args=(ports,))
+        sender.start()
+        try:
+            _wait_for(lambda: all(leg.got for leg in legs), thread.lock)
+            waits = []
+            for _ in range(10):
+                t0 = time.monotonic()
+                with thread.lock:
+                    waits.append(time.monotonic() - t0)
+                time.sleep(0.01)
+        finally:
+            stop = True
+            sender.join()
+    finally:
+        thread.close()
+    # A round takes about 80 ms (four sockets ready, 20 ms each).
+    assert max(waits) < 0.25, waits
 
 
 def test_thread_media_stream_receives_rtp_and_rtcp_and_gives_its_ports_back(tmp_path: Path):

@@ -353,6 +353,8 @@ CARD_PIECES = (("dev004", 28.376, 31.386, 11), ("dev005", 23.441, 26.331, 11),
 LEAD_S = 0.5
 _D = "[0-9零〇一幺二两三四五六七八九]"
 _DIGIT_RUN = re.compile(rf"{_D}(?:[\s,.，。、-]?{_D}){{3}}")  # four digits in a row, any form
+# A live line still being said may show the first five digits of a run (README, Redaction).
+_LIVE_RUN = re.compile(rf"{_D}(?:[\s,.，。、-]?{_D}){{5}}")
 
 
 def _spoken_card(corpus: Path) -> tuple[np.ndarray, float]:
@@ -380,7 +382,7 @@ def test_a_spoken_card_number_is_stored_nowhere(daemon: Daemon, corpus_dir: Path
                      external_id="pci-1"), timeout=120))  # fmt: skip
     call_id = events[0].call_id
     sent = [e.transcript.utterance.text for e in events if e.WhichOneof("event") == "transcript"]
-    assert sent and not any(_DIGIT_RUN.search(t) for t in sent), sent
+    assert sent and not any(_LIVE_RUN.search(t) for t in sent), sent
     stored = _wait_status(daemon, call_id, {pb.CALL_STATUS_SCORED}, 60)
     lines = [u.text for u in stored.transcript]
     assert any("[卡号]" in t or "[账号]" in t for t in lines), lines  # heard, and masked

@@ -42,7 +42,6 @@ MAX_GAP_CHARS = 5
 OPEN_TAIL_DIGITS = 6
 """Live transcripts hold back a run of this many digits or more that ends an utterance
 (it may go on in the next one) until the call's final pass."""
-MIN_SCRUB_DIGITS = 3
 
 _DIGIT = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d) for d in range(10)},
           "零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3",
@@ -312,19 +311,20 @@ class CallRedactor:
 
     def scrub(self, text: str) -> str:
         """Any other text (a finding's evidence, a heard phrase, a decoded line): numbers it
-        holds, and any run of at least three digits taken from a number masked before."""
+        holds, and any run of ``OPEN_TAIL_DIGITS`` digits or more taken from a number masked
+        before (shorter pieces stay, as in live lines: 420 chars/min is not a phone number)."""
         if not self.enabled or not text:
             return text
         spans = find_spans(text, self.kinds)
-        taken = [(s.start, s.end) for s in spans]
         for groups in digit_runs(text):
-            for g in groups:
-                if len(g.digits) < MIN_SCRUB_DIGITS or any(a < g.end and g.start < b
-                                                           for a, b in taken):
-                    continue
-                kind = next((k for d, k in self.sensitive.items() if g.digits in d), None)
-                if kind is not None:
-                    spans.append(Span(g.start, g.end, kind, g.digits))
+            start, end = groups[0].start, groups[-1].end
+            digits = "".join(g.digits for g in groups)
+            if len(digits) < OPEN_TAIL_DIGITS or any(s.start < end and start < s.end
+                                                     for s in spans):
+                continue
+            kind = next((k for d, k in self.sensitive.items() if digits in d), None)
+            if kind is not None:
+                spans.append(Span(start, end, kind, digits))
         return apply_masks(text, spans, self.masks)
 
     def finding(self, finding: Finding) -> Finding:

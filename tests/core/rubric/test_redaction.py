@@ -150,3 +150,11 @@ def test_nothing_masked_when_no_kinds() -> None:
     red = CallRedactor(frozenset())
     utt = _utt("customer", 0.0, f"卡号{CARD}")
     assert red.utterance(utt).text == utt.text and not red.spans
+
+
+def test_scrub_masks_quoted_pieces_of_a_number_but_not_short_figures() -> None:
+    red = CallRedactor(ALL)
+    red.transcript([_utt("customer", 0.0, "手机13842012345")])
+    assert red.scrub("您是一三八四二零一二吗") == "您是[手机号]吗"        # 8 of its digits
+    assert red.scrub("420 chars/min (fast)") == "420 chars/min (fast)"
+    assert red.scrub("尾号2345") == "尾号2345"                       # four, as PCI allows

@@ -7,7 +7,7 @@ its gaps; the longest stretch of consecutive groups that reads as one of the kin
 a finding, and the search goes on after it:
 
 * ``id_number``: a resident ID, 17 digits and a check digit (0-9 or X) that agrees with
-  GB 11643, born on a real date between 1900 and today's century;
+  GB 11643, born on a real date from 1900 to today;
 * ``card``: 13 to 19 digits that pass the Luhn check;
 * ``mobile``: 11 digits, 1[3-9]..., optionally after 86;
 * ``landline``: an area code (0 and 2 or 3 digits) and 7 or 8 digits;

@@ -40,6 +40,7 @@ THREAD_BATCH_S = 0.002
 THREAD_BURST = 1
 THREAD_TICK_S = 0.2  # how often the thread lets every leg release audio by the arrival clock
 YIELD_WAIT_S = 0.002  # at most this long between rounds for a thread waiting for the lock
+LET_IN_EVERY = 64  # ready sockets served between two looks for a thread waiting for the lock
 MAX_DRAIN_DATAGRAMS = 4096  # read from a socket being removed, at most
 
 Clock = Callable[[], float]
@@ -200,11 +201,12 @@ class _Receiver(Protocol):
 class ReceiverLock:
     """The receive thread's lock as other threads take it (``with receiver.lock:``).
 
-    The receive thread holds the lock for a whole round, and under load starts the next
-    round at once; a plain lock would then mostly go back to it, and an event loop that
-    waits for it (to open a call's ports, pause a stream, end a call) would wait for many
-    rounds. Here a waiter is counted, and the receive thread steps aside between two
-    rounds until the waiters are in (:meth:`ReceiveThread._let_waiters_in`).
+    The receive thread holds the lock for a round, and under load starts the next round at
+    once; a plain lock would then mostly go back to it, and an event loop that waits for it
+    (to pause a stream or end a call) would wait for many rounds, hundreds of packets'
+    work each. Here a waiter is counted: the receive thread ends its round early (it looks
+    every ``LET_IN_EVERY`` ready sockets) and steps aside until the waiters are in
+    (:meth:`ReceiveThread._let_waiters_in`).
     """
 
     def __init__(self) -> None:
@@ -245,11 +247,11 @@ class _RtcpReceiver:
 class ReceiveThread:
     """One thread receiving the RTP (and RTCP) of many legs.
 
-    Legs are fed on this thread; :meth:`remove` returns only once the thread no longer
-    touches the leg, so the caller may then flush and close it. Every feed runs under
-    ``lock``, which callers take for anything else they do with a leg while it is
-    registered (release by time, pause, statistics) and while flushing a leg whose call
-    shares a recording with a leg still registered.
+    Legs are fed on this thread; :meth:`add` takes no lock, and :meth:`remove` returns only
+    once the thread no longer touches the leg, so the caller may then flush and close it.
+    Every feed runs under ``lock``, which callers take for anything else they do with a leg
+    while it is registered (pause, statistics) and while flushing a leg whose call shares a
+    recording with a leg still registered.
 
     Each round the thread waits on ``epoll`` for the sockets with data, takes one arrival
     time, and reads every ready socket until it is empty (``EAGAIN``) or ``burst``
@@ -313,27 +315,42 @@ class ReceiveThread:
             sock.setblocking(False)
             _grow_receive_buffer(sock)
             bound = int(sock.getsockname()[1])
-            with self.lock:
-                self._epoll.register(sock.fileno(), select.EPOLLIN)
-                self._entries[sock.fileno()] = (sock, leg)
-                self._socks[bound] = sock
-                tick = getattr(leg, "tick", None)
-                if tick is not None:
-                    self._ticks[sock.fileno()] = tick
+            # Without the lock (each step is one atomic dict or epoll operation): the
+            # entry first, so that the thread finds it once epoll reports the socket.
+            fd = sock.fileno()
+            self._entries[fd] = (sock, leg)
+            self._socks[bound] = sock
+            tick = getattr(leg, "tick", None)
+            if tick is not None:
+                self._ticks[fd] = tick
+            self._epoll.register(fd, select.EPOLLIN)
         except BaseException:
+            self._forget(sock)
             sock.close()
             raise
         return bound
 
-    def remove(self, port: int) -> None:
-        """Stop receiving on ``port`` and close its socket (no-op for an unknown port).
+    def _forget(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if fd >= 0:
+            self._entries.pop(fd, None)
+            self._ticks.pop(fd, None)
+        for port, known in list(self._socks.items()):
+            if known is sock:
+                del self._socks[port]
 
-        What the socket still holds is fed to its leg first: when the thread runs behind
+    def remove(self, *ports: int) -> None:
+        """Stop receiving on ``ports`` and close their sockets (unknown ports are skipped),
+        taking the lock once.
+
+        What a socket still holds is fed to its leg first: when the thread runs behind
         (a burst of load), the last packets of a call that ends are still taken.
         """
         with self.lock:
-            sock = self._socks.pop(port, None)
-            if sock is not None:
+            for port in ports:
+                sock = self._socks.pop(port, None)
+                if sock is None:
+                    continue
                 fd = sock.fileno()
                 entry = self._entries.pop(fd, None)
                 self._ticks.pop(fd, None)
@@ -393,7 +410,11 @@ class ReceiveThread:
             now = clock()  # one arrival time per wake-up: at most batch_s coarse
             got = 0
             with lock.raw:
+                served = 0
                 for fd, _ in events:
+                    served += 1
+                    if not served & LET_IN_EVERY - 1 and lock.waiting:
+                        break  # the rest are still ready: the next round reads them
                     entry = entries.get(fd)
                     if entry is None:  # removed since the poll
                         continue
@@ -487,8 +508,7 @@ class ThreadMediaStream:
     def close(self) -> None:
         """Stop receiving; once this returns the thread no longer touches the leg."""
         if self.port:
-            self.receiver.remove(self.port)
-            self.receiver.remove(self.rtcp_port)
+            self.receiver.remove(self.port, self.rtcp_port)
             self.port = self.rtcp_port = 0
 
 

@@ -37,10 +37,6 @@ from telephony.sip.message import (
 logger = logging.getLogger(__name__)
 
 TCP_READ_BYTES = 65_536
-UDP_RECEIVE_BUFFER_BYTES = 4 << 20
-"""Kernel buffer of the UDP SIP socket: a burst of INVITEs (hundreds of calls set up at once,
-a few kB each with SIPREC metadata) waits there while the event loop is busy, instead of
-being dropped (the default buffer holds about fifty)."""
 
 
 class PeerFilter:
@@ -152,11 +148,6 @@ class TransportLayer:
             )
             self._udp = cast(asyncio.DatagramTransport, transport)
             self.udp_port = int(transport.get_extra_info("sockname")[1])
-            sock = transport.get_extra_info("socket")
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
-            except OSError:  # a kernel limit: the default buffer still works
-                logger.debug("could not raise SO_RCVBUF of the SIP socket")
             port = self.udp_port
         if "tcp" in names:
             self._tcp = await asyncio.start_server(

@@ -18,7 +18,7 @@ import zlib
 
 import zhconv
 
-_DIGITS = {
+SPOKEN_DIGITS = {  # Chinese digits as read one by one (幺 and 两 included)
     "零": 0,
     "〇": 0,
     "一": 1,
@@ -34,7 +34,7 @@ _DIGITS = {
     "九": 9,
 }
 _UNITS = {"十": 10, "百": 100, "千": 1000}
-_NUMERAL_CHARS = frozenset(_DIGITS) | frozenset(_UNITS) | {"万"}
+_NUMERAL_CHARS = frozenset(SPOKEN_DIGITS) | frozenset(_UNITS) | {"万"}
 
 
 def to_simplified(text: str) -> str:
@@ -75,13 +75,13 @@ def cer_key(text: str) -> str:
 def chinese_numeral_to_digits(numeral: str) -> str:
     """ "一九七二" -> "1972" (read digit by digit), "一百二十九" -> "129" (a quantity)."""
     if not any(c in _UNITS or c == "万" for c in numeral):
-        return "".join(str(_DIGITS[c]) for c in numeral)
+        return "".join(str(SPOKEN_DIGITS[c]) for c in numeral)
     total = 0
     section = 0
     digit: int | None = None
     for char in numeral:
-        if char in _DIGITS:
-            digit = _DIGITS[char]
+        if char in SPOKEN_DIGITS:
+            digit = SPOKEN_DIGITS[char]
         elif char in _UNITS:
             section += (1 if digit is None else digit) * _UNITS[char]
             digit = None

@@ -32,6 +32,7 @@ from typing import Any
 from core.calls import CallResult, Finding, PhraseCheck, Utterance
 from core.config import REDACTION_KINDS, Settings
 from core.rubric.schema import Rubric
+from core.text_norm import SPOKEN_DIGITS
 
 KINDS = REDACTION_KINDS
 MASKS_ZH = {"card": "[卡号]", "id_number": "[身份证号]", "mobile": "[手机号]",
@@ -44,8 +45,7 @@ OPEN_TAIL_DIGITS = 6
 (it may go on in the next one) until the call's final pass."""
 
 _DIGIT = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d) for d in range(10)},
-          "零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3",
-          "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}  # fmt: skip
+          **{c: str(d) for c, d in SPOKEN_DIGITS.items()}}  # fmt: skip
 _CHECK_X = {"X", "x", "Ｘ", "ｘ"}
 _GAP = re.compile(r"(?:[\s,，、.。;；\-－—_/·]|嗯|啊|呃|额|哦|噢|唔|诶|那个|这个|然后|就是)*")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

@@ -81,6 +81,12 @@ class Settings:
         "CPU; 1 and 2 missed findings).",
         measured=True,
     )
+    asr_part_beam_size: int = _setting(
+        1,
+        "Beam size for the parts of a turn still going on (`live_partial_every_s`), decoded "
+        "once each and replaced by the whole turn decoded with `asr_beam_size`.",
+        measured=True,
+    )
     asr_cpu_threads: int = _setting(
         0, "Threads per CTranslate2 replica on CPU (0: all cores).", measured=True
     )
@@ -354,6 +360,9 @@ class Settings:
             raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
         if not 0.0 < self.asr_speech_threshold < 1.0:
             raise ConfigError("setting 'asr_speech_threshold' must lie between 0 and 1")
+        for name in ("asr_beam_size", "asr_part_beam_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name!r} must be 1 (greedy) or more")
         if self.log_format not in ("plain", "json"):
             raise ConfigError("setting 'log_format' must be 'plain' or 'json'")
         if not 0 <= self.metrics_port <= 65535:

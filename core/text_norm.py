@@ -50,6 +50,13 @@ def match_key(text: str) -> str:
     return "".join(c for c in text if is_word_char(c))
 
 
+def join_texts(texts: list[str], language: str | None) -> str:
+    """Transcripts of consecutive pieces of speech as one: run together in Chinese and
+    Japanese (written without spaces), a space between them otherwise; empty ones skipped."""
+    joiner = "" if language in ("zh", "ja") else " "
+    return joiner.join(t.strip() for t in texts if t.strip())
+
+
 def is_word_char(char: str) -> bool:
     """True for letters and digits of any script (not punctuation, symbols or spaces)."""
     return unicodedata.category(char)[0] in "LN"

@@ -71,7 +71,7 @@ from core.asr.types import (
     window_for,
 )
 from core.calls import PhraseCheck
-from core.text_norm import compression_ratio, to_simplified
+from core.text_norm import compression_ratio, join_texts, to_simplified
 from kernels.logmel import log_mel_spectrogram
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class _Item:
     audio: np.ndarray
     window_s: float
     language: str = "en"
+    draft: bool = False
     language_prob: float | None = None
     attempts: list[_Attempt] = field(default_factory=list)
     encoded: Any = None
@@ -177,7 +178,7 @@ class AsrEngine:
             piece_s = min(self.options.max_utterance_s, MAX_WINDOW_S - self.options.window_tail_s)
             for piece in split_long(audio, piece_s):
                 window = window_for(len(piece) / SAMPLE_RATE_HZ, self.options)
-                items.append(_Item(index, piece, window, language))
+                items.append(_Item(index, piece, window, language, request.draft))
         keep = {
             i for i, request in enumerate(requests)
             if request.candidates is not None and self.options.verify_margin > 0
@@ -275,7 +276,7 @@ class AsrEngine:
                 batch[i].attempts.append(attempt)
                 if attempt_no == 0 and (attempt.looping or self._too_repetitive(attempt)):
                     self.stats.first_attempt_loops += 1
-                if self._needs_retry(attempt):
+                if not batch[i].draft and self._needs_retry(attempt):
                     still.append(i)
             pending = still
 
@@ -314,13 +315,16 @@ class AsrEngine:
         return prompt
 
     def _generate(self, items: list[_Item], encoded: Any, temperature: float) -> list[_Attempt]:
-        """One generate() call per prompt length (CTranslate2 needs aligned prompts)."""
+        """One generate() call per prompt length (CTranslate2 needs aligned prompts) and
+        beam width (drafts have their own)."""
+        opts = self.options
         prompts = [self._prompt(item.language) for item in items]
-        by_length: dict[int, list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
         for i, prompt in enumerate(prompts):
-            by_length.setdefault(len(prompt), []).append(i)
+            beam = opts.draft_beam_size if items[i].draft else opts.beam_size
+            groups.setdefault((len(prompt), beam), []).append(i)
         out: list[_Attempt | None] = [None] * len(items)
-        for length, members in by_length.items():
+        for (length, beam), members in groups.items():
             longest_s = max(len(items[i].audio) for i in members) / SAMPLE_RATE_HZ
             budget = self.options.max_tokens_base + self.options.max_tokens_per_s * longest_s
             max_length = min(WHISPER_MAX_LENGTH_TOKENS, length + int(budget))
@@ -334,7 +338,7 @@ class AsrEngine:
             if temperature > 0:
                 kwargs.update(beam_size=1, sampling_topk=0, sampling_temperature=temperature)
             else:
-                kwargs.update(beam_size=self.options.beam_size)
+                kwargs.update(beam_size=beam)
             started = time.perf_counter()
             results = self.model.generate(sub, [prompts[i] for i in members], **kwargs)
             self.stats.decode_s += time.perf_counter() - started
@@ -418,8 +422,7 @@ class AsrEngine:
             kept.append(attempt)
             texts.append(text)
         language = pieces[0].language
-        joiner = "" if language in ("zh", "ja") else " "
-        text = joiner.join(texts)
+        text = join_texts(texts, language)
         if language == "zh":
             text = to_simplified(text)
         chosen = kept or [pieces[0].attempts[0]]
@@ -431,13 +434,13 @@ class AsrEngine:
             language_prob=pieces[0].language_prob,
             avg_logprob=sum(a.avg_logprob * max(len(a.tokens), 1) for a in chosen) / n_tokens,
             no_speech_prob=min(a.no_speech_prob for a in chosen),
-            compression_ratio=compression_ratio(joiner.join(a.text for a in chosen)),
+            compression_ratio=compression_ratio(join_texts([a.text for a in chosen], language)),
             tokens=[t for a in chosen for t in a.tokens],
             temperature=max(a.temperature for a in chosen),
             attempts=max(len(p.attempts) for p in pieces),
             filtered=not texts,
             filter_reason=reasons[0] if not texts and reasons else None,
-            raw_text=joiner.join(raw),
+            raw_text=join_texts(raw, language),
             repetition_trimmed=trimmed,
             duration_s=sum(len(p.audio) for p in pieces) / SAMPLE_RATE_HZ,
             window_s=max(p.window_s for p in pieces),

@@ -95,10 +95,13 @@ class AsrOptions:
             reason "not_speech").
         speech_threshold: Silero's speech probability at or above which a 32 ms window is
             speech (the check's threshold).
+        draft_beam_size: beam width for drafts (AsrRequest.draft: the parts of a turn still
+            going on), which are decoded once, with no temperature fallback.
     """
 
     language: Language = "zh"
     beam_size: int = 3
+    draft_beam_size: int = 1
     window_min_s: float = 10.0
     window_tail_s: float = 1.0
     window_round_s: float = 1.0
@@ -182,12 +185,15 @@ class AsrRequest:
         candidates: finds, in the decoded text, near misses of phrases that matter (a
             rubric's); each is checked against the audio, and put in the text when the audio
             supports it about as well as what was decoded (see `PhraseCheck`).
+        draft: a part of a turn still going on, shown until the whole turn is decoded:
+            decoded with ``AsrOptions.draft_beam_size``, once (no temperature fallback).
     """
 
     id: str
     audio: np.ndarray
     language: str | None = None
     candidates: CandidateFinder | None = None
+    draft: bool = False
 
 
 @dataclass

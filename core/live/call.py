@@ -25,6 +25,7 @@ from core.rubric.phrase_checks import candidate_finder
 from core.rubric.redaction import CallRedactor, merge_spans
 from core.rubric.schema import Rubric
 from core.storage.redacted_audio import redaction_meta
+from core.text_norm import join_texts
 
 HISTORY_LIMIT = 5_000
 SAME_FINDING_S = 0.5
@@ -100,6 +101,8 @@ class LiveCall:
         # rules-thread state
         self.utterances: list[Utterance] = []
         self.partials: dict[tuple[Speaker, int], Utterance] = {}
+        """The parts of each utterance still going on, joined into one (see set_partial)."""
+        self._parts: dict[tuple[Speaker, int], dict[int, Utterance]] = {}
         self.speech_ends: dict[int, float] = {}  # id(utterance) -> end of its speech (s)
         self.finished_seqs: set[tuple[Speaker, int]] = set()
         self.leg_start_s: dict[Speaker, float] = {}
@@ -159,7 +162,7 @@ class LiveCall:
 
     def add_utterance(self, utt: Utterance, seq: int, speech_end: float) -> None:
         self.finished_seqs.add((utt.speaker, seq))
-        self.partials.pop((utt.speaker, seq), None)
+        self.drop_partial(utt.speaker, seq)
         self.utterances.append(utt)
         self.utterances.sort(key=lambda u: (u.start, u.speaker))
         self.speech_ends[id(utt)] = speech_end
@@ -169,12 +172,28 @@ class LiveCall:
         part of it decoded later, by another ASR worker, is then out of date)."""
         return (speaker, seq) in self.finished_seqs
 
-    def set_partial(self, utt: Utterance, seq: int, speech_end: float) -> None:
-        old = self.partials.get((utt.speaker, seq))
+    def set_partial(self, utt: Utterance, seq: int, part: int, speech_end: float) -> Utterance:
+        """Take in the transcript of part ``part`` of utterance ``seq`` (its own audio only)
+        and return the utterance so far: the parts decoded, in order, joined. A part that
+        was skipped under load leaves a gap; the finished utterance replaces them all."""
+        key = (utt.speaker, seq)
+        parts = self._parts.setdefault(key, {})
+        parts[part] = utt
+        ordered = [parts[k] for k in sorted(parts)]
+        probs = [u.avg_logprob for u in ordered if u.avg_logprob is not None]
+        text = join_texts([u.text for u in ordered], self.language)
+        joined = dataclasses.replace(
+            ordered[0], end=ordered[-1].end, text=text,
+            voiced_s=sum(u.voiced_s or 0.0 for u in ordered),
+            avg_logprob=sum(probs) / len(probs) if probs else None,
+            no_speech_prob=None, checks=[], decoded_text=None,
+        )  # fmt: skip
+        old = self.partials.get(key)
         if old is not None:
             self.speech_ends.pop(id(old), None)
-        self.partials[(utt.speaker, seq)] = utt
-        self.speech_ends[id(utt)] = speech_end
+        self.partials[key] = joined
+        self.speech_ends[id(joined)] = max(speech_end, self.speech_ends.get(id(old), 0.0))
+        return joined
 
     def speech_end_holding(self, finding: Finding) -> float:
         """End of the speech of the utterance (or part) holding ``finding``; else its end."""
@@ -186,6 +205,7 @@ class LiveCall:
         return finding.end if best is None else max(best, finding.end)
 
     def drop_partial(self, speaker: Speaker, seq: int) -> None:
+        self._parts.pop((speaker, seq), None)
         old = self.partials.pop((speaker, seq), None)
         if old is not None:
             self.speech_ends.pop(id(old), None)

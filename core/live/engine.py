@@ -385,7 +385,7 @@ class LiveEngine:
         # The job's context keeps the utterance without its audio: the audio is the job's
         # alone, so that the scheduler can move it to disk and let go of it.
         job = AsrJob(
-            key=f"{call.call_id}/{utt.speaker}/{utt.seq}{'p' if utt.partial else ''}",
+            key=f"{call.call_id}/{utt.speaker}/{utt.seq}{f'p{utt.part}' if utt.partial else ''}",
             audio=utt.audio16, language=call.language, ready_at=ready,
             done=self._asr_done, priority=priority,
             context=(call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall),
@@ -426,9 +426,7 @@ class LiveEngine:
         if error and not lu.partial:
             call.extra_meta.setdefault("asr_errors", []).append(error)
         if not text:
-            if lu.partial:
-                call.drop_partial(lu.speaker, lu.seq)
-            else:
+            if not lu.partial:  # an empty part adds nothing to the parts before it
                 call.dropped_utterances += 1
                 if result is not None and result.filter_reason == "not_speech":
                     call.not_speech_utterances += 1
@@ -446,7 +444,7 @@ class LiveEngine:
         if lu.partial:
             if call.ended or call.is_finished(lu.speaker, lu.seq):
                 return
-            call.set_partial(utt, lu.seq, span.speech_end)
+            utt = call.set_partial(utt, lu.seq, lu.part, span.speech_end)
         else:
             call.add_utterance(utt, lu.seq, span.speech_end)
             self.counters["utterances"] += 1

@@ -13,7 +13,12 @@ whatever the chunking, and :meth:`LiveLeg.flush` processes what is left.
 
 An utterance that goes on for long is also handed out in parts (:attr:`LegOutput.partials`)
 every ``partial_every_s`` seconds of speech, so that a forbidden phrase said early in a long
-turn raises its alert before the turn ends. The finished utterance replaces its parts.
+turn raises its alert before the turn ends. Each part holds only the audio that is new since
+the part before it, cut at the last pause (a frame that is not speech-like) of its final
+``PART_CUT_LOOKBACK_S``, so that a word is rarely split between two parts: the ASR decodes
+every second of a long turn once as parts, not again and again from its start. The
+transcripts of the parts are joined by the call (:meth:`LiveCall.set_partial`); the finished
+utterance, decoded whole, replaces them.
 
 Not thread-safe: one ingest thread feeds a leg.
 """
@@ -34,6 +39,10 @@ VAD_RATE_HZ = 8000
 ASR_RATE_HZ = 16000
 FRAME_SAMPLES = VAD_RATE_HZ * FRAME_MS // 1000
 PARTIAL_EVERY_S = 4.0
+PART_CUT_LOOKBACK_S = 0.8
+"""A part ends at the last pause within this long before it is due (else where it is due)."""
+MIN_PART_S = 1.0
+"""A part shorter than this is not cut at a pause (it ends where it is due)."""
 KEEP_BEFORE_S = 1.0
 """Audio kept before the utterance in progress (or before now, between utterances)."""
 DSP_CHUNK_FRAMES = 5
@@ -54,6 +63,9 @@ class LiveUtterance:
     """Number of the utterance on its leg; the parts of an utterance share its number."""
     ended_at_s: float
     """Leg time (s) of the latest audio the leg had when this was cut."""
+    part: int = 0
+    """For a part: its number within the utterance (0, 1, ...); its span holds only its own
+    audio, which follows the audio of the part before it."""
 
 
 @dataclass
@@ -106,6 +118,8 @@ class LiveLeg:
         self._pending16: np.ndarray | None = None  # odd 16 kHz sample left from a chunk
         self._seq = 0
         self._last_partial_s = 0.0
+        self._part_from_s: float | None = None  # where the next part starts (None: at the turn)
+        self._part_no = 0
         self.timeline_posted_s = -1.0
         """Leg time of the last timeline update its engine posted (engine's bookkeeping)."""
 
@@ -206,7 +220,7 @@ class LiveLeg:
             for span in spans:
                 out.finished.append(self._utterance(span, partial=False))
             if out.finished:
-                self._last_partial_s = 0.0
+                self._reset_parts()
             out.voiced = self._endpointer.take_voiced()
             partial = self._maybe_partial()
             if partial is not None:
@@ -221,20 +235,45 @@ class LiveLeg:
         since = self._endpointer.open_since_s
         speech = self._endpointer.open_speech_start_s
         if since is None or speech is None:
-            self._last_partial_s = 0.0
+            self._reset_parts()
             return None
         now = self._frames_done * FRAME_MS / 1000.0
         length = now - speech
         if length < self.partial_every_s * (1 + int(self._last_partial_s / self.partial_every_s)):
             return None
         self._last_partial_s = length
+        start = since if self._part_from_s is None else self._part_from_s
+        end = self._pause_before(now, not_before=start + MIN_PART_S)
+        if end <= start:
+            return None
         span = UtteranceSpan(
-            start=since, end=now, speech_start=speech, speech_end=now, voiced_s=length,
-            level_db=None, pitch_hz=None, forced_cut=False,
+            start=start, end=end, speech_start=max(start, speech), speech_end=end,
+            voiced_s=end - max(start, speech), level_db=None, pitch_hz=None, forced_cut=False,
         )  # fmt: skip
-        return LiveUtterance(
-            self.speaker, span, self._audio16(since, now), True, self._seq, now
-        )
+        part = LiveUtterance(
+            self.speaker, span, self._audio16(start, end), True, self._seq, now, self._part_no
+        )  # fmt: skip
+        self._part_from_s = end
+        self._part_no += 1
+        return part
+
+    def _reset_parts(self) -> None:
+        self._last_partial_s = 0.0
+        self._part_from_s = None
+        self._part_no = 0
+
+    def _pause_before(self, now_s: float, *, not_before: float) -> float:
+        """Start of the last frame that is not speech-like in the ``PART_CUT_LOOKBACK_S``
+        before ``now_s`` (and after ``not_before``); ``now_s`` when there is none."""
+        hi = min(round(now_s * 1000 / FRAME_MS), self._like_base + self._like_len)
+        lo = max(round(max(now_s - PART_CUT_LOOKBACK_S, not_before) * 1000 / FRAME_MS),
+                 self._like_base)  # fmt: skip
+        if hi <= lo:
+            return now_s
+        quiet = np.flatnonzero(~self._like[lo - self._like_base : hi - self._like_base])
+        if quiet.size == 0:
+            return now_s
+        return (lo + int(quiet[-1])) * FRAME_MS / 1000.0
 
     def _utterance(self, span: UtteranceSpan, *, partial: bool) -> LiveUtterance:
         pitch = self._pitch(span)

@@ -374,7 +374,8 @@ class AsrScheduler:
         assert self._engine is not None
         requests = [
             AsrRequest(id=job.key, audio=job.audio if job.audio is not None else np.zeros(0),
-                       language=job.language, candidates=job.candidates)
+                       language=job.language, candidates=job.candidates,
+                       draft=job.priority == PRIORITY_PARTIAL)
             for job in batch
         ]  # fmt: skip
         started = time.monotonic()

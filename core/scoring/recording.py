@@ -62,7 +62,7 @@ class ScoreOutcome:
 def _engine(
     model_dir: str, device: str, compute_type: str, threads: int, beam: int, window_min_s: float,
     inter_threads: int, batch: int, verify_margin: float = 4.0, speech_check: bool = False,
-    speech_threshold: float = 0.5,
+    speech_threshold: float = 0.5, draft_beam: int = 1,
 ) -> AsrEngine:  # fmt: skip
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"asr_device must be auto, cpu or cuda, got {device!r}")
@@ -71,7 +71,7 @@ def _engine(
         device=chosen, compute_type=compute_type, cpu_threads=threads, beam_size=beam,
         window_min_s=window_min_s, inter_threads=inter_threads, max_batch_size=batch,
         verify_margin=verify_margin, speech_check=speech_check,
-        speech_threshold=speech_threshold,
+        speech_threshold=speech_threshold, draft_beam_size=draft_beam,
     )  # fmt: skip
     return AsrEngine(Path(model_dir), options)
 
@@ -91,6 +91,7 @@ def get_engine(config: Settings) -> AsrEngine:
         config.asr_verify_margin_nats,
         config.asr_speech_check,
         config.asr_speech_threshold,
+        config.asr_part_beam_size,
     )
 
 

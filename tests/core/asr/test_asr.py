@@ -194,6 +194,23 @@ def test_mandarin_utterances_batch_equals_single(base_engine: AsrEngine, corpus_
         assert _cer(ref, one) <= 0.3, (ref, one)
 
 
+@pytest.mark.model
+@pytest.mark.corpus
+def test_drafts_are_decoded_with_their_own_beam(base_engine: AsrEngine, corpus_dir: Path) -> None:
+    (ref, audio), = _corpus_utterances(corpus_dir, "dev001", [1])
+    engine = base_engine
+    both = [AsrRequest("whole", audio, "zh"), AsrRequest("draft", audio, "zh", draft=True)]
+    before = engine.stats.generate_calls
+    whole, draft = engine.transcribe_batch(both)
+    # One encoder pass, then one generate() per beam width: beam 3 and the drafts' 1.
+    assert engine.stats.generate_calls - before == 2
+    assert _cer(ref, whole.text) <= 0.3 and _cer(ref, draft.text) <= 0.4, (whole, draft)
+    assert draft.attempts == 1  # decoded once, whatever its score
+    before = engine.stats.generate_calls
+    engine.transcribe_batch([AsrRequest("a", audio, "zh"), AsrRequest("b", audio, "zh")])
+    assert engine.stats.generate_calls - before == 1
+
+
 def _cer(ref: str, hyp: str) -> float:
     a, b = cer_key(ref), cer_key(hyp)
     return edit_distance(a, b) / max(1, len(a))

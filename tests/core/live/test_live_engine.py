@@ -6,6 +6,7 @@ endpointer, scheduler, rules, writer and SQLite are the real ones.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from core.audio.segmentation import segment_leg
 from core.config import load_settings
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine
-from core.live.leg import LiveLeg
+from core.live.leg import MIN_PART_S, PART_CUT_LOOKBACK_S, LiveLeg
 from core.live.routing import RubricRoutes
 from core.live.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, AsrJob, AsrScheduler
 from core.storage import repository
@@ -86,9 +87,34 @@ def test_live_leg_hands_out_parts_of_a_long_turn() -> None:
     finished += leg.flush().finished
     assert len(finished) == 1 and len(parts) >= 2
     assert all(p.partial and p.seq == finished[0].seq for p in parts)
-    assert parts[0].span.end - parts[0].span.speech_start >= 3.0
-    assert len(parts[0].audio16) == pytest.approx(2 * 8000 * parts[0].span.end
-                                                  - 2 * 8000 * parts[0].span.start, abs=40)
+    assert [p.part for p in parts] == list(range(len(parts)))
+    # The parts tile the turn: each holds only the audio new since the one before it.
+    assert parts[0].span.start == pytest.approx(finished[0].span.start, abs=0.021)
+    for before, after in itertools.pairwise(parts):
+        assert after.span.start == before.span.end
+    assert parts[0].span.end - parts[0].span.speech_start >= 3.0 - PART_CUT_LOOKBACK_S
+    for p in parts:
+        assert len(p.audio16) == pytest.approx(2 * 8000 * (p.span.end - p.span.start), abs=40)
+        assert p.span.end - p.span.start >= MIN_PART_S
+
+
+def test_parts_end_at_a_pause_inside_the_turn() -> None:
+    """A part ends where the speaker paused briefly (too short to end the turn), so that a
+    word is not cut in two between parts."""
+    t = np.arange(8000 * 12) / 8000
+    speech = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    dips = [(k + 0.9, k + 1.15) for k in range(0, 12)]  # 250 ms pauses, once a second
+    for a, b in dips:
+        speech[int(a * 8000) : int(b * 8000)] = 0.0
+    pcm = _int16(np.concatenate([np.zeros(8000), speech, np.zeros(8000)]).astype(np.float32))
+    leg = LiveLeg("agent", partial_every_s=3.0)
+    parts = []
+    for i in range(0, len(pcm), 160):
+        parts += leg.push(pcm[i : i + 160]).partials
+    assert len(parts) >= 2
+    for p in parts:
+        in_speech = p.span.end - 1.0  # the turn's audio starts after 1 s of silence
+        assert any(a - 0.02 <= in_speech <= b + 0.02 for a, b in dips), p.span
 
 
 def test_scheduler_batches_across_lines_oldest_first_and_spills_to_disk(tmp_path: Path) -> None:
@@ -186,10 +212,55 @@ def test_overload_queues_to_disk_marks_alerts_late_and_scores_every_call(
         stored = repository.get_call(db, call.call_id)
         assert stored is not None and stored["status"] == "scored", stored
         decoded = [k for b in asr.batches for k in b if k.startswith(call.call_id)
-                   and not k.endswith("p")]  # fmt: skip
+                   and "p" not in k.rsplit("/", 1)[1]]  # fmt: skip
         assert len(stored["utterances"]) == len(decoded) > 3  # nothing lost
         assert any(f["item_id"] == "forbidden_words" for f in stored["findings"])
     assert not list((tmp_path / "spool" / "asr-queue").glob("*.f32"))
+
+
+class PartsAsr:
+    """Answers each part of a turn with its own word, the whole turn with all of them."""
+
+    def __init__(self) -> None:
+        self.drafts: dict[str, bool] = {}
+
+    def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
+        out = []
+        for r in requests:
+            self.drafts[r.id] = r.draft
+            tail = r.id.rsplit("/", 1)[1]
+            text = f"part{tail.split('p')[1]}" if "p" in tail else "the whole turn"
+            out.append(AsrResult(id=r.id, text=text, language="en"))
+        return out
+
+
+def test_the_parts_of_a_turn_are_drafts_shown_joined_until_the_turn_ends(
+    tmp_path: Path,
+) -> None:
+    asr = PartsAsr()
+    engine = _engine(tmp_path, asr, live_partial_every_s=2.0)  # type: ignore[arg-type]
+    sub = engine.hub.subscribe(lambda e: e.kind == "transcript")
+    t = np.arange(8000 * 9) / 8000
+    speech = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    pcm = _int16(np.concatenate([np.zeros(8000), speech, np.zeros(8000)]).astype(np.float32))
+    try:
+        call = engine.open_call(CallSetup(source="grpc", agent_id="P1", legs=("agent",)))
+        for i in range(0, len(pcm), 160):
+            engine.feed(call, "agent", pcm[i : i + 160])
+            if i % 8000 == 0:
+                assert engine.scheduler.wait_idle(10)  # parts decoded as they come, in order
+        engine.end_call(call, "end")
+        assert engine.wait_calls(30)
+    finally:
+        engine.shutdown(10)
+    lines = []
+    while (event := sub.get(0.1)) is not None:
+        lines.append(event.data)
+    parts = [line.utterance.text for line in lines if line.partial]
+    assert len(parts) >= 3
+    assert parts[:3] == ["part0", "part0 part1", "part0 part1 part2"]
+    assert [line.utterance.text for line in lines if not line.partial] == ["the whole turn"]
+    assert all(draft == ("p" in key.rsplit("/", 1)[1]) for key, draft in asr.drafts.items())
 
 
 def test_rubric_routes() -> None:

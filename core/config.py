@@ -247,6 +247,13 @@ class Settings:
         "for its end (0: off).",
         measured=True,
     )
+    live_part_load_limit: float = _setting(
+        0.7,
+        "Parts of turns in progress are decoded only while the ASR workers were busy at most "
+        "this share of the last 10 s (1: whatever the load), so that a loaded box decodes "
+        "each second of speech once.",
+        measured=True,
+    )
     alert_deadline_s: float = _setting(
         2.0,
         "An alert published later than this after the speech that caused it is marked late.",
@@ -360,6 +367,8 @@ class Settings:
             raise ConfigError("setting 'asr_device' must be 'auto', 'cpu' or 'cuda'")
         if not 0.0 < self.asr_speech_threshold < 1.0:
             raise ConfigError("setting 'asr_speech_threshold' must lie between 0 and 1")
+        if not 0.0 <= self.live_part_load_limit <= 1.0:
+            raise ConfigError("setting 'live_part_load_limit' must lie between 0 and 1")
         for name in ("asr_beam_size", "asr_part_beam_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting {name!r} must be 1 (greedy) or more")

@@ -98,6 +98,7 @@ class LiveEngine:
             workers=settings.asr_inter_threads,
             memory_s=settings.asr_queue_memory_s,
             spool_dir=settings.data_dir / "spool" / QUEUE_SPOOL,
+            part_load_limit=settings.live_part_load_limit,
         )
         self.writer = StorageWriter(settings.db_path)
         self.calls: dict[str, LiveCall] = {}

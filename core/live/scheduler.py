@@ -5,9 +5,11 @@ finished utterances of live calls first, then the parts of utterances still goin
 backfill work (calls re-scored after a restart). A single thread takes up to
 ``batch_size`` of the oldest and transcribes them in one call to the model, so latency is
 bounded by one batch's decoding time plus the queue ahead, and nothing waits to fill a
-batch. Parts of an utterance are a courtesy: when the queue is long, or a part has waited
-past ``partial_max_wait_s``, it is skipped, since the finished utterance will carry the same
-words.
+batch. Parts of an utterance are a courtesy: when the queue is long, when a part has waited
+past ``partial_max_wait_s``, or when the workers were busy more than ``part_load_limit`` of
+the last ``LOAD_WINDOW_S`` seconds, it is skipped, since the finished utterance will carry
+the same words. So parts ride on spare capacity: a loaded box decodes each second of speech
+once, and a box with room shows long turns as they go.
 
 With ``workers`` above 1, that many threads take batches from the one queue and call the
 model at the same time (a CTranslate2 model built with as many ``inter_threads`` decodes
@@ -29,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ SAMPLE_RATE_HZ = 16000
 PRIORITY_FINAL = 0
 PRIORITY_PARTIAL = 1
 PRIORITY_BACKFILL = 2
+LOAD_WINDOW_S = 10.0
+"""The span over which the workers' load is measured for ``part_load_limit``."""
 Rank = tuple[float, ...]
 """How a job ranks within its class, before the time its speech ended (lowest first)."""
 
@@ -106,6 +110,7 @@ class AsrScheduler:
         skip_partials_above: int | None = None,
         partial_max_wait_s: float = 1.0,
         workers: int = 0,
+        part_load_limit: float = 1.0,
     ) -> None:
         if batch_size < 0:
             raise ValueError("batch_size must be >= 0 (0: the model's own batch size)")
@@ -120,6 +125,11 @@ class AsrScheduler:
             (batch_size or DEFAULT_BATCH) if skip_partials_above is None else skip_partials_above
         )
         self.partial_max_wait_s = partial_max_wait_s
+        if not 0.0 <= part_load_limit <= 1.0:
+            raise ValueError("part_load_limit must lie between 0 and 1 (1: parts at any load)")
+        self.part_load_limit = part_load_limit
+        self._busy_log: deque[tuple[float, float]] = deque()
+        """(time a batch ended, seconds it took), for the last LOAD_WINDOW_S."""
         self.stats = SchedulerStats()
         self._factory = engine_factory
         self._engine: Transcriber | None = None
@@ -303,8 +313,8 @@ class AsrScheduler:
                     return None
                 self._cond.wait()
             batch: list[AsrJob] = []
-            deep = len(self._heap) > self.skip_partials_above
             now = time.monotonic()
+            deep = len(self._heap) > self.skip_partials_above or self._loaded(now)
             while self._heap and len(batch) < self.batch_size:
                 *_, job = heapq.heappop(self._heap)
                 self._queued_audio_s -= job.audio_s
@@ -316,6 +326,21 @@ class AsrScheduler:
                 batch.append(job)
             self._in_flight += len(batch)
             return batch
+
+    def load(self) -> float:
+        """Share of the workers' time spent decoding over the last ``LOAD_WINDOW_S``."""
+        with self._cond:
+            return self._busy_share(time.monotonic())
+
+    def _busy_share(self, now: float) -> float:
+        log = self._busy_log
+        while log and log[0][0] < now - LOAD_WINDOW_S:
+            log.popleft()
+        busy = sum(min(took, ended - (now - LOAD_WINDOW_S)) for ended, took in log)
+        return busy / (LOAD_WINDOW_S * max(1, self.workers))
+
+    def _loaded(self, now: float) -> bool:
+        return self.part_load_limit < 1.0 and self._busy_share(now) > self.part_load_limit
 
     def _release(self, job: AsrJob) -> None:
         """Let go of a job's audio that will not be transcribed."""
@@ -394,6 +419,7 @@ class AsrScheduler:
             self.stats.utterances += len(batch)
             self.stats.batch_sizes[len(batch)] += 1
             self.stats.busy_s += elapsed
+            self._busy_log.append((started + elapsed, elapsed))
             for job in batch:
                 self.stats.audio_s += job.audio_s
                 waits = self.stats.queue_wait_s

@@ -170,6 +170,37 @@ def test_scheduler_takes_parts_when_the_queue_is_short(tmp_path: Path) -> None:
     assert got == [asr.text] and PRIORITY_FINAL < PRIORITY_PARTIAL
 
 
+def test_parts_are_skipped_while_the_workers_are_busy() -> None:
+    """Past ``part_load_limit``, a part is not decoded; finished utterances always are."""
+    asr = ScriptedAsr(delay_s=0.3)
+    sched = AsrScheduler(lambda: asr, batch_size=1, workers=1, part_load_limit=0.02)
+    got: list[str] = []
+    done = threading.Semaphore(0)
+
+    def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        got.append(job.key if result is not None else f"skipped {job.key}")
+        done.release()
+
+    audio = np.full(8000, 0.1, np.float32)
+    sched.start()
+    try:
+        sched.submit(AsrJob("part-idle", audio, "en", 0.0, finished, priority=PRIORITY_PARTIAL))
+        assert done.acquire(timeout=10)  # an idle box decodes parts
+        sched.submit(AsrJob("final", audio, "en", 1.0, finished))
+        assert done.acquire(timeout=10)
+        assert sched.load() > 0.02  # 0.6 s of the last 10 s on its one worker
+        sched.submit(AsrJob("part-busy", audio, "en", 2.0, finished, priority=PRIORITY_PARTIAL))
+        sched.submit(AsrJob("final-2", audio, "en", 3.0, finished))
+        assert done.acquire(timeout=10) and done.acquire(timeout=10)
+    finally:
+        sched.stop(5)
+    assert got[:2] == ["part-idle", "final"]
+    assert sorted(got[2:]) == ["final-2", "skipped part-busy"]
+    assert sched.stats.partials_skipped == 1
+    with pytest.raises(ValueError, match="part_load_limit"):
+        AsrScheduler(lambda: asr, part_load_limit=1.5)
+
+
 def _engine(tmp_path: Path, asr: ScriptedAsr, **settings: object) -> LiveEngine:
     config = load_settings(overrides={"data_dir": str(tmp_path), "rubric": "default-en"},
                            environ={}).replace(**settings)  # fmt: skip

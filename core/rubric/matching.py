@@ -126,6 +126,31 @@ def fold_syllable(syllable: str) -> str:
     return syllable
 
 
+_INITIALS = ("b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r",
+             "z", "c", "s", "y", "w")  # fmt: skip
+"""Pinyin initials once folded (`fold_syllable`): every one is a single letter."""
+
+
+def _initial_and_final(syllable: str) -> tuple[str, str]:
+    if syllable[:1] in _INITIALS:
+        return syllable[0], syllable[1:]
+    return "", syllable
+
+
+def sounds_close(a: Token, b: Token) -> bool:
+    """Whether two Chinese characters share an initial or a final in some reading (道 dao
+    and 等 deng, 协 xie and 息 xi): the confusions a recogniser makes. Tokens without pinyin
+    readings (other scripts) count as close."""
+    if len(a.text) != 1 or len(b.text) != 1 or not (_is_cjk(a.text) and _is_cjk(b.text)):
+        return True
+    parts_b = [_initial_and_final(k) for k in b.keys]
+    for ka in a.keys:
+        ia, fa = _initial_and_final(ka)
+        if any((ia and ia == ib) or fa == fb for ib, fb in parts_b):
+            return True
+    return False
+
+
 @functools.lru_cache(maxsize=65536)
 def readings(ch: str) -> frozenset[str]:
     """Toneless pinyin readings of one CJK character (all of a heteronym's readings), with
@@ -403,9 +428,12 @@ def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list
     A near miss is a run of as many tokens as the phrase, that fuzzy matching does not
     accept, whose tokens all compare by sound (fuzzy mode) but for at most one more than
     fuzzy matching allows (`allowed_edits` + 1), anywhere in the phrase (its first and last
-    tokens too: 不好意思 heard as 不好衣服), with at least one token the same. A negation is
-    never the token that differs (我知道 is no near miss of 不知道), and a phrase made of
-    digits has none (a number is an identifier). Stretches that match a phrase are left out.
+    tokens too: 不好意思 heard as 不好衣服), with at least one token the same. Where the
+    tokens that differ are half the phrase or more (one of a two-character phrase), each
+    must still sound close to the phrase's (`sounds_close`: 消协 heard as 消息 is a near
+    miss, 您的 is none of 您好). A negation is never the token that differs (我知道 is no
+    near miss of 不知道), and a phrase made of digits has none (a number is an identifier).
+    Stretches that match a phrase are left out.
     These are only candidates: whether the phrase was said is for the audio to settle
     (`core.asr.engine.AsrEngine`).
     """
@@ -427,6 +455,8 @@ def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list
             if not differ or len(differ) > wanted or len(differ) >= n:
                 continue
             if any(ptoks[a].negation or window[a].negation for a in differ):
+                continue
+            if 2 * len(differ) >= n and not all(sounds_close(ptoks[a], window[a]) for a in differ):
                 continue
             start, end = window[0].start, window[-1].end
             if any(m.start < end and start < m.end for m in matched):

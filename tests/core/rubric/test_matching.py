@@ -9,6 +9,8 @@ from core.rubric.matching import (
     allowed_edits,
     count_fillers,
     find_phrases,
+    near_misses,
+    sounds_close,
     tokenize,
 )
 
@@ -47,6 +49,25 @@ def test_two_syllable_phrase_needs_the_same_pinyin() -> None:
     assert find_phrases("你好，请问有什么可以帮您", ["您好"]) == []
     assert texts(find_phrases("您好，请问", ["您好"])) == ["您好"]
     assert texts(find_phrases("宁好", ["您好"])) == []  # ning != nin
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [("道", "等", True), ("协", "息", True), ("歉", "险", True), ("好", "的", False),
+     ("您", "公", False), ("歉", "单", False), ("A", "的", True)],
+)  # fmt: skip
+def test_sounds_close_shares_an_initial_or_a_final(a: str, b: str, close: bool) -> None:
+    assert sounds_close(tokenize(a, "zh")[0], tokenize(b, "zh")[0]) is close
+
+
+def test_a_near_miss_of_a_short_phrase_must_sound_close() -> None:
+    """Half a two-character phrase may differ only by a close sound; longer phrases may
+    differ in any one character, the rest of the phrase anchoring it."""
+    assert [m.text for m in near_misses("我要找消息", ["消协"])] == ["消息"]
+    assert near_misses("您的订单", ["您好"]) == []  # de is nothing like hao
+    assert near_misses("保单号码", ["抱歉"]) == []
+    assert [m.text for m in near_misses("真是不好衣服", ["不好意思"])] == ["不好衣服"]
+    assert [m.text for m in near_misses("我不知等", ["不知道"])] == ["不知等"]
 
 
 def test_long_phrases_tolerate_one_or_two_edits() -> None:

@@ -322,10 +322,25 @@ class AsrScheduler:
                 if job.priority == PRIORITY_PARTIAL and (deep or stale):
                     self._skip(job)
                     continue
-                self._load(job)
+                try:
+                    self._load(job)
+                except OSError as exc:
+                    self._lost(job, exc)
+                    continue
                 batch.append(job)
             self._in_flight += len(batch)
             return batch
+
+    def _lost(self, job: AsrJob, exc: OSError) -> None:
+        """A spilled job whose audio cannot be read back (its file gone or unreadable): it
+        is answered as failed, so that its call still ends, and the worker goes on."""
+        logger.error("ASR job %s: its queued audio could not be read back: %s", job.key, exc)
+        self.stats.failures += 1
+        job.audio = job.spooled = None
+        try:
+            job.done(job, None, f"queued audio lost: {exc}")
+        except Exception:
+            logger.exception("ASR job %s: its callback failed", job.key)
 
     def load(self) -> float:
         """Share of the workers' time spent decoding over the last ``LOAD_WINDOW_S``."""
@@ -390,10 +405,14 @@ class AsrScheduler:
             batch = self._take()
             if batch is None:
                 return
-            self._transcribe(batch)
-            with self._cond:
-                self._in_flight -= len(batch)
-                self._cond.notify_all()
+            try:
+                self._transcribe(batch)
+            except Exception:  # a worker that dies would stop every line's transcripts
+                logger.exception("ASR worker %d: a batch of %d failed", index, len(batch))
+            finally:
+                with self._cond:
+                    self._in_flight -= len(batch)
+                    self._cond.notify_all()
 
     def _transcribe(self, batch: list[AsrJob]) -> None:
         assert self._engine is not None

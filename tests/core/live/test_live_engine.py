@@ -170,6 +170,44 @@ def test_scheduler_takes_parts_when_the_queue_is_short(tmp_path: Path) -> None:
     assert got == [asr.text] and PRIORITY_FINAL < PRIORITY_PARTIAL
 
 
+def test_a_spilled_job_whose_file_is_gone_fails_alone(tmp_path: Path) -> None:
+    """Queued audio that cannot be read back is reported as failed for its job; the worker
+    lives on and decodes the rest."""
+    asr = ScriptedAsr()
+    spool = tmp_path / "queue"
+    sched = AsrScheduler(lambda: asr, batch_size=1, workers=1, memory_s=0.5, spool_dir=spool)
+    gate = threading.Event()
+    got: list[tuple[str, str | None]] = []
+    done = threading.Semaphore(0)
+
+    def finished(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        if job.key == "first":
+            gate.wait(10)
+        got.append((job.key, error))
+        done.release()
+
+    audio = np.full(16000, 0.1, np.float32)
+    sched.start()
+    try:
+        sched.submit(AsrJob("first", audio, "en", 0.0, finished))
+        time.sleep(0.2)  # the worker holds "first" in its callback
+        sched.submit(AsrJob("lost", audio, "en", 1.0, finished))
+        sched.submit(AsrJob("next", audio, "en", 2.0, finished))
+        spilled = sorted(spool.glob("*.f32"))
+        assert len(spilled) == 2
+        spilled[0].unlink()  # the queue file of "lost" (submitted first) disappears
+        gate.set()
+        for _ in range(3):
+            assert done.acquire(timeout=10)
+        assert sched.wait_idle(10)
+    finally:
+        sched.stop(5)
+    assert [k for k, _ in got] == ["first", "lost", "next"]
+    assert got[1][1] is not None and got[1][1].startswith("queued audio lost")
+    assert got[0][1] is None and got[2][1] is None
+    assert sched.stats.failures == 1 and sched.backlog == 0
+
+
 def test_parts_are_skipped_while_the_workers_are_busy() -> None:
     """Past ``part_load_limit``, a part is not decoded; finished utterances always are."""
     asr = ScriptedAsr(delay_s=0.3)

@@ -189,10 +189,9 @@ class LiveCall:
             no_speech_prob=None, checks=[], decoded_text=None,
         )  # fmt: skip
         old = self.partials.get(key)
-        if old is not None:
-            self.speech_ends.pop(id(old), None)
+        before = 0.0 if old is None else self.speech_ends.pop(id(old), 0.0)
         self.partials[key] = joined
-        self.speech_ends[id(joined)] = max(speech_end, self.speech_ends.get(id(old), 0.0))
+        self.speech_ends[id(joined)] = max(speech_end, before)  # parts may come out of order
         return joined
 
     def speech_end_holding(self, finding: Finding) -> float:

@@ -242,10 +242,7 @@ class AsrScheduler:
                 self._release(job)
             self._cond.notify_all()
         for *_, job in gone:
-            try:
-                job.done(job, None, "cancelled")
-            except Exception:
-                logger.exception("ASR job %s: its callback failed", job.key)
+            _answer(job, None, "cancelled")
         return len(gone)
 
     # ---------------------------------------------------------------- state
@@ -337,10 +334,7 @@ class AsrScheduler:
         logger.error("ASR job %s: its queued audio could not be read back: %s", job.key, exc)
         self.stats.failures += 1
         job.audio = job.spooled = None
-        try:
-            job.done(job, None, f"queued audio lost: {exc}")
-        except Exception:
-            logger.exception("ASR job %s: its callback failed", job.key)
+        _answer(job, None, f"queued audio lost: {exc}")
 
     def load(self) -> float:
         """Share of the workers' time spent decoding over the last ``LOAD_WINDOW_S``."""
@@ -369,10 +363,7 @@ class AsrScheduler:
     def _skip(self, job: AsrJob) -> None:
         self.stats.partials_skipped += 1
         self._release(job)
-        try:
-            job.done(job, None, "skipped")
-        except Exception:
-            logger.exception("ASR job %s: its callback failed", job.key)
+        _answer(job, None, "skipped")
 
     def _worker(self, index: int) -> threading.Thread:
         return threading.Thread(
@@ -447,10 +438,15 @@ class AsrScheduler:
                     del waits[:5_000]
         for job, result in zip(batch, results, strict=True):
             job.audio = None
-            try:
-                job.done(job, result, error)
-            except Exception:
-                logger.exception("ASR job %s: its callback failed", job.key)
+            _answer(job, result, error)
+
+
+def _answer(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+    """Call the job's ``done``; an error in it is logged, never raised into a worker."""
+    try:
+        job.done(job, result, error)
+    except Exception:
+        logger.exception("ASR job %s: its callback failed", job.key)
 
 
 def _discard_spooled(path: Path) -> None:

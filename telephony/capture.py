@@ -27,6 +27,7 @@ from pathlib import Path
 from telephony.follow import CallFollower, EndedCallback, FollowOptions, StartedCallback
 from telephony.packets import PacketDecoder, UdpDatagram
 from telephony.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from telephony.sockets import grow_receive_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
 SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 ARPHRD_NONE = 0xFFFE
@@ -104,10 +104,7 @@ def open_packet_socket(
             index = socket.if_nametoindex(interface)
             mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        grow_receive_buffer(sock, RECEIVE_BUFFER_BYTES)
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.ENODEV, errno.ENXIO):

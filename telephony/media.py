@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from telephony.rtp import RtpLeg
+from telephony.sockets import grow_receive_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +188,6 @@ def parse_rtcp(data: bytes, stats: RtcpStats) -> None:
 # ---------------------------------------------------------------------- thread
 
 
-def _grow_receive_buffer(sock: socket.socket) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-    except OSError:  # pragma: no cover - a kernel limit; the default buffer still works
-        logger.debug("could not raise SO_RCVBUF")
-
-
 class _Receiver(Protocol):
     def feed(self, datagram: bytes, arrival_s: float) -> None: ...
 
@@ -313,7 +307,7 @@ class ReceiveThread:
         try:
             sock.bind((host, port))
             sock.setblocking(False)
-            _grow_receive_buffer(sock)
+            grow_receive_buffer(sock, RECEIVE_BUFFER_BYTES)
             bound = int(sock.getsockname()[1])
             # Without the lock (each step is one atomic dict or epoll operation): the
             # entry first, so that the thread finds it once epoll reports the socket.
@@ -450,9 +444,9 @@ class ReceiveThread:
                             self.errors += 1
                             logger.exception("leg %d: failed on a packet",
                                              getattr(leg, "channel", -1))  # fmt: skip
-                if tick_s > 0.0 and now >= next_tick:
-                    next_tick = now + tick_s
-                    self._tick_all(now)
+            if tick_s > 0.0 and now >= next_tick:
+                next_tick = now + tick_s
+                self._tick_all(now)
             self.rounds += 1
             self.datagrams += got
             if lock.waiting:
@@ -462,14 +456,26 @@ class ReceiveThread:
                 if rest > 0.0:
                     sleep(rest)  # let packets gather: fewer wake-ups per packet
 
-
     def _tick_all(self, now: float) -> None:
-        for fd, tick in list(self._ticks.items()):
-            try:
-                tick(now)
-            except Exception:  # a bug must not stop the other calls
-                self.errors += 1
-                logger.exception("the receiver on fd %d failed on a tick", fd)
+        """Tick every receiver, ``LET_IN_EVERY`` at a time under the lock, stepping aside
+        between them for a thread that waits: a tick releases audio into the pipeline, so
+        ticking a thousand legs in one hold would keep a call that ends (its sockets to
+        remove) waiting for all of it."""
+        lock = self.lock
+        ticks = self._ticks
+        pending = list(ticks.items())
+        for start in range(0, len(pending), LET_IN_EVERY):
+            if lock.waiting:
+                self._let_waiters_in()
+            with lock.raw:
+                for fd, tick in pending[start : start + LET_IN_EVERY]:
+                    if ticks.get(fd) is not tick:  # removed (its fd perhaps reused) meanwhile
+                        continue
+                    try:
+                        tick(now)
+                    except Exception:  # a bug must not stop the other calls
+                        self.errors += 1
+                        logger.exception("the receiver on fd %d failed on a tick", fd)
 
     def _let_waiters_in(self) -> None:
         """Wait (briefly) until the threads waiting for the lock have had it."""

@@ -33,10 +33,14 @@ from telephony.sip.message import (
     make_response,
     parse_message,
 )
+from telephony.sockets import grow_receive_buffer
 
 logger = logging.getLogger(__name__)
 
 TCP_READ_BYTES = 65_536
+# Room for a burst of call set-ups while the event loop is busy: about 1,000 SIPREC INVITEs
+# (multipart SDP and XML metadata, some 3 kB each, and the kernel's bookkeeping per datagram).
+UDP_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
 class PeerFilter:
@@ -133,6 +137,8 @@ class TransportLayer:
         self.on_message = on_message
         self.counters = counters
         self.udp_port: int | None = None
+        self.udp_receive_buffer = 0
+        """The UDP socket's receive buffer as the kernel granted it, in bytes."""
         self.tcp_port: int | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
@@ -147,6 +153,14 @@ class TransportLayer:
                 lambda: _UdpProtocol(self), local_addr=(self.host, port)
             )
             self._udp = cast(asyncio.DatagramTransport, transport)
+            self.udp_receive_buffer = grow_receive_buffer(
+                transport.get_extra_info("socket"), UDP_RECEIVE_BUFFER_BYTES
+            )
+            if self.udp_receive_buffer < UDP_RECEIVE_BUFFER_BYTES:
+                logger.info("SIP UDP receive buffer is %d bytes (asked %d): raise "
+                            "net.core.rmem_max, or grant CAP_NET_ADMIN, to take larger "
+                            "bursts of calls", self.udp_receive_buffer,
+                            UDP_RECEIVE_BUFFER_BYTES)  # fmt: skip
             self.udp_port = int(transport.get_extra_info("sockname")[1])
             port = self.udp_port
         if "tcp" in names:

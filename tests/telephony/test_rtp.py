@@ -15,6 +15,7 @@ from core.audio.wav import read_wav
 from core.ports import free_port_range
 from kernels.g711 import alaw_encode, ulaw_decode, ulaw_encode
 from telephony.media import (
+    LET_IN_EVERY,
     PortPoolExhausted,
     ReceiveThread,
     RtcpParseError,
@@ -35,11 +36,17 @@ def tone(n: int, freq: float = 440.0, amp: float = 8000.0) -> np.ndarray:
     return (np.sin(2 * np.pi * freq * np.arange(n) / 8000) * amp).astype(np.int16)
 
 
-def packets(codes: np.ndarray, *, seq0: int = 500, ts0: int = 123_456, pt: int = 0,
-            ssrc: int = SSRC) -> list[bytes]:
+def packets(
+    codes: np.ndarray, *, seq0: int = 500, ts0: int = 123_456, pt: int = 0, ssrc: int = SSRC
+) -> list[bytes]:
     return [
-        RtpPacket(pt, (seq0 + i) & 0xFFFF, ts0 + i * FRAME, ssrc,
-                  payload=codes[i * FRAME:(i + 1) * FRAME].tobytes()).serialize()
+        RtpPacket(
+            pt,
+            (seq0 + i) & 0xFFFF,
+            ts0 + i * FRAME,
+            ssrc,
+            payload=codes[i * FRAME : (i + 1) * FRAME].tobytes(),
+        ).serialize()
         for i in range(len(codes) // FRAME)
     ]
 
@@ -67,8 +74,18 @@ def test_parse_plain_packet():
 
 
 def test_round_trip_with_csrc_extension_and_padding():
-    pkt = RtpPacket(8, 65535, 0xFFFFFFFF, 7, True, b"\x01\x02\x03", csrc=[1, 2],
-                    extension_profile=0xBEDE, extension=b"\x10\xaa\x00\x00", padding_size=4)
+    pkt = RtpPacket(
+        8,
+        65535,
+        0xFFFFFFFF,
+        7,
+        True,
+        b"\x01\x02\x03",
+        csrc=[1, 2],
+        extension_profile=0xBEDE,
+        extension=b"\x10\xaa\x00\x00",
+        padding_size=4,
+    )
     data = pkt.serialize()
     assert len(data) == 12 + 8 + 8 + 3 + 4
     assert data[0] == 0x80 | 0x20 | 0x10 | 2
@@ -84,8 +101,10 @@ def test_round_trip_with_csrc_extension_and_padding():
         (b"\xa0\x00" + bytes(10) + b"\x05", "RTP packet has invalid padding length 5"),
         (b"\x82\x00" + bytes(10) + bytes(4), "RTP packet is shorter than its CSRC list"),
         (b"\x90\x00" + bytes(10) + b"\xbe", "RTP packet is shorter than its extension header"),
-        (b"\x90\x00" + bytes(10) + b"\xbe\xde\x00\x02" + bytes(4),
-         "RTP packet is shorter than its header extension"),
+        (
+            b"\x90\x00" + bytes(10) + b"\xbe\xde\x00\x02" + bytes(4),
+            "RTP packet is shorter than its header extension",
+        ),
     ],
 )
 def test_malformed_packets(data: bytes, message: str):
@@ -114,8 +133,16 @@ def test_alaw_and_extension_header(tmp_path: Path):
     codes = alaw_encode(sig)
     feed = []
     for i in range(10):
-        pkt = RtpPacket(8, i, i * FRAME, SSRC, payload=codes[i * FRAME:(i + 1) * FRAME].tobytes(),
-                        extension_profile=0xBEDE, extension=b"\x22\x01\x02\x03", padding_size=3)
+        pkt = RtpPacket(
+            8,
+            i,
+            i * FRAME,
+            SSRC,
+            payload=codes[i * FRAME : (i + 1) * FRAME].tobytes(),
+            extension_profile=0xBEDE,
+            extension=b"\x22\x01\x02\x03",
+            padding_size=3,
+        )
         feed.append((pkt.serialize(), i * 0.02))
     _, got = record(tmp_path, feed)
     assert np.abs(got - sig).max() < 300  # A-law step at 8000 is 256
@@ -157,12 +184,12 @@ def test_loss_is_concealed_by_fading_the_last_frame(tmp_path: Path):
     assert len(got) == 8000
     assert leg.stats.lost == 7
     # One lost frame: the previous frame faded from full level to zero.
-    prev = ref[9 * FRAME:10 * FRAME]
+    prev = ref[9 * FRAME : 10 * FRAME]
     fade = np.linspace(1, 0, FRAME + 1)[1:]
-    assert np.abs(got[10 * FRAME:11 * FRAME] - prev * fade).max() <= 1
+    assert np.abs(got[10 * FRAME : 11 * FRAME] - prev * fade).max() <= 1
     # Six lost frames: 60 ms of fade, then silence.
-    assert np.abs(got[30 * FRAME:33 * FRAME]).max() > 1000
-    assert np.all(got[33 * FRAME:36 * FRAME] == 0)
+    assert np.abs(got[30 * FRAME : 33 * FRAME]).max() > 1000
+    assert np.all(got[33 * FRAME : 36 * FRAME] == 0)
     assert leg.stats.concealed == 1 + 3
     kept_idx = np.concatenate([np.arange(i * FRAME, (i + 1) * FRAME) for i in kept])
     assert np.array_equal(got[kept_idx], ref[kept_idx])
@@ -177,8 +204,9 @@ def test_dtmf_events_deduplicated_and_not_audio(tmp_path: Path):
     # Digit '5': 100 ms, updates every 20 ms, end packet sent three times (new seq each).
     for dur in (160, 320, 480, 640):
         body = struct.pack("!BBH", 5, 10, dur)
-        feed.append((RtpPacket(101, seq, ts_event, SSRC, marker=dur == 160,
-                               payload=body).serialize(), t))
+        feed.append(
+            (RtpPacket(101, seq, ts_event, SSRC, marker=dur == 160, payload=body).serialize(), t)
+        )
         seq += 1
         t += 0.02
     for _ in range(3):
@@ -216,7 +244,7 @@ def test_comfort_noise_fills_the_silence_at_its_level(tmp_path: Path):
     later = packets(codes, seq0=6, ts0=5 * FRAME + 8000)
     feed += [(p, 1.1 + i * 0.02) for i, p in enumerate(later)]
     leg, got = record(tmp_path, feed)
-    noise = got[5 * FRAME:5 * FRAME + 8000]
+    noise = got[5 * FRAME : 5 * FRAME + 8000]
     rms = np.sqrt(np.mean(noise.astype(np.float64) ** 2))
     assert rms == pytest.approx(32767 * 10 ** (-40 / 20), rel=0.1)
     assert leg.stats.comfort_noise == 1 and leg.stats.lost == 0
@@ -260,7 +288,7 @@ def test_paused_leg_drops_audio_and_resumes_by_arrival(tmp_path: Path):
     assert leg.stats.dropped_paused == 3 and leg.stats.lost == 0
     assert np.array_equal(got[:800], ref[:800])
     start = 4 * FRAME + 8000 + 4 * FRAME  # anchor (packet 4 at 0.08 s) + 1.08 s
-    assert np.array_equal(got[start:start + 320], ref[8 * FRAME:10 * FRAME])
+    assert np.array_equal(got[start : start + 320], ref[8 * FRAME : 10 * FRAME])
     assert leg.last_packet_s == pytest.approx(1.18)
 
 
@@ -321,8 +349,12 @@ def _complex_feed() -> list[tuple[bytes, float]]:
                            payload=bytes([50])).serialize(), t + 0.06))  # fmt: skip
     b = packets(ulaw_encode(tone(30 * FRAME, 700)), ssrc=0x5555, ts0=77)
     feed += [(p, t + 0.6 + i * 0.02) for i, p in enumerate(b[:15])]
-    feed += [(p, t + 0.9 + i * 0.02) for i, p in enumerate(
-        packets(ulaw_encode(tone(15 * FRAME, 900)), ssrc=0x5555, seq0=515, ts0=4_000_000))]
+    feed += [
+        (p, t + 0.9 + i * 0.02)
+        for i, p in enumerate(
+            packets(ulaw_encode(tone(15 * FRAME, 900)), ssrc=0x5555, seq0=515, ts0=4_000_000)
+        )
+    ]
     return feed
 
 
@@ -364,8 +396,14 @@ def test_legs_line_up_by_first_arrival_whichever_queue_is_taken_first(tmp_path: 
 
 def test_audio_sink_gets_batches_in_order_and_tick_releases_by_time():
     seen: list[tuple[int, int]] = []
-    leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))),
-                 decode_batch_frames=5, feed_batch=1)
+    leg = RtpLeg(
+        0,
+        {},
+        None,
+        on_audio=lambda pos, pcm: seen.append((pos, len(pcm))),
+        decode_batch_frames=5,
+        feed_batch=1,
+    )
     pk = packets(ulaw_encode(tone(2400)), ts0=0)
     for i, p in enumerate(pk[:12]):
         leg.feed(p, i * 0.02)
@@ -382,8 +420,9 @@ def test_audio_sink_gets_batches_in_order_and_tick_releases_by_time():
 
 def test_batching_one_frame_at_a_time():
     seen: list[tuple[int, int]] = []
-    leg = RtpLeg(0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))),
-                 decode_batch_frames=1)
+    leg = RtpLeg(
+        0, {}, None, on_audio=lambda pos, pcm: seen.append((pos, len(pcm))), decode_batch_frames=1
+    )
     for i, p in enumerate(packets(ulaw_encode(tone(800)), ts0=0)):
         leg.feed(p, i * 0.02)
     leg.flush()
@@ -608,6 +647,48 @@ def test_receive_thread_lets_a_waiting_thread_take_its_lock_between_busy_rounds(
     assert max(waits) < 0.25, waits
 
 
+def test_a_thread_waiting_for_the_lock_gets_it_between_chunks_of_ticks():
+    """Ticking a thousand legs is one long piece of work: a call that ends meanwhile (its
+    sockets to remove) gets the lock between chunks of LET_IN_EVERY ticks, not only once
+    every leg is ticked."""
+    n_legs = 4 * LET_IN_EVERY + 1
+    ready = threading.Event()
+    ticked: set[int] = set()
+    got_lock_after: list[int] = []
+
+    def take_the_lock() -> None:
+        with thread.lock:
+            got_lock_after.append(len(ticked))
+
+    class Ticking(_Arrivals):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+        def tick(self, now: float) -> None:
+            if not ready.is_set() or self.index in ticked:
+                return
+            if not ticked:  # the first tick once all are in: another thread starts to wait
+                threading.Thread(target=take_the_lock, daemon=True).start()
+                deadline = time.monotonic() + 5
+                while not thread.lock.waiting and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            ticked.add(self.index)
+
+    thread = ReceiveThread(tick_s=0.05)
+    try:
+        for i in range(n_legs):
+            thread.add("127.0.0.1", 0, Ticking(i))
+        ready.set()
+        deadline = time.monotonic() + 10
+        while not (got_lock_after and len(ticked) == n_legs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        thread.close()
+    assert len(ticked) == n_legs
+    assert got_lock_after and got_lock_after[0] < n_legs, got_lock_after
+
+
 def test_thread_media_stream_receives_rtp_and_rtcp_and_gives_its_ports_back(tmp_path: Path):
     codes = ulaw_encode(tone(1600))
     rec = CallRecorder(tmp_path / "t.wav")
@@ -628,8 +709,10 @@ def test_thread_media_stream_receives_rtp_and_rtcp_and_gives_its_ports_back(tmp_
                   and stream.rtcp.packets and stream.rtcp.malformed, thread.lock)  # fmt: skip
         stream.close()
         assert thread.ports == 0
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+        ):
             a.bind(("127.0.0.1", port))  # both ports are free again
             b.bind(("127.0.0.1", port + 1))
             with pytest.raises(OSError):  # the RTP port is taken

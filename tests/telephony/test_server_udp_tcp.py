@@ -28,6 +28,7 @@ from telephony.sip.message import (
 )
 from telephony.sip.sdp import parse_sdp
 from telephony.sip.transaction import TimerSettings
+from telephony.sip.transport import UDP_RECEIVE_BUFFER_BYTES
 from telephony.siprec import AgentPatterns
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -296,6 +297,26 @@ async def test_options_over_udp_and_tcp(tmp_path: Path) -> None:
         tcp.close()
     finally:
         await server.stop()
+
+
+@on_loop
+async def test_sip_udp_socket_has_room_for_a_burst_of_call_setups(tmp_path: Path) -> None:
+    """A thousand INVITEs at once do not fit the kernel's default receive buffer (about
+    200 kB); the SIP socket asks for more, so a burst waits instead of being dropped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+        default = plain.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    server = RecordingServer(settings(tmp_path))
+    await server.start()
+    try:
+        granted = server.transport.udp_receive_buffer
+        assert granted > default, (granted, default)
+        assert granted >= min(UDP_RECEIVE_BUFFER_BYTES, _rmem_max()), granted
+    finally:
+        await server.stop()
+
+
+def _rmem_max() -> int:
+    return int(Path("/proc/sys/net/core/rmem_max").read_text())
 
 
 @on_loop

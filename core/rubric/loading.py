@@ -6,6 +6,7 @@ Every problem of the file is reported at once, in one `RubricError`
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import yaml
 
 from core.rubric.schema import Rubric, RubricError
 from core.rubric.validate import RubricValidator
+
+RECENT_RUBRIC_TEXTS = 64
 
 
 def load_rubric_file(path: str | Path) -> Rubric:
@@ -28,7 +31,17 @@ def load_rubric_file(path: str | Path) -> Rubric:
 
 
 def load_rubric_text(yaml_text: str) -> Rubric:
-    """Parse and validate rubric YAML text; raise `RubricError` listing every problem."""
+    """Parse and validate rubric YAML text; raise `RubricError` listing every problem.
+
+    A text seen lately is not parsed again: every call that starts resolves its rubric, and
+    parsing YAML costs milliseconds of CPU (a burst of a thousand call set-ups spent a fifth
+    of a core on it). A Rubric is immutable, so the same one is shared; errors are not kept.
+    """
+    return _load_rubric_text(yaml_text)
+
+
+@functools.lru_cache(maxsize=RECENT_RUBRIC_TEXTS)
+def _load_rubric_text(yaml_text: str) -> Rubric:
     try:
         data = yaml.safe_load(yaml_text)
     except yaml.YAMLError as exc:

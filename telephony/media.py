@@ -14,6 +14,8 @@ RTCP port is skipped, and malformed packets are counted and dropped.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import select
@@ -294,6 +296,7 @@ class ReceiveThread:
         self._socks: dict[int, socket.socket] = {}
         self._ticks: dict[int, Callable[[float], None]] = {}  # fd -> a receiver's tick
         self._stop = False
+        self._removals: deque[tuple[tuple[int, ...], concurrent.futures.Future[None]]] = deque()
         self._thread = threading.Thread(target=self._run, name="rtp-receive", daemon=True)
         self._thread.start()
 
@@ -341,18 +344,54 @@ class ReceiveThread:
         (a burst of load), the last packets of a call that ends are still taken.
         """
         with self.lock:
-            for port in ports:
-                sock = self._socks.pop(port, None)
-                if sock is None:
-                    continue
-                fd = sock.fileno()
-                entry = self._entries.pop(fd, None)
-                self._ticks.pop(fd, None)
-                with contextlib.suppress(OSError):
-                    self._epoll.unregister(fd)
-                if entry is not None and entry[1] is not None:
-                    self._feed_rest(sock, entry[1])
-                sock.close()
+            self._remove_now(ports)
+
+    def remove_soon(self, *ports: int) -> concurrent.futures.Future[None]:
+        """:meth:`remove`, done by the receive thread at the start of its next round; the
+        returned future is done once the thread no longer touches the legs.
+
+        The caller does not wait for the lock: an event loop ending a thousand calls at once
+        (a burst of BYEs) goes on answering them while the thread closes their sockets,
+        many in one round.
+        """
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._removals.append((ports, done))
+        if self._stop:  # closed (or closing): nobody else would take it
+            with self.lock:
+                self._remove_pending()
+        else:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"r")
+        return done
+
+    def _remove_pending(self) -> None:
+        """The removals asked with :meth:`remove_soon` (the lock held)."""
+        removals = self._removals
+        while removals:
+            try:
+                ports, done = removals.popleft()
+            except IndexError:  # taken by another thread meanwhile
+                return
+            try:
+                self._remove_now(ports)
+            except Exception as exc:  # pragma: no cover - closing sockets does not fail
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+    def _remove_now(self, ports: tuple[int, ...]) -> None:
+        for port in ports:
+            sock = self._socks.pop(port, None)
+            if sock is None:
+                continue
+            fd = sock.fileno()
+            entry = self._entries.pop(fd, None)
+            self._ticks.pop(fd, None)
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(fd)
+            if entry is not None and entry[1] is not None:
+                self._feed_rest(sock, entry[1])
+            sock.close()
 
     def _feed_rest(self, sock: socket.socket, leg: _Receiver) -> None:
         now = self.clock()
@@ -378,6 +417,7 @@ class ReceiveThread:
             self._wake_w.send(b"x")
         self._thread.join(timeout=5)
         with self.lock:
+            self._remove_pending()
             for sock in self._socks.values():
                 sock.close()
             self._socks.clear()
@@ -404,6 +444,8 @@ class ReceiveThread:
             now = clock()  # one arrival time per wake-up: at most batch_s coarse
             got = 0
             with lock.raw:
+                if self._removals:
+                    self._remove_pending()
                 served = 0
                 for fd, _ in events:
                     served += 1
@@ -516,6 +558,14 @@ class ThreadMediaStream:
         if self.port:
             self.receiver.remove(self.port, self.rtcp_port)
             self.port = self.rtcp_port = 0
+
+    async def aclose(self) -> None:
+        """:meth:`close` without holding up the event loop: the receive thread closes the
+        ports in its next round; once this returns it no longer touches the leg."""
+        if self.port:
+            ports = (self.port, self.rtcp_port)
+            self.port = self.rtcp_port = 0
+            await asyncio.wrap_future(self.receiver.remove_soon(*ports))
 
 
 def _drain(sock: socket.socket) -> None:

@@ -20,6 +20,7 @@ the INVITE's From and To are the SRC and the recorder, not the people on the cal
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -70,7 +71,7 @@ class PortPool(Protocol):
 
 
 class MediaEndpoint(Protocol):
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class MediaOpener(Protocol):
@@ -534,14 +535,16 @@ class RecordingSession:
     # ---------------------------------------------------------------- end
 
     async def _close_media(self) -> None:
-        for slot in self.slots:
-            if slot.endpoint is not None:
-                try:
-                    slot.endpoint.close()
-                except OSError as exc:
-                    logger.debug("closing the RTP socket of port %d: %s", slot.port, exc)
-                slot.endpoint = None
-                self.ports.release(slot.port)
+        open_slots = [slot for slot in self.slots if slot.endpoint is not None]
+        closed = await asyncio.gather(
+            *(slot.endpoint.aclose() for slot in open_slots if slot.endpoint is not None),
+            return_exceptions=True,
+        )
+        for slot, outcome in zip(open_slots, closed, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.debug("closing the RTP socket of port %d: %s", slot.port, outcome)
+            slot.endpoint = None
+            self.ports.release(slot.port)
         # Closed first, then flushed: no receive thread feeds the legs (or writes into
         # their shared recording) any more.
         for slot in self.slots:

@@ -647,6 +647,35 @@ def test_receive_thread_lets_a_waiting_thread_take_its_lock_between_busy_rounds(
     assert max(waits) < 0.25, waits
 
 
+def test_remove_soon_leaves_the_lock_to_the_receive_thread_and_feeds_what_was_left():
+    """An event loop ending a call asks the thread to close its ports and does not wait
+    for the lock: the future is done once the thread has fed what the socket still held
+    and closed it."""
+    leg = _Arrivals()
+    thread = ReceiveThread(batch_s=0.0)
+    try:
+        port = thread.add("127.0.0.1", 0, leg)
+        codes = ulaw_encode(tone(5 * FRAME))
+        with thread.lock:  # a long round: the thread cannot read meanwhile
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for p in packets(codes):
+                    tx.sendto(p, ("127.0.0.1", port))
+            done = thread.remove_soon(port)  # returns at once, the lock still held here
+            assert not done.done()
+        done.result(timeout=5)
+        assert thread.ports == 0
+        assert [seq for seq, _ in leg.got] == [parse_rtp(p).sequence_number
+                                               for p in packets(codes)]  # fmt: skip
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(packets(codes)[0], ("127.0.0.1", port))  # the port is closed
+        time.sleep(0.05)
+        assert len(leg.got) == 5
+    finally:
+        thread.close()
+    after_close = thread.remove_soon(12345)  # a closed thread still answers
+    assert after_close.done()
+
+
 def test_a_thread_waiting_for_the_lock_gets_it_between_chunks_of_ticks():
     """Ticking a thousand legs is one long piece of work: a call that ends meanwhile (its
     sockets to remove) gets the lock between chunks of LET_IN_EVERY ticks, not only once

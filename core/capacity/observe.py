@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -77,6 +78,8 @@ class Sample:
     rss_bytes: int
     on_disk: int = 0
     """Queued utterances whose audio waits on disk."""
+    receive_queue_bytes: int = 0
+    """Unread bytes in the daemon's UDP sockets, 90th percentile (SocketDrops)."""
 
 
 @dataclass
@@ -92,11 +95,20 @@ def process_cpu_s(pid: int) -> float:
 
 
 class SocketDrops:
-    """Datagrams the kernel dropped on one process's UDP sockets, summed as they close."""
+    """Datagrams the kernel dropped on one process's UDP sockets, summed as they close;
+    and how much waits unread in them.
+
+    A receive path that falls behind loses nothing at first: packets wait in the sockets'
+    receive buffers (megabytes each), and the audio arrives late. ``queue_p90_bytes`` (the
+    90th percentile over the process's UDP sockets at the last update; the kernel counts
+    each datagram with its bookkeeping, about 800 bytes for a 172-byte RTP packet) shows
+    it: near zero while the reader keeps up, growing while it does not.
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.total = 0
+        self.queue_p90_bytes = 0
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -119,6 +131,7 @@ class SocketDrops:
     def update(self) -> int:
         inodes = self._inodes()
         drops: dict[str, int] = {}
+        queues: list[int] = []
         for table in ("/proc/net/udp", "/proc/net/udp6"):
             try:
                 rows = Path(table).read_text().splitlines()[1:]
@@ -128,7 +141,11 @@ class SocketDrops:
                 cols = row.split()
                 if len(cols) >= 13 and cols[9] in inodes:
                     drops[cols[9]] = int(cols[12])
+                    queues.append(int(cols[4].partition(":")[2], 16))  # tx_queue:rx_queue
+        queues.sort()
         with self._lock:
+            # nearest rank: of two sockets, the fuller one
+            self.queue_p90_bytes = queues[math.ceil(0.9 * len(queues)) - 1] if queues else 0
             for inode, count in drops.items():
                 self.total += count - self._seen.get(inode, 0)
                 self._seen[inode] = count
@@ -243,6 +260,7 @@ class DaemonProbe:
             self.drops.update()
             sample = Sample(time.monotonic(), cap.asr_backlog_utterances,
                             cap.asr_backlog_audio_s, cap.live_lines, rss,
-                            cap.queued_on_disk_utterances)  # fmt: skip
+                            cap.queued_on_disk_utterances,
+                            self.drops.queue_p90_bytes)  # fmt: skip
             with self._lock:
                 self._state.samples.append(sample)

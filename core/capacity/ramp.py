@@ -57,6 +57,9 @@ RAMP_IN_S = 10.0
 MAX_STAGGER_S = 0.5
 DRAIN_TIMEOUT_S = 60.0
 MAX_DROPPED_FRACTION = 0.001
+MAX_RECEIVE_QUEUE_KB = 64.0
+"""A step holds only while the daemon reads its sockets as fast as packets come: 64 KiB
+waiting in the 90th-percentile socket is about 80 RTP packets, 1.6 s of one leg."""
 AGENT_BASE = 4000
 AGENT_PATTERNS = "4000-8999"
 STEP_LADDER = (1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
@@ -102,6 +105,9 @@ class StepResult(Step):
     asr_mean_batch: float
     asr_partials_skipped: int
     transcripts_answered: int
+    receive_queue_kb: float = 0.0
+    """The most that waited unread in the daemon's UDP sockets during the load (90th
+    percentile over the sockets, at one-second samples): the receive path's lag."""
 
     @property
     def dropped_fraction(self) -> float:
@@ -202,6 +208,9 @@ class Ramp:
             asr_mean_batch=round(asr["utterances"] / asr["batches"], 2) if asr["batches"] else 0.0,
             asr_partials_skipped=int(asr["partials_skipped"]),
             transcripts_answered=int(asr["transcripts"]),
+            receive_queue_kb=round(
+                max((s.receive_queue_bytes for s in load_samples), default=0) / 1024, 1
+            ),
         )  # fmt: skip
         return step.judged(self.verdict(step, run.error))
 
@@ -219,6 +228,9 @@ class Ramp:
             )
         if not step.drained:
             problems.append(f"queue not empty {DRAIN_TIMEOUT_S:.0f} s after the calls ended")
+        if step.receive_queue_kb > MAX_RECEIVE_QUEUE_KB:
+            problems.append(f"receive fell behind: {step.receive_queue_kb:.0f} KiB waited "
+                            "unread in the sockets")  # fmt: skip
         if step.dropped_fraction > MAX_DROPPED_FRACTION:
             problems.append(f"{100 * step.dropped_fraction:.2f} % of packets dropped")
         return judge(step.latency_p95_ms, self.deadline_ms, problems, timed=not self.front_end)

@@ -46,11 +46,12 @@ def table(outcomes: Sequence[RampOutcome]) -> str:
             if s.note:
                 lines.append(f"{'':>9}   {s.note}")
     lines.append("")
-    lines.append("CPU per stage, % of one core: " + ", ".join(STAGES))
+    lines.append("CPU per stage, % of one core: " + ", ".join(STAGES)
+                 + "; then KiB waiting unread in the sockets (90th percentile, most seen)")
     for outcome in outcomes:
         for s in outcome.steps:
             parts = " ".join(f"{100 * s.stage_cores.get(k, 0.0):6.1f}" for k in STAGES)
-            lines.append(f"{s.config:>9} {s.lines:>5} {parts}")
+            lines.append(f"{s.config:>9} {s.lines:>5} {parts} {s.receive_queue_kb:9.1f}")
     return "\n".join(lines)
 
 

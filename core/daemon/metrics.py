@@ -178,6 +178,12 @@ class DaemonCollector:
             "(read at each scrape: drops of a socket closed since are not seen).",
             self._drops.update(),
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            f"{PREFIX}_udp_receive_queue_bytes",
+            "Bytes waiting unread in the daemon's UDP sockets, 90th percentile over the "
+            "sockets: near zero while the receive path keeps up, growing while it falls behind.",
+            value=self._drops.queue_p90_bytes,
+        )
 
     def _asr(self, engine: LiveEngine) -> Iterator[Metric]:
         sched = engine.scheduler

@@ -3,11 +3,14 @@ short ramp through a real `callqa serve` and the simulator."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ import pytest
 from core.audio.wav import read_wav, write_wav_pcm16
 from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
-from core.capacity.ramp import RampOutcome, StepResult, summarize
+from core.capacity.ramp import Ramp, RampOutcome, StepResult, summarize
 from core.capacity.report import chart_svg, ratio_text, table, verdict
 from core.cli import main
 from core.cli.bench import BASELINE, parse_ladder, parse_sets
@@ -76,8 +79,6 @@ def test_ladder_and_setting_changes_are_checked() -> None:
 
 
 def test_socket_drops_counts_what_the_kernel_dropped_on_our_socket() -> None:
-    import os
-
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     receiver.bind(("127.0.0.1", 0))
@@ -92,6 +93,45 @@ def test_socket_drops_counts_what_the_kernel_dropped_on_our_socket() -> None:
         sender.close()
         receiver.close()
     assert after - before > 100
+
+
+def test_socket_queue_shows_what_waits_unread():
+    """The receive path's lag: datagrams not yet read count in the 90th-percentile queue."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    drops = SocketDrops(os.getpid())
+    try:
+        for _ in range(50):
+            sender.sendto(b"x" * 172, receiver.getsockname())
+        drops.update()
+        waiting = drops.queue_p90_bytes
+        read = 0
+        with contextlib.suppress(BlockingIOError):
+            while receiver.recv(2048):
+                read += 1
+        drops.update()
+        after_reading = drops.queue_p90_bytes
+    finally:
+        sender.close()
+        receiver.close()
+    assert read == 50
+    assert waiting >= 50 * 172
+    assert after_reading == 0
+
+
+def test_a_front_end_step_whose_sockets_fill_up_is_not_held() -> None:
+    """Packets waiting unread in the sockets are late audio, though none is lost yet."""
+    ramp = SimpleNamespace(front_end=True, deadline_ms=2000.0)
+    keeping_up = StepResult(**{**_step("front-end", 300, None, True).__dict__,
+                               "receive_queue_kb": 4.0})  # fmt: skip
+    behind = StepResult(**{**_step("front-end", 450, None, True).__dict__,
+                           "receive_queue_kb": 250.0})  # fmt: skip
+    assert Ramp.verdict(ramp, keeping_up, "").held  # type: ignore[arg-type]
+    late = Ramp.verdict(ramp, behind, "")  # type: ignore[arg-type]
+    assert not late.held and not late.sustained
+    assert "receive fell behind: 250 KiB waited unread in the sockets" in late.note
 
 
 def _step(config: str, lines: int, p95: float | None, held: bool) -> StepResult:

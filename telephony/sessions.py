@@ -535,12 +535,11 @@ class RecordingSession:
     # ---------------------------------------------------------------- end
 
     async def _close_media(self) -> None:
-        open_slots = [slot for slot in self.slots if slot.endpoint is not None]
+        open_slots = [(slot, slot.endpoint) for slot in self.slots if slot.endpoint is not None]
         closed = await asyncio.gather(
-            *(slot.endpoint.aclose() for slot in open_slots if slot.endpoint is not None),
-            return_exceptions=True,
+            *(endpoint.aclose() for _, endpoint in open_slots), return_exceptions=True
         )
-        for slot, outcome in zip(open_slots, closed, strict=True):
+        for (slot, _), outcome in zip(open_slots, closed, strict=True):
             if isinstance(outcome, BaseException):
                 logger.debug("closing the RTP socket of port %d: %s", slot.port, outcome)
             slot.endpoint = None

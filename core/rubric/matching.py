@@ -26,6 +26,11 @@ Modes:
   only (a hotline such as 12315) allows no edit: 12385 is another number.
 * ``regex``: Python regular expression, case-insensitive, over the NFKC/simplified text
   with its punctuation (nothing removed).
+
+The live daemon runs the rubric again each time a call's evidence grows (every second of
+each leg, and on every voiced stretch), over every utterance so far: the same texts come back
+many times. So a text's tokens (`text_tokens`) and each matcher's matches in a text are kept
+(least recently used first out); tokens and matches are immutable.
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ EN_IRREGULAR_NEGATIONS = {
     "cannot": ["can", "not"],
 }
 APOSTROPHES = "'’"
+TEXTS_KEPT = 8192
+"""Texts whose tokens are kept (`text_tokens`)."""
+MATCHES_KEPT = 2048
+"""Texts whose matches each matcher keeps."""
 
 _INF = 1 << 30
 
@@ -233,6 +242,12 @@ def tokenize(text: str, language: str) -> list[Token]:
     return tokens
 
 
+@functools.lru_cache(maxsize=TEXTS_KEPT)
+def text_tokens(text: str, language: str) -> tuple[Token, ...]:
+    """`tokenize`, kept for texts seen again."""
+    return tuple(tokenize(text, language))
+
+
 def _digit_token(digit: int, pos: int, cjk_mode: bool) -> Token:
     if cjk_mode:
         ch = ZH_DIGITS[digit]
@@ -288,11 +303,15 @@ class PhraseMatcher:
             self._regexes = [re.compile(p, re.IGNORECASE) for p in self.phrases]
         else:
             self._phrase_tokens = [tokenize(p, language) for p in self.phrases]
+        self._found = functools.lru_cache(maxsize=MATCHES_KEPT)(self._find)
 
     def find(self, text: str) -> list[Match]:
         """Every non-overlapping match in `text`, in text order."""
         if not text:
             return []
+        return list(self._found(text))
+
+    def _find(self, text: str) -> tuple[Match, ...]:
         regex = self.mode == "regex"
         candidates = self._find_regex(text) if regex else self._find_tokens(text)
         candidates.sort(key=lambda m: (m.start, m.edits, -(m.end - m.start)))
@@ -301,7 +320,7 @@ class PhraseMatcher:
             if picked and m.start < picked[-1].end:
                 continue
             picked.append(m)
-        return picked
+        return tuple(picked)
 
     def search(self, text: str) -> Match | None:
         found = self.find(text)
@@ -320,7 +339,7 @@ class PhraseMatcher:
         return out
 
     def _find_tokens(self, text: str) -> list[Match]:
-        tokens = tokenize(text, self.language)
+        tokens = text_tokens(text, self.language)
         out = []
         for phrase, ptoks in zip(self.phrases, self._phrase_tokens, strict=True):
             if not ptoks:
@@ -440,7 +459,7 @@ def near_misses(text: str, phrases: Sequence[str], language: str = "zh") -> list
     if not text:
         return []
     cjk_mode = is_cjk_language(language)
-    tokens = tokenize(text, language)
+    tokens = text_tokens(text, language)
     matched = get_matcher(tuple(phrases), "fuzzy", language).find(text)
     out: list[NearMiss] = []
     for phrase in phrases:

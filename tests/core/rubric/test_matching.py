@@ -11,6 +11,7 @@ from core.rubric.matching import (
     find_phrases,
     near_misses,
     sounds_close,
+    text_tokens,
     tokenize,
 )
 
@@ -192,3 +193,22 @@ def test_retroflex_and_flat_initials_match_but_other_sounds_do_not() -> None:
     assert PhraseMatcher(["投诉"], "fuzzy", "zh").search("我要投树") is not None  # s / sh
     assert m.search("不好意外") is None
     assert PhraseMatcher(["您好"], "fuzzy", "zh").search("宁好") is None  # nin is not ning
+
+
+def test_a_text_seen_again_is_matched_from_what_was_kept() -> None:
+    matcher = PhraseMatcher(["不知道", "投诉"], mode="fuzzy", language="zh")
+    text = "这个我真的部知倒，我要投诉你们"
+    first = matcher.find(text)
+    tokens_before = text_tokens.cache_info()
+    again = matcher.find(text)
+    assert again == first and [m.phrase for m in first] == ["不知道", "投诉"]
+    assert text_tokens.cache_info().misses == tokens_before.misses  # not tokenized again
+    first.clear()  # what a caller does with its list does not reach what is kept
+    assert matcher.find(text) == again
+
+
+def test_kept_matches_belong_to_their_matcher() -> None:
+    text = "我要投诉你们"
+    assert PhraseMatcher(["投诉"], mode="exact", language="zh").find(text)
+    assert PhraseMatcher(["退款"], mode="exact", language="zh").find(text) == []
+    assert PhraseMatcher(["投 诉"], mode="regex", language="zh").find(text) == []

@@ -1,4 +1,4 @@
-"""The live rubric's cost on the rules thread: kept matches against matching every time.
+"""The live rubric's cost on the rules thread, as the daemon runs it and as it ran before.
 
 Usage::
 
@@ -12,9 +12,12 @@ labelled calls' transcripts (their utterance times and texts; each utterance's s
 for its voiced time), one evaluation per leg every ``--every-s`` of call time and one per
 finished utterance, in two ways in the same run:
 
-* ``cold``: each evaluation tokenizes and matches every text again (the matchers'
-  ``find`` and ``text_tokens`` bypass what they keep: the cost before matches were kept);
-* ``kept``: as the daemon runs (tokens and matches kept across evaluations).
+* ``before``: each evaluation tokenizes, matches and counts every text again (the
+  matchers' ``find``, ``text_tokens`` and ``speech_units`` bypass what they keep), and runs
+  every live kind on a timeline update too;
+* ``now``: as the daemon runs: tokens, matches and counts kept across evaluations, and a
+  timeline update runs only the kinds that read more than the utterances
+  (``timeline_only``).
 
 It prints, per way, the median over ``--repeat`` runs of the rules CPU per minute of call
 (thread CPU time), the ratio, and whether both ways raised the same findings (they must).
@@ -35,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.calls import SPEAKERS, CallEvidence, LegActivity, Segment, Utterance
-from core.rubric import matching
+from core.rubric import matching, metrics
 from core.rubric.defaults import builtin_rubrics
 from core.rubric.engine import live_findings
 from core.rubric.loading import load_rubric_text
@@ -64,12 +67,12 @@ def load_calls(folders: list[Path]) -> list[LabelledCall]:
     return calls
 
 
-def evaluation_times(call: LabelledCall, every_s: float) -> list[float]:
-    """Call times at which the live engine evaluates: every ``every_s`` per leg, and at the
-    end of each utterance."""
+def evaluation_times(call: LabelledCall, every_s: float) -> list[tuple[float, bool]]:
+    """(call time, timeline only) of each evaluation the live engine makes: every
+    ``every_s`` per leg, and at the end of each utterance."""
     ticks = [k * every_s for k in range(1, int(call.duration_s / every_s) + 1)]
-    times = [t for t in ticks for _ in SPEAKERS] + [u.end for u in call.utterances]
-    return sorted(times)
+    times = [(t, True) for t in ticks for _ in SPEAKERS]
+    return sorted(times + [(u.end, False) for u in call.utterances])
 
 
 def evidence_at(call: LabelledCall, at_s: float) -> CallEvidence:
@@ -85,38 +88,41 @@ def evidence_at(call: LabelledCall, at_s: float) -> CallEvidence:
 def forget_kept() -> None:
     matching.text_tokens.cache_clear()
     matching.get_matcher.cache_clear()
+    metrics.speech_units.cache_clear()
 
 
 @contextlib.contextmanager
 def nothing_kept() -> Iterator[None]:
-    """Tokenize and match every text again, as if nothing were kept."""
-    kept_find, kept_tokens = matching.PhraseMatcher.find, matching.text_tokens
+    """Tokenize, match and count every text again, as if nothing were kept."""
+    kept = matching.PhraseMatcher.find, matching.text_tokens, metrics.speech_units
 
     def find(self: matching.PhraseMatcher, text: str) -> list[matching.Match]:
         return list(self._find(text)) if text else []
 
     matching.PhraseMatcher.find = find  # type: ignore[method-assign]
     matching.text_tokens = lambda text, language: tuple(matching.tokenize(text, language))  # type: ignore[assignment]
+    metrics.speech_units = metrics.speech_units.__wrapped__  # type: ignore[assignment]
     try:
         yield
     finally:
-        matching.PhraseMatcher.find = kept_find  # type: ignore[method-assign]
-        matching.text_tokens = kept_tokens
+        matching.PhraseMatcher.find, matching.text_tokens, metrics.speech_units = kept  # type: ignore[method-assign]
 
 
 def replay(
-    calls: list[LabelledCall], rubric: Rubric, every_s: float, cold: bool
+    calls: list[LabelledCall], rubric: Rubric, every_s: float, before: bool
 ) -> tuple[float, set[tuple[str, str, float]]]:
     """Rules CPU seconds over all calls, and the findings raised (call, item, start)."""
     forget_kept()
     cpu = 0.0
     found: set[tuple[str, str, float]] = set()
-    with nothing_kept() if cold else contextlib.nullcontext():
+    with nothing_kept() if before else contextlib.nullcontext():
         for call in calls:
-            for at in evaluation_times(call, every_s):
+            for at, timeline_only in evaluation_times(call, every_s):
                 evidence = evidence_at(call, at)
                 began = time.thread_time()
-                findings = live_findings(rubric, evidence)
+                findings = live_findings(
+                    rubric, evidence, timeline_only=timeline_only and not before
+                )
                 cpu += time.thread_time() - began
                 found.update((call.call_id, f.item_id, round(f.start, 2)) for f in findings)
     return cpu, found
@@ -141,22 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(calls)} calls, {minutes:.1f} call-minutes, {evaluations} live evaluations "
         f"(every {args.every_s:g} s per leg, and per utterance), rubric {args.rubric}"
     )
-    results: dict[str, list[float]] = {"cold": [], "kept": []}
+    ways = ("before", "now")
+    results: dict[str, list[float]] = {w: [] for w in ways}
     findings: dict[str, set[tuple[str, str, float]]] = {}
     for _ in range(args.repeat):
-        for way in ("cold", "kept"):
-            cpu, found = replay(calls, rubric, args.every_s, cold=way == "cold")
+        for way in ways:
+            cpu, found = replay(calls, rubric, args.every_s, before=way == "before")
             results[way].append(1000.0 * cpu / minutes)
             findings[way] = found
-    cold, kept = (statistics.median(results[w]) for w in ("cold", "kept"))
-    print(f"{'way':<6} {'ms CPU per call-minute (median)':>32} {'runs':>24}")
-    for way in ("cold", "kept"):
+    before, now = (statistics.median(results[w]) for w in ways)
+    print(f"{'way':<7} {'ms CPU per call-minute (median)':>32} {'runs':>24}")
+    for way in ways:
         runs = ", ".join(f"{v:.0f}" for v in results[way])
-        print(f"{way:<6} {statistics.median(results[way]):>32.1f} {runs:>24}")
-    print(f"kept / cold: {kept / cold:.3f} (cold takes {cold / kept:.1f}x the CPU)")
-    same = findings["cold"] == findings["kept"]
+        print(f"{way:<7} {statistics.median(results[way]):>32.1f} {runs:>24}")
+    print(f"now / before: {now / before:.3f} (before took {before / now:.1f}x the CPU)")
+    same = findings["before"] == findings["now"]
     verdict = "yes" if same else "NO"
-    print(f"findings: {len(findings['kept'])} raised; the same both ways: {verdict}")
+    print(f"findings: {len(findings['now'])} raised; the same both ways: {verdict}")
     return 0 if same else 1
 
 

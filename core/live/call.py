@@ -227,15 +227,17 @@ class LiveCall:
             ended=ended,
         )
 
-    def new_findings(self) -> list[Finding]:
-        """Findings of the live kinds not raised before.
+    def new_findings(self, *, timeline_only: bool = False) -> list[Finding]:
+        """Findings of the live kinds not raised before (`timeline_only`: nothing but a leg's
+        timeline grew since the last time; see `core.rubric.engine.live_findings`).
 
         A finding counts as raised when one of the same item overlaps it (within
         ``SAME_FINDING_S``): the part of an utterance and the finished utterance report the
         same words with slightly different times, and a silence in progress grows.
         """
         fresh: list[Finding] = []
-        for finding in live_findings(self.rubric, self.evidence(ended=False)):
+        evidence = self.evidence(ended=False)
+        for finding in live_findings(self.rubric, evidence, timeline_only=timeline_only):
             if self.already_raised(finding):
                 continue
             self.raised[(finding.item_id, round(finding.start, 2))] = finding

@@ -468,10 +468,12 @@ class LiveEngine:
     ) -> None:
         call.add_timeline(speaker, voiced, position_s)
         if not call.ended:
-            self._check_live(call, call.clocks[speaker].wall_of(position_s))
+            self._check_live(call, call.clocks[speaker].wall_of(position_s), timeline_only=True)
 
-    def _check_live(self, call: LiveCall, trigger_wall: float) -> None:
-        for raw in call.new_findings():
+    def _check_live(
+        self, call: LiveCall, trigger_wall: float, *, timeline_only: bool = False
+    ) -> None:
+        for raw in call.new_findings(timeline_only=timeline_only):
             finding = call.redactor.finding(raw)  # the rules read the text, events the mask
             self.counters["findings"] += 1
             self._publish(call, self._event(call, "finding", finding))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.calls import CallEvidence, CallResult, Finding
 from core.rubric.metrics import CallMetrics, compute_metrics
-from core.rubric.rules import LIVE_KINDS, evaluate_items
+from core.rubric.rules import LIVE_KINDS, UTTERANCE_KINDS, evaluate_items
 from core.rubric.schema import Rubric
 from core.rubric.scoring import score_findings
 
@@ -42,11 +42,18 @@ def evaluate(
 
 
 def live_findings(
-    rubric: Rubric, evidence: CallEvidence, *, metrics: CallMetrics | None = None
+    rubric: Rubric,
+    evidence: CallEvidence,
+    *,
+    metrics: CallMetrics | None = None,
+    timeline_only: bool = False,
 ) -> list[Finding]:
-    """The findings that the kinds able to fire during the call produce on `evidence` so far.
+    """The findings that the kinds able to fire during the call produce on `evidence` so far;
+    with `timeline_only` (nothing but a leg's timeline grew since the last time), only those
+    of the kinds that read more than the utterances.
 
     Deterministic for a given evidence: the caller tells new findings from those already
     raised by (item_id, start).
     """
-    return evaluate_items(rubric, evidence, metrics=metrics, kinds=LIVE_KINDS)
+    kinds = LIVE_KINDS - UTTERANCE_KINDS if timeline_only else LIVE_KINDS
+    return evaluate_items(rubric, evidence, metrics=metrics, kinds=kinds)

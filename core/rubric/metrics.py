@@ -12,6 +12,7 @@ that the VAD's pauses between words do not split one interruption into short pie
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import unicodedata
@@ -142,8 +143,10 @@ def rate_unit(language: str) -> str:
     return "chars" if language.lower().split("-")[0] in CHAR_RATE_LANGUAGES else "words"
 
 
+@functools.lru_cache(maxsize=8192)
 def speech_units(text: str, language: str) -> int:
-    """Characters (CJK characters and digits) or words in `text`, for speech rate."""
+    """Characters (CJK characters and digits) or words in `text`, for speech rate (kept for
+    texts seen again: the live daemon measures every utterance on each update of a call)."""
     if rate_unit(language) == "chars":
         return sum(1 for c in text if _is_cjk(c) or unicodedata.category(c) == "Nd")
     words = 0

@@ -7,7 +7,9 @@ the end-of-call pass runs it once more with ``ended`` true.
 `END_OF_CALL_KINDS` are the kinds that need the whole call (required phrases, filler
 totals per minute of call): the daemon skips them while the call is live. The other kinds
 can fire while the call goes on (`LIVE_KINDS`); trigger_response holds back a trigger until
-the responder has taken its turns, silence reports dead air in progress.
+the responder has taken its turns, silence reports dead air in progress. Of those,
+`UTTERANCE_KINDS` read the utterances alone: when only a leg's timeline has grown, the
+daemon does not run them again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ END_OF_CALL_KINDS: frozenset[str] = frozenset({"required_phrase", "filler_words"
 # PBX that forks one side) they cannot be judged, and yield nothing.
 BOTH_LEG_KINDS: frozenset[str] = frozenset({"silence", "overtalk"})
 LIVE_KINDS: frozenset[str] = frozenset(KINDS) - END_OF_CALL_KINDS
+UTTERANCE_KINDS: frozenset[str] = frozenset({"forbidden_phrase", "keyword_alert", "emotion"})
+"""Kinds whose findings follow from the utterances alone (their text, times and levels): a
+voice timeline that grows, or a call that goes on longer, cannot change them."""
 
 assert set(RULES) == set(KINDS), "every kind of the rubric format needs a rule"
 

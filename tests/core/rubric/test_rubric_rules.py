@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from core.calls import SPEAKERS, CallEvidence, Finding, LegActivity, Segment, Utterance
+from core.rubric.defaults import default_rubric
 from core.rubric.emotion import confidence
 from core.rubric.engine import evaluate
 from core.rubric.loading import load_rubric_file
-from core.rubric.rules import END_OF_CALL_KINDS, LIVE_KINDS, RULES, run_item
+from core.rubric.rules import END_OF_CALL_KINDS, LIVE_KINDS, RULES, UTTERANCE_KINDS, run_item
 from core.rubric.schema import KINDS
 from tests.core.rubric_fixtures import evidence, item, utt
 
@@ -33,6 +34,34 @@ def test_every_kind_has_a_rule_and_a_phase() -> None:
     assert set(RULES) == set(KINDS)
     assert {"required_phrase", "filler_words"} == END_OF_CALL_KINDS
     assert set(KINDS) == LIVE_KINDS | END_OF_CALL_KINDS
+    assert UTTERANCE_KINDS <= LIVE_KINDS
+
+
+def test_utterance_kinds_ignore_the_timeline_and_the_length_of_the_call() -> None:
+    """The daemon leaves UTTERANCE_KINDS out when only a timeline grew: each must give the
+    same findings whatever the voice activity and the call's length, live or not."""
+    builtin = default_rubric("zh")
+    kinds = {i.kind for i in builtin.items}
+    assert kinds >= UTTERANCE_KINDS  # every such kind is exercised below
+    said = [
+        utt("agent", 0.5, 4.0, "您好，很高兴为您服务"),
+        utt("customer", 5.0, 11.0, "你们这是什么破服务！我要投诉，太过分了！", level_db=-12.0),
+        utt("agent", 12.0, 16.0, "这个我也不知道，您问快递吧", level_db=-30.0),
+        utt("customer", 17.0, 20.0, "我要找你们领导，我要去消协投诉", level_db=-13.0),
+        utt("customer", 21.0, 23.0, "好的", level_db=-25.0),
+    ]
+    longer = {"agent": [(0.5, 2.0), (2.5, 4.0), (12.0, 16.0), (30.0, 31.0)],
+              "customer": [(5.0, 11.0), (17.0, 20.0), (21.0, 23.0), (40.0, 44.0)]}  # fmt: skip
+    fired = 0
+    for rubric_item in builtin.items:
+        if rubric_item.kind not in UTTERANCE_KINDS:
+            continue
+        for ended in (False, True):
+            plain = run_item(rubric_item, evidence(said, 24.0, ended=ended))
+            grown = run_item(rubric_item, evidence(said, 60.0, ended=ended, activity=longer))
+            assert grown == plain, rubric_item.id
+            fired += len(plain)
+    assert fired  # the call above makes some of them fire
 
 
 # ---------------------------------------------------------------- forbidden_phrase

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_rules.py ../shared/corpus ../shared/corpus-b [--rubric default-zh]
-        [--every-s 0.5] [--repeat 3]
+        [--every-s 0.5] [--repeat 3] [--join N]
 
 While a call goes on, the daemon runs the live kinds of the rubric (`live_findings`) over the
 call's evidence so far each time it grows: each leg's timeline at least every second and on
@@ -19,6 +19,9 @@ finished utterance, in two ways in the same run:
   timeline update runs only the kinds that read more than the utterances
   (``timeline_only``).
 
+``--join N`` joins every N calls into one (times laid end to end): the rules run over all
+of a call's utterances each time, so their cost per minute grows with the length of calls.
+
 It prints, per way, the median over ``--repeat`` runs of the rules CPU per minute of call
 (thread CPU time), the ratio, and whether both ways raised the same findings (they must).
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import statistics
 import sys
@@ -65,6 +69,19 @@ def load_calls(folders: list[Path]) -> list[LabelledCall]:
             )
             calls.append(LabelledCall(data["call_id"], float(data["duration_s"]), utts))
     return calls
+
+
+def joined(calls: list[LabelledCall], n: int) -> list[LabelledCall]:
+    """Every ``n`` calls laid end to end as one (the last calls, fewer than ``n``, left out)."""
+    out = []
+    for i in range(0, len(calls) - n + 1, n):
+        group, utts, offset = calls[i : i + n], [], 0.0
+        for call in group:
+            utts += [dataclasses.replace(u, start=u.start + offset, end=u.end + offset)
+                     for u in call.utterances]  # fmt: skip
+            offset += call.duration_s
+        out.append(LabelledCall("+".join(c.call_id for c in group), offset, tuple(utts)))
+    return out
 
 
 def evaluation_times(call: LabelledCall, every_s: float) -> list[tuple[float, bool]]:
@@ -134,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rubric", default="default-zh", choices=sorted(builtin_rubrics()))
     ap.add_argument("--every-s", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--join", type=int, default=1, help="join every N calls into one")
     args = ap.parse_args(argv)
-    calls = load_calls(args.corpora)
+    calls = joined(load_calls(args.corpora), max(1, args.join))
     if not calls:
         folders = ", ".join(map(str, args.corpora))
         print(f"no labelled calls (*.json with a transcript) in {folders}")
@@ -144,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     minutes = sum(c.duration_s for c in calls) / 60.0
     evaluations = sum(len(evaluation_times(c, args.every_s)) for c in calls)
     print(
-        f"{len(calls)} calls, {minutes:.1f} call-minutes, {evaluations} live evaluations "
+        f"{len(calls)} calls of {minutes / len(calls):.1f} min on average ({minutes:.1f} "
+        f"call-minutes), {evaluations} live evaluations "
         f"(every {args.every_s:g} s per leg, and per utterance), rubric {args.rubric}"
     )
     ways = ("before", "now")

@@ -111,6 +111,9 @@ class LiveCall:
             sp: LegActivity(speaker=sp, voiced=[], duration_s=0.0) for sp in legs
         }
         self.raised: dict[tuple[str, float], Finding] = {}
+        self.timeline_check: tuple[Speaker, float] | None = None
+        """The leg and position of the latest timeline update whose live check waits on the
+        rules thread (None: no check waits); updates that come before it runs share it."""
         self.alerts: list[LiveAlert] = []
         self.history: list[CallEvent] = []
         self.pending_asr = 0

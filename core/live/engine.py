@@ -6,8 +6,9 @@ Threads, and what each owns (ARCHITECTURE.md, "One packet's way"):
   VAD and endpointer run there, finished utterances go to the ASR scheduler;
 * the ASR scheduler's thread owns the one Whisper model (``core.live.scheduler``);
 * the rules thread owns every call's state: it adds transcripts and timelines, runs the
-  rubric's live kinds on each change, publishes findings and alerts, and runs the end-of-call
-  pass once a call has ended and its last utterance is transcribed;
+  rubric's live kinds on each change (a call's timeline updates that queue up while the
+  thread is behind share one check), publishes findings and alerts, and runs the
+  end-of-call pass once a call has ended and its last utterance is transcribed;
 * the storage writer thread owns the database's write connection.
 
 A call is stored as ``live`` when it starts, with the path of its recording, so that after
@@ -467,8 +468,22 @@ class LiveEngine:
         self, call: LiveCall, speaker: Speaker, voiced: list[Any], position_s: float
     ) -> None:
         call.add_timeline(speaker, voiced, position_s)
-        if not call.ended:
-            self._check_live(call, call.clocks[speaker].wall_of(position_s), timeline_only=True)
+        if call.ended:
+            return
+        waiting = call.timeline_check is not None
+        call.timeline_check = (speaker, position_s)
+        if not waiting:
+            self._post(lambda: self._check_timeline(call))
+
+    def _check_timeline(self, call: LiveCall) -> None:
+        """The live check of a call's timeline, once for all the updates queued before it:
+        while the rules thread is behind, each call's timeline is checked as often as the
+        thread gets to it, with its latest evidence, and the queue stays short."""
+        due, call.timeline_check = call.timeline_check, None
+        if due is None or call.ended:
+            return
+        speaker, position_s = due
+        self._check_live(call, call.clocks[speaker].wall_of(position_s), timeline_only=True)
 
     def _check_live(
         self, call: LiveCall, trigger_wall: float, *, timeline_only: bool = False

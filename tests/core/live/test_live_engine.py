@@ -18,6 +18,7 @@ import pytest
 from core.asr.types import AsrRequest, AsrResult
 from core.audio.samples import SAMPLE_CALLS, render
 from core.audio.segmentation import segment_leg
+from core.calls import Finding, Segment
 from core.config import load_settings
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine
@@ -364,3 +365,40 @@ def test_routes_pick_the_rubric_of_a_call_and_reload(tmp_path: Path) -> None:
         assert engine.wait_calls(30)
     finally:
         engine.shutdown(5)
+
+
+def test_timeline_updates_queued_behind_a_busy_rules_thread_share_one_check(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path, ScriptedAsr())
+    checks: list[bool] = []
+    try:
+        call = engine.open_call(CallSetup(source="grpc", agent_id="T1"))
+        real = call.new_findings
+
+        def counted(*, timeline_only: bool = False) -> list[Finding]:
+            checks.append(timeline_only)
+            return real(timeline_only=timeline_only)
+
+        call.new_findings = counted  # type: ignore[method-assign]
+        go, done = threading.Event(), threading.Event()
+        engine._post(lambda: go.wait(10))  # the rules thread is busy
+        for k in range(1, 6):
+            seg = [Segment(k - 1.0, k - 0.5)]
+            engine._post(lambda seg=seg, k=k: engine._timeline(call, "agent", seg, float(k)))
+        go.set()
+        engine._post(done.set)
+        assert done.wait(10)
+        assert checks == [True]  # five updates, one check
+        assert call.timeline_check is None
+        assert call.activity["agent"].duration_s == 5.0  # every update was taken in
+        assert len(call.activity["agent"].voiced) == 5
+        done.clear()
+        engine._post(lambda: engine._timeline(call, "customer", [], 6.0))
+        engine._post(done.set)
+        assert done.wait(10)
+        assert checks == [True, True]  # a later update gets a check of its own
+        engine.end_call(call, "end")
+        assert engine.wait_calls(30)
+    finally:
+        engine.shutdown(10)

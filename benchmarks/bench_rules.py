@@ -104,6 +104,7 @@ def evidence_at(call: LabelledCall, at_s: float) -> CallEvidence:
 
 def forget_kept() -> None:
     matching.text_tokens.cache_clear()
+    matching._kept_matches.cache_clear()
     matching.get_matcher.cache_clear()
     metrics.speech_units.cache_clear()
 

@@ -78,8 +78,8 @@ EN_IRREGULAR_NEGATIONS = {
 APOSTROPHES = "'’"
 TEXTS_KEPT = 8192
 """Texts whose tokens are kept (`text_tokens`)."""
-MATCHES_KEPT = 2048
-"""Texts whose matches each matcher keeps."""
+MATCHES_KEPT = 65536
+"""(matcher, text) pairs whose matches are kept, over all matchers (`_kept_matches`)."""
 
 _INF = 1 << 30
 
@@ -303,13 +303,12 @@ class PhraseMatcher:
             self._regexes = [re.compile(p, re.IGNORECASE) for p in self.phrases]
         else:
             self._phrase_tokens = [tokenize(p, language) for p in self.phrases]
-        self._found = functools.lru_cache(maxsize=MATCHES_KEPT)(self._find)
 
     def find(self, text: str) -> list[Match]:
         """Every non-overlapping match in `text`, in text order."""
         if not text:
             return []
-        return list(self._found(text))
+        return list(_kept_matches(self, text))
 
     def _find(self, text: str) -> tuple[Match, ...]:
         regex = self.mode == "regex"
@@ -352,6 +351,13 @@ class PhraseMatcher:
                 start, end = tokens[first].start, tokens[last].end
                 out.append(Match(phrase, start, end, text[start:end], edits))
         return out
+
+
+@functools.lru_cache(maxsize=MATCHES_KEPT)
+def _kept_matches(matcher: PhraseMatcher, text: str) -> tuple[Match, ...]:
+    """`PhraseMatcher._find`, kept for the texts each matcher sees again (one bound over all
+    matchers, however many rubrics and phrase lists there are)."""
+    return matcher._find(text)
 
 
 def _is_digit(token: Token) -> bool:

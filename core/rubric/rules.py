@@ -8,8 +8,8 @@ the end-of-call pass runs it once more with ``ended`` true.
 totals per minute of call): the daemon skips them while the call is live. The other kinds
 can fire while the call goes on (`LIVE_KINDS`); trigger_response holds back a trigger until
 the responder has taken its turns, silence reports dead air in progress. Of those,
-`UTTERANCE_KINDS` read the utterances alone: when only a leg's timeline has grown, the
-daemon does not run them again.
+`UTTERANCE_KINDS` read the utterances alone while the call goes on: when only a leg's
+timeline has grown, the daemon runs just silence and overtalk again.
 """
 
 from __future__ import annotations
@@ -52,9 +52,13 @@ END_OF_CALL_KINDS: frozenset[str] = frozenset({"required_phrase", "filler_words"
 # PBX that forks one side) they cannot be judged, and yield nothing.
 BOTH_LEG_KINDS: frozenset[str] = frozenset({"silence", "overtalk"})
 LIVE_KINDS: frozenset[str] = frozenset(KINDS) - END_OF_CALL_KINDS
-UTTERANCE_KINDS: frozenset[str] = frozenset({"forbidden_phrase", "keyword_alert", "emotion"})
-"""Kinds whose findings follow from the utterances alone (their text, times and levels): a
-voice timeline that grows, or a call that goes on longer, cannot change them."""
+UTTERANCE_KINDS: frozenset[str] = frozenset(
+    {"forbidden_phrase", "keyword_alert", "emotion", "trigger_response", "speech_rate", "volume"}
+)
+"""Live kinds whose findings while the call goes on (``ended`` false) follow from the
+utterances alone (their text, times and levels): a voice timeline that grows, or a call
+that goes on longer, cannot change them. (Once the call has ended, trigger_response spans a
+trigger left unanswered to the end of the call.)"""
 
 assert set(RULES) == set(KINDS), "every kind of the rubric format needs a rule"
 

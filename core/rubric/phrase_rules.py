@@ -25,7 +25,7 @@ from core.rubric.confidence import (
     mean_line_confidence,
     phrase_confidence,
 )
-from core.rubric.matching import count_fillers
+from core.rubric.fillers import count_fillers
 from core.rubric.metrics import CallMetrics
 from core.rubric.schema import DEFAULT_MATCH, Item
 
@@ -220,7 +220,7 @@ def filler_words(item: Item, evidence: CallEvidence, metrics: CallMetrics) -> li
     The rate is taken over the speaker's talk time (at least `FILLER_MIN_BASIS_S`), not the
     call's length, so that an agent who mostly listens is held to the same standard as one
     who talks throughout; the call-time rate is reported beside it. Counting follows
-    `core.rubric.matching.count_fillers`; the finding spans the first to the last utterance
+    `core.rubric.fillers.count_fillers`; the finding spans the first to the last utterance
     holding a filler.
     """
     if not evidence.ended or evidence.duration_s <= 0 or item.max_per_min is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.rubric.fillers import count_fillers
 from core.rubric.matching import (
     PhraseMatcher,
     allowed_edits,
-    count_fillers,
     find_phrases,
     near_misses,
     sounds_close,

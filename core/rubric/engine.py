@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.calls import CallEvidence, CallResult, Finding
 from core.rubric.metrics import CallMetrics, compute_metrics
-from core.rubric.rules import LIVE_KINDS, UTTERANCE_KINDS, evaluate_items
+from core.rubric.rules import LIVE_KINDS, TIMELINE_LIVE_KINDS, evaluate_items
 from core.rubric.schema import Rubric
 from core.rubric.scoring import score_findings
 
@@ -55,5 +55,5 @@ def live_findings(
     Deterministic for a given evidence: the caller tells new findings from those already
     raised by (item_id, start).
     """
-    kinds = LIVE_KINDS - UTTERANCE_KINDS if timeline_only else LIVE_KINDS
+    kinds = TIMELINE_LIVE_KINDS if timeline_only else LIVE_KINDS
     return evaluate_items(rubric, evidence, metrics=metrics, kinds=kinds)

@@ -59,6 +59,8 @@ UTTERANCE_KINDS: frozenset[str] = frozenset(
 utterances alone (their text, times and levels): a voice timeline that grows, or a call
 that goes on longer, cannot change them. (Once the call has ended, trigger_response spans a
 trigger left unanswered to the end of the call.)"""
+TIMELINE_LIVE_KINDS: frozenset[str] = LIVE_KINDS - UTTERANCE_KINDS
+"""The live kinds a timeline update runs (silence, overtalk)."""
 
 assert set(RULES) == set(KINDS), "every kind of the rubric format needs a rule"
 

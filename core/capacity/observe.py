@@ -212,6 +212,11 @@ class DaemonProbe:
             out = [(ext, h) for ext, h in out if ext in call_ids]
         return out
 
+    def box_call_ids(self, sip_call_ids: set[str]) -> list[str]:
+        """The box's ids of the calls with these SIP Call-IDs whose start the probe heard."""
+        with self._lock:
+            return sorted(box for box, sip in self._state.external.items() if sip in sip_call_ids)
+
     def calls_started(self) -> int:
         """Calls whose start the probe has heard."""
         with self._lock:

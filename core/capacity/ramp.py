@@ -32,8 +32,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.audio.segmentation import PAD_S
+from core.capacity import offline_check
 from core.capacity.load import SimulatorProcess, Source, write_cuts
 from core.capacity.observe import DaemonProbe, Snapshot
 from core.capacity.results import (
@@ -121,6 +123,8 @@ class RampOutcome(Run[StepResult]):
 
     config: str
     settings: dict[str, str]
+    findings_check: dict[str, Any] | None = None
+    """`core.capacity.offline_check.FindingsCheck.to_json` of the step checked, if any."""
 
 
 class Ramp:
@@ -137,6 +141,8 @@ class Ramp:
         self.deadline_ms = deadline_ms
         self.work_dir = work_dir
         self.front_end = front_end
+        self.step_calls: dict[int, list[str]] = {}
+        """The box's call ids of each step, by the step's lines."""
         assert serve.proc is not None
         self.probe = DaemonProbe(serve.address, serve.proc.pid).start()
 
@@ -167,6 +173,7 @@ class Ramp:
         load = loaded.minus(before)
         whole = after.minus(before)
         starts = run.first_packets()
+        self.step_calls[lines] = self.probe.box_call_ids(set(starts))
         full_load_at = max(starts.values(), default=0.0)
         latencies, server = [], []
         for call_id, heard in self.probe.heard(set(starts)):
@@ -252,9 +259,15 @@ def run_ramp(
     work_dir: Path | None = None,
     progress: Callable[[StepResult], None] | None = None,
     config_file: Path | None = None,
+    check_findings: bool = False,
 ) -> RampOutcome:
     """Start a daemon with ``settings`` over the settings file ``config_file`` (None: none),
-    climb ``ladder`` until a step does not hold."""
+    climb ``ladder`` until a step does not hold.
+
+    With ``check_findings``, the calls of the last step held (else of the last step kept
+    up) are scored again offline once the daemon has stopped, and their stored findings
+    compared (`core.capacity.offline_check`).
+    """
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"callqa-bench-{config}-"))
     work.mkdir(parents=True, exist_ok=True)
     daemon_settings = {
@@ -288,9 +301,20 @@ def run_ramp(
         if ramp is not None:
             ramp.close()
         serve.stop()
+    if check_findings and ramp is not None:
+        checked = outcome.held_step or _last_sustained(outcome)
+        calls = ramp.step_calls.get(checked.lines, []) if checked is not None else []
+        if checked is not None and calls:
+            check = offline_check.check_findings(serve.read_settings(), calls,
+                                                 lines=checked.lines)  # fmt: skip
+            outcome.findings_check = {**check.to_json(), "summary": check.summary()}
     outcome.finished_at = utc_now_iso()
     outcome.summary = summarize(outcome)
     return outcome
+
+
+def _last_sustained(outcome: RampOutcome) -> StepResult | None:
+    return next((s for s in reversed(outcome.steps) if s.sustained), None)
 
 
 def stage_split(step: StepResult) -> str:
@@ -321,7 +345,10 @@ def summarize(outcome: RampOutcome, box_cores: int | None = None) -> str:
         stop = f"; {last.lines} lines did not keep up: {last.note}"
     elif last is not None:
         stop = "; the ladder ended while still keeping up"
-    return head + ", " + held + kept + stop
+    check = ""
+    if outcome.findings_check is not None:
+        check = "; " + outcome.findings_check["summary"]
+    return head + ", " + held + kept + stop + check
 
 
 def ratio(ours: RampOutcome, baseline: RampOutcome) -> float:

@@ -2,7 +2,7 @@
 
     callqa bench [RECORDING.wav | FOLDER ...] [--lines 1,2,4,8,...] [--step-s 60]
         [--baseline-lines 1,2,3] [--set NAME=VALUE ...] [--no-baseline] [--front-end]
-        [--out DIR] [--no-store]
+        [--out DIR] [--no-store] [--no-findings-check]
 
 Without recordings the calls play the Mandarin sample calls (rendered with espeak-ng, as
 `callqa demo` does). Each configuration runs in its own `callqa serve` child with its own
@@ -22,6 +22,11 @@ Configurations:
   isolates the ASR policy;
 * ``front-end`` (``--front-end``, instead of the two above): ``asr_enabled = false``,
   ingest to features only, on a ladder of hundreds of lines; it reports CPU per line.
+
+Once the ``callqa`` ramp's daemon has stopped, the calls of its last step held (else of its
+last step kept up) are scored again offline, with the same model and settings and the
+rubric version each was scored with, and their stored findings compared with those
+(`core.capacity.offline_check`); ``--no-findings-check`` skips it.
 
 Results: the table on standard output, ``capacity.svg`` (p95 latency against lines) and
 ``capacity.json`` in ``--out`` (default: ``<data_dir>/benchmarks/<time>``), and one row per
@@ -75,6 +80,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for capacity.svg and capacity.json")
     p.add_argument("--no-store", action="store_true", help="keep no row in the database")
     p.add_argument("--work-dir", type=Path, help="folder for the daemons' data and logs")
+    p.add_argument("--no-findings-check", action="store_true",
+                   help="do not score the calls of the last step held again offline to "
+                        "compare their findings")
     p.set_defaults(func=run)
     return p  # fmt: skip
 
@@ -164,6 +172,7 @@ def run(args: argparse.Namespace, config: Settings) -> int:
             name, settings, sources, ladder=steps, step_s=args.step_s,
             deadline_ms=deadline_ms, front_end=args.front_end, work_dir=work / name,
             progress=show_step, config_file=box_file,
+            check_findings=name == "callqa" and not args.no_findings_check,
         ))  # fmt: skip
     print()
     print(table(outcomes))

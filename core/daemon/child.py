@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core.config import Settings
+from core.config import Settings, load_settings
 from core.ports import LOOPBACK, free_port, free_port_range, free_port_tcp_udp
 from proto import callqa_pb2_grpc as pb_grpc
 
@@ -70,23 +70,35 @@ class ServeProcess:
         self.log_path = self.data_dir / f"serve-{self.grpc_port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLQA_")}
-        values = {
+    def _values(self) -> dict[str, str]:
+        return {
             "data_dir": str(self.data_dir), "grpc_host": LOOPBACK,
             "grpc_port": str(self.grpc_port), "sip_host": LOOPBACK,
             "sip_port": str(self.sip_port), "sip_allowed_peers": LOOPBACK,
             **ISOLATED, **self.settings,
         }  # fmt: skip
-        config = self.config_file
-        if config is None:
-            config = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
-            config.write_text("", encoding="utf-8")
-        env["CALLQA_CONFIG"] = str(config)
+
+    def _settings_path(self) -> Path:
+        if self.config_file is not None:
+            return Path(self.config_file)
+        empty = self.data_dir / "serve-empty.toml"  # no /etc/callqa settings leak in
+        if not empty.is_file():
+            empty.parent.mkdir(parents=True, exist_ok=True)
+            empty.write_text("", encoding="utf-8")
+        return empty
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLQA_")}
+        values = self._values()
+        env["CALLQA_CONFIG"] = str(self._settings_path())
         # Through `Settings`: unknown names and values of the wrong type are refused here.
         env.update(Settings().replace(**values).to_env(tuple(values)))
         env.update(self.extra_env)
         return env
+
+    def read_settings(self) -> Settings:
+        """The settings the child reads: its file, then its variables (none of the caller's)."""
+        return load_settings(self._settings_path(), self._values(), environ={})
 
     def start(self, timeout_s: float = 180.0) -> ServeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)

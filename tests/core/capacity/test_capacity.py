@@ -18,11 +18,12 @@ import pytest
 from core.audio.wav import read_wav, write_wav_pcm16
 from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
+from core.capacity.offline_check import check_findings
 from core.capacity.ramp import Ramp, RampOutcome, StepResult, summarize
 from core.capacity.report import chart_svg, ratio_text, table, verdict
 from core.cli import main
 from core.cli.bench import BASELINE, parse_ladder, parse_sets
-from core.config import ConfigError
+from core.config import ConfigError, load_settings
 
 
 def _source(name: str, seconds: float) -> Source:
@@ -215,6 +216,7 @@ def test_bench_passes_the_settings_file_and_global_flags_to_every_daemon(
 
         def __init__(self, config: str, serve: ServeProcess, *args: object, **kw: object):
             self.config = config
+            self.step_calls: dict[int, list[str]] = {}  # no call reached a daemon
 
         def identity(self) -> tuple[str, str, str]:
             return "cpu", "int8", "tiny.en"
@@ -280,3 +282,20 @@ def test_a_short_ramp_through_the_daemon(tmp_path: Path, base_model_dir: Path,
     with sqlite3.connect(data / "callqa.db") as db:
         rows = db.execute("SELECT kind, max_lines_held FROM benchmark_runs").fetchall()
     assert rows == [("capacity-callqa", run["max_lines_held"])]
+    # The calls of the last step held were scored again offline: the same findings.
+    check = run["findings_check"]
+    assert check["lines"] == 2 and check["calls"] == 2, check
+    assert check["same"] == 2, check["differing"]
+    assert "findings against offline scoring at 2 lines: 2 of 2 calls the same" in printed
+
+    # The check sees a stored finding that offline scoring does not give.
+    daemon_data = tmp_path / "work" / "callqa" / "data"
+    with sqlite3.connect(daemon_data / "callqa.db") as db:
+        calls = [r[0] for r in db.execute("SELECT call_id FROM scores ORDER BY call_id")]
+        db.execute("UPDATE findings SET start_s = start_s + 5 WHERE call_id = ? AND rowid ="
+                   " (SELECT MIN(rowid) FROM findings WHERE call_id = ?)", [calls[0]] * 2)
+    settings = load_settings(overrides={"data_dir": str(daemon_data), "model": str(base_model_dir)},
+                             environ={})  # fmt: skip
+    again = check_findings(settings, calls, lines=2)
+    assert len(again.calls) == 3 and again.same == 2, again.summary()
+    assert "live only" in again.summary() and "offline only" in again.summary()

@@ -30,7 +30,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +123,8 @@ class RampOutcome(Run[StepResult]):
 
     config: str
     settings: dict[str, str]
-    findings_check: dict[str, Any] | None = None
-    """`core.capacity.offline_check.FindingsCheck.to_json` of the step checked, if any."""
+    findings_checks: list[dict[str, Any]] = field(default_factory=list)
+    """`core.capacity.offline_check.FindingsCheck.to_json` of each step checked."""
 
 
 class Ramp:
@@ -264,8 +264,8 @@ def run_ramp(
     """Start a daemon with ``settings`` over the settings file ``config_file`` (None: none),
     climb ``ladder`` until a step does not hold.
 
-    With ``check_findings``, the calls of the last step held (else of the last step kept
-    up) are scored again offline once the daemon has stopped, and their stored findings
+    With ``check_findings``, the calls of the last step held and of the last step kept up
+    are scored again offline once the daemon has stopped, and their stored findings
     compared (`core.capacity.offline_check`).
     """
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"callqa-bench-{config}-"))
@@ -302,12 +302,12 @@ def run_ramp(
             ramp.close()
         serve.stop()
     if check_findings and ramp is not None:
-        checked = outcome.held_step or _last_sustained(outcome)
-        calls = ramp.step_calls.get(checked.lines, []) if checked is not None else []
-        if checked is not None and calls:
-            check = offline_check.check_findings(serve.read_settings(), calls,
-                                                 lines=checked.lines)  # fmt: skip
-            outcome.findings_check = {**check.to_json(), "summary": check.summary()}
+        checked = {s.lines for s in (outcome.held_step, _last_sustained(outcome)) if s}
+        for lines in sorted(checked):
+            calls = ramp.step_calls.get(lines, [])
+            if calls:
+                check = offline_check.check_findings(serve.read_settings(), calls, lines=lines)
+                outcome.findings_checks.append({**check.to_json(), "summary": check.summary()})
     outcome.finished_at = utc_now_iso()
     outcome.summary = summarize(outcome)
     return outcome
@@ -345,10 +345,8 @@ def summarize(outcome: RampOutcome, box_cores: int | None = None) -> str:
         stop = f"; {last.lines} lines did not keep up: {last.note}"
     elif last is not None:
         stop = "; the ladder ended while still keeping up"
-    check = ""
-    if outcome.findings_check is not None:
-        check = "; " + outcome.findings_check["summary"]
-    return head + ", " + held + kept + stop + check
+    checks = "".join("; " + c["summary"] for c in outcome.findings_checks)
+    return head + ", " + held + kept + stop + checks
 
 
 def ratio(ours: RampOutcome, baseline: RampOutcome) -> float:

@@ -23,8 +23,8 @@ Configurations:
 * ``front-end`` (``--front-end``, instead of the two above): ``asr_enabled = false``,
   ingest to features only, on a ladder of hundreds of lines; it reports CPU per line.
 
-Once the ``callqa`` ramp's daemon has stopped, the calls of its last step held (else of its
-last step kept up) are scored again offline, with the same model and settings and the
+Once the ``callqa`` ramp's daemon has stopped, the calls of its last step held and of its
+last step kept up are scored again offline, with the same model and settings and the
 rubric version each was scored with, and their stored findings compared with those
 (`core.capacity.offline_check`); ``--no-findings-check`` skips it.
 
@@ -81,8 +81,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="keep no row in the database")
     p.add_argument("--work-dir", type=Path, help="folder for the daemons' data and logs")
     p.add_argument("--no-findings-check", action="store_true",
-                   help="do not score the calls of the last step held again offline to "
-                        "compare their findings")
+                   help="do not score the calls of the last steps held and kept up again "
+                        "offline to compare their findings")
     p.set_defaults(func=run)
     return p  # fmt: skip
 

@@ -283,7 +283,7 @@ def test_a_short_ramp_through_the_daemon(tmp_path: Path, base_model_dir: Path,
         rows = db.execute("SELECT kind, max_lines_held FROM benchmark_runs").fetchall()
     assert rows == [("capacity-callqa", run["max_lines_held"])]
     # The calls of the last step held were scored again offline: the same findings.
-    check = run["findings_check"]
+    (check,) = run["findings_checks"]  # the last step held is the last kept up
     assert check["lines"] == 2 and check["calls"] == 2, check
     assert check["same"] == 2, check["differing"]
     assert "findings against offline scoring at 2 lines: 2 of 2 calls the same" in printed

@@ -73,10 +73,22 @@ def _to_8k(audio: np.ndarray, rate: int) -> np.ndarray:
     return downsample_16k_to_8k(np.ascontiguousarray(audio, dtype=np.float32))
 
 
-def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+def asr_cut(audio: np.ndarray, rate: int, start_s: float, end_s: float) -> np.ndarray:
+    """The 16 kHz audio the ASR gets for the span ``start_s``-``end_s`` of a leg at ``rate``.
+
+    8 kHz audio is cut at 8 kHz and the cut alone is upsampled, as a live leg does
+    (`core.live.leg.LiveLeg`): a call scored offline from its recording gives the ASR the
+    very samples it was given live, so borderline decisions (a phrase check near its
+    margin) come out the same both ways. 16 kHz audio is cut as it is.
+    """
     if rate == ASR_SAMPLE_RATE:
-        return audio
-    return upsample_8k_to_16k(np.ascontiguousarray(audio, dtype=np.float32))
+        s = max(0, int(start_s * ASR_SAMPLE_RATE))
+        return audio[s : min(len(audio), int(end_s * ASR_SAMPLE_RATE))]
+    a = max(0, round(start_s * VAD_SAMPLE_RATE))
+    b = min(len(audio), round(end_s * VAD_SAMPLE_RATE))
+    if b <= a:
+        return np.zeros(0, dtype=np.float32)
+    return upsample_8k_to_16k(np.ascontiguousarray(audio[a:b], dtype=np.float32))
 
 
 def segment_legs(
@@ -114,15 +126,14 @@ def transcribe_utterances(
     ``candidates``: per speaker, the near-missed phrases to check against the audio
     (`core.rubric.phrase_checks.candidate_finder`).
     """
-    audio16 = {leg.speaker: _to_16k(leg.audio, leg.sample_rate) for leg in legs}
+    by_speaker = {leg.speaker: leg for leg in legs}
     finders = candidates or {}
     requests = []
     for i, utt in enumerate(utterances):
-        a = audio16[utt.speaker]
-        s = max(0, int(utt.start * ASR_SAMPLE_RATE))
-        e = min(len(a), int(utt.end * ASR_SAMPLE_RATE))
+        leg = by_speaker[utt.speaker]
+        audio = asr_cut(leg.audio, leg.sample_rate, utt.start, utt.end)
         requests.append(
-            AsrRequest(id=str(i), audio=a[s:e], language=language,
+            AsrRequest(id=str(i), audio=audio, language=language,
                        candidates=finders.get(utt.speaker))
         )  # fmt: skip
     kept: list[Utterance] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import wave
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from core.asr.types import AsrRequest, AsrResult
 from core.audio.samples import SAMPLE_CALLS, render
 from core.audio.segmentation import segment_leg
+from core.audio.wav import read_wav
 from core.calls import Finding, Segment
 from core.config import load_settings
 from core.live.call import CallSetup
@@ -25,6 +27,7 @@ from core.live.engine import LiveEngine
 from core.live.leg import MIN_PART_S, PART_CUT_LOOKBACK_S, LiveLeg
 from core.live.routing import RubricRoutes
 from core.live.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, AsrJob, AsrScheduler
+from core.scoring.pipeline import asr_cut
 from core.storage import repository
 from core.storage.db import open_db
 
@@ -402,3 +405,28 @@ def test_timeline_updates_queued_behind_a_busy_rules_thread_share_one_check(
         assert engine.wait_calls(30)
     finally:
         engine.shutdown(10)
+
+
+def test_live_and_offline_give_the_asr_the_same_samples(
+    rude_legs: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    """A live leg's utterance audio is, sample for sample, what offline scoring of the
+    recording hands the ASR for the same span (`core.scoring.pipeline.asr_cut`): fed the
+    same samples, the model's borderline decisions come out the same both ways."""
+    pcm = _int16(rude_legs[0].astype(np.float32))
+    with wave.open(str(tmp_path / "call.wav"), "wb") as w:  # as the recorder writes it
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    recorded = read_wav(tmp_path / "call.wav").channels[0]  # as offline scoring reads it
+    leg = LiveLeg("agent", partial_every_s=0)
+    finished = []
+    for i in range(0, len(pcm), 160):  # 20 ms at a time, as RTP delivers it
+        finished += leg.push(pcm[i : i + 160]).finished
+    finished += leg.flush().finished
+    assert len(finished) > 3
+    for utt in finished:
+        offline = asr_cut(recorded, 8000, utt.span.start, utt.span.end)
+        assert offline.dtype == utt.audio16.dtype == np.float32
+        assert np.array_equal(offline, utt.audio16), utt.span

@@ -260,13 +260,14 @@ def run_ramp(
     progress: Callable[[StepResult], None] | None = None,
     config_file: Path | None = None,
     check_findings: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> RampOutcome:
     """Start a daemon with ``settings`` over the settings file ``config_file`` (None: none),
     climb ``ladder`` until a step does not hold.
 
     With ``check_findings``, the calls of the last step held and of the last step kept up
     are scored again offline once the daemon has stopped, and their stored findings
-    compared (`core.capacity.offline_check`).
+    compared (`core.capacity.offline_check`); ``say`` hears what is being done then.
     """
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"callqa-bench-{config}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,9 @@ def run_ramp(
         for lines in sorted(checked):
             calls = ramp.step_calls.get(lines, [])
             if calls:
+                if say is not None:
+                    say(f"  scoring the {len(calls)} calls of the {lines}-line step again "
+                        "offline to compare their findings")  # fmt: skip
                 check = offline_check.check_findings(serve.read_settings(), calls, lines=lines)
                 outcome.findings_checks.append({**check.to_json(), "summary": check.summary()})
     outcome.finished_at = utc_now_iso()

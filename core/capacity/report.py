@@ -66,7 +66,7 @@ def verdict(ours: RampOutcome, baseline: RampOutcome | None) -> str:
              baseline.max_lines_sustained),
         ):  # fmt: skip
             ratio = f"ratio {a / b:.1f}x" if b else "the baseline none"
-            lines.append(f"lines {what}: {a} vs {b} for the baseline, {ratio} (goal 3x)")
+            lines.append(f"lines {what}: {a} vs {b} for the baseline, {ratio} (goal 6x)")
     return "\n".join(lines)
 
 

@@ -173,6 +173,7 @@ def run(args: argparse.Namespace, config: Settings) -> int:
             deadline_ms=deadline_ms, front_end=args.front_end, work_dir=work / name,
             progress=show_step, config_file=box_file,
             check_findings=name == "callqa" and not args.no_findings_check,
+            say=lambda text: print(text, flush=True),
         ))  # fmt: skip
     print()
     print(table(outcomes))

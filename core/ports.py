@@ -17,6 +17,13 @@ EPHEMERAL_FIRST_PORT = 32768
 """Linux hands out ports from here up to any socket bound to port 0; ranges stay below."""
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as gRPC and URLs take it: an IPv6 address in brackets (``[::1]:50051``)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
     """A port the kernel says is free for ``kind`` (TCP by default, or UDP) on ``host``."""
     with socket.socket(socket.AF_INET, kind) as s:

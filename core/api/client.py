@@ -12,6 +12,7 @@ import grpc
 
 from core.api.auth import METHOD_ROLES, READ, Tokens, load_tokens
 from core.config import ConfigError, Settings
+from core.ports import host_port
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -22,9 +23,7 @@ def daemon_address(settings: Settings) -> str:
     host = settings.grpc_host
     if host in ("0.0.0.0", "::", "[::]", ""):
         host = "127.0.0.1"
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 address
-    return f"{host}:{settings.grpc_port}"
+    return host_port(host, settings.grpc_port)
 
 
 def _read(setting: str, path: str) -> bytes | None:

@@ -113,7 +113,11 @@ class ServeProcess:
 
     @property
     def address(self) -> str:
-        return f"{LOOPBACK}:{self.grpc_port}"
+        """Where a client on this machine reaches the child's API (`grpc_host` and port)."""
+        from core.api.client import daemon_address
+
+        return daemon_address(Settings().replace(grpc_host=self._values()["grpc_host"],
+                                                 grpc_port=self.grpc_port))  # fmt: skip
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.address)

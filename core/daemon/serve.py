@@ -39,6 +39,7 @@ from core.daemon.retention import RetentionJob
 from core.live.engine import LiveEngine
 from core.live.routing import RubricRoutes
 from core.logs import setup_logging
+from core.ports import host_port
 from core.stage_cpu import name_thread
 
 logger = logging.getLogger(__name__)
@@ -100,16 +101,16 @@ class Daemon:
         self.retention.start()
         if settings.metrics_port:  # first: a port taken stops the start before SIP binds
             self._start_metrics()
-        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        address = host_port(settings.grpc_host, settings.grpc_port)
         self.grpc, self.grpc_port = create_server(address, self)
         if settings.sip_enabled:
             self._start_sip()
         if settings.mirror_interface:
             self._start_mirror()
         logger.info(
-            "callqa serving: gRPC on %s:%s%s, model %s on %s", settings.grpc_host,
-            self.grpc_port, "" if self.sip_server is None else
-            f", SIP on {settings.sip_host}:{self.sip_port}",
+            "callqa serving: gRPC on %s%s, model %s on %s",
+            host_port(settings.grpc_host, self.grpc_port), "" if self.sip_server is None else
+            f", SIP on {host_port(settings.sip_host, self.sip_port)}",
             settings.model, getattr(self.engine.scheduler.engine, "device", "?"),
         )  # fmt: skip
 

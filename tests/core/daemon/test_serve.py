@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -403,3 +404,28 @@ def test_a_spoken_card_number_is_stored_nowhere(daemon: Daemon, corpus_dir: Path
     recording = read_wav(stored.recording_path)
     said = recording.channels[1][int(LEAD_S * 8000) : int(speech_end * 8000)]
     assert len(said) > 3 * 8000 and not np.any(said), "the spoken number is still in the file"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_the_api_listens_on_an_ipv6_address(tmp_path: Path, base_model_dir: Path) -> None:
+    """``grpc_host = "::1"``: the daemon binds ``[::1]:port`` and a client on the box reaches
+    it there (`core.api.client.daemon_address`)."""
+    d = Daemon(tmp_path / "v6", base_model_dir,
+               env={"CALLQA_GRPC_HOST": "::1", "CALLQA_SIP_ENABLED": "0"}).start()  # fmt: skip
+    try:
+        assert d.address == f"[::1]:{d.grpc_port}"
+        cap = pb_grpc_stub(d.channel()).GetCapacity(pb.GetCapacityRequest(), timeout=10)
+        assert cap.model_name
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # not on IPv4 as well
+            assert s.connect_ex(("127.0.0.1", d.grpc_port)) != 0
+    finally:
+        d.stop()

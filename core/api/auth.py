@@ -92,6 +92,11 @@ class Tokens:
     def configured(self) -> bool:
         return any(self.by_setting.values())
 
+    def describe(self) -> str:
+        """How many tokens each setting holds (never the tokens), for the log."""
+        counts = [f"{name} {len(values)}" for name, values in self.by_setting.items() if values]
+        return ", ".join(counts) if counts else "none (the API takes calls without a token)"
+
     def roles_of(self, token: str) -> frozenset[str] | None:
         """The roles a presented token holds; None when it is no configured token. Every
         configured token is compared (in constant time), whichever matches."""
@@ -234,14 +239,16 @@ class AccessCheck(grpc.ServerInterceptor):
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
+        """Replaced whole when the daemon reloads its tokens; with none, every call passes."""
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         method = details.method
         handler = continuation(details)
-        if handler is None or method.startswith(HEALTH_PREFIX):
+        tokens = self.tokens  # one read: a reload swaps the whole set
+        if handler is None or method.startswith(HEALTH_PREFIX) or not tokens.configured:
             return handler
         role = method_role(method)
-        roles = self.tokens.roles_of(bearer(details.invocation_metadata))
+        roles = tokens.roles_of(bearer(details.invocation_metadata))
         if roles is None:
             return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                             "a valid token is required: send the metadata "

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core.api.auth import AccessCheck, check_exposure, load_tokens
+from core.api.auth import AccessCheck, Tokens, check_exposure, load_tokens
 from core.api.context import ApiContext
 from core.api.requests import RequestCheck
 from core.api.service import CallQaService
@@ -45,8 +45,9 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     check_exposure(address.rpartition(":")[0], settings, tokens)
     credentials = _tls_credentials(settings)
     # The token first: a caller without one learns nothing from the checks of its request.
-    access = [AccessCheck(tokens)] if tokens.configured else []
-    interceptors = [*access, RequestCheck(SERVICE)]
+    # Installed even without tokens (it then lets every call pass): a reload may add some.
+    access = AccessCheck(tokens)
+    interceptors = [access, RequestCheck(SERVICE)]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers,
                                    thread_name_prefix="callqa-grpc",
@@ -77,6 +78,7 @@ def create_server(address: str, context: ApiContext) -> tuple[grpc.Server, int]:
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     server._callqa_health = health_servicer
+    server._callqa_access = access
     return server, port
 
 
@@ -107,6 +109,19 @@ def _read_pem(setting: str, path: str) -> bytes:
     if b"-----BEGIN " not in data:
         raise ConfigError(f"setting {setting!r}: {path} is not a PEM file")
     return data
+
+
+def reload_tokens(server: grpc.Server, host: str, settings: Settings) -> Tokens:
+    """Take the tokens of ``settings`` (its ``grpc_token*`` settings and ``grpc_tokens_file``)
+    from the next call on, for the API ``server`` serves on ``host``; calls under way finish.
+
+    Raises ConfigError, and the tokens in use stay, when a token is malformed, the file
+    cannot be read, or the API would be left open off loopback.
+    """
+    tokens = load_tokens(settings)
+    check_exposure(host, settings, tokens)
+    server._callqa_access.tokens = tokens
+    return tokens
 
 
 def mark_not_serving(server: grpc.Server) -> None:

@@ -14,7 +14,7 @@ SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, n
 and OPTIONS probes get 503 while SIP calls in progress may go on to their BYE (up to
 ``sip_drain_s``), then the calls still in progress are ended and scored (within
 ``shutdown_grace_s``; the rest are scored at the next start). SIGHUP reloads the rubric
-routes from the settings.
+routes and the API's tokens from the settings (`Serve.reload`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.api.auth import check_exposure, load_tokens
-from core.api.server import create_server
+from core.api.auth import TOKEN_SETTINGS, check_exposure, load_tokens
+from core.api.server import create_server, reload_tokens
 from core.asr.types import Transcriber
 from core.config import ConfigError, Settings, load_settings
 from core.daemon.file_modes import make_private, use_private_umask
@@ -110,7 +110,7 @@ class Daemon:
         logger.info(
             "callqa serving: gRPC on %s%s, model %s on %s",
             host_port(settings.grpc_host, self.grpc_port), "" if self.sip_server is None else
-            f", SIP on {host_port(settings.sip_host, self.sip_port)}",
+            f", SIP on {host_port(settings.sip_host, self.sip_port or 0)}",
             settings.model, getattr(self.engine.scheduler.engine, "device", "?"),
         )  # fmt: skip
 
@@ -191,17 +191,28 @@ class Daemon:
     # ---------------------------------------------------------------- reload
 
     def reload(self) -> None:
-        """Re-read the rubric routes (SIGHUP); calls in progress keep their rubric."""
+        """Re-read the rubric routes and the API's tokens (SIGHUP); calls in progress keep
+        their rubric, and calls to the API under way finish. Nothing changes when either is
+        refused."""
         env = os.environ if self.options.environ is None else self.options.environ
         try:
             settings = load_settings(self.options.config_file, self.options.overrides or {}, env)
             routes = RubricRoutes.parse(settings.rubric_routes)
+            # Only the tokens change: the address and TLS stay as the API was started.
+            token_settings = self.settings.replace(
+                grpc_tokens_file=settings.grpc_tokens_file,
+                **{name: getattr(settings, name) for name in TOKEN_SETTINGS},
+            )
+            if self.grpc is not None:
+                tokens = reload_tokens(self.grpc, self.settings.grpc_host, token_settings)
         except (ConfigError, ValueError) as exc:
             logger.error("reload refused, the settings are kept: %s", exc)
             return
         assert self.engine is not None
         self.engine.routes = routes
         logger.info("rubric routes reloaded: %s", settings.rubric_routes or "(none)")
+        if self.grpc is not None:
+            logger.info("API tokens reloaded: %s", tokens.describe())
 
     # ---------------------------------------------------------------- stop
 
@@ -264,7 +275,7 @@ class Daemon:
                         left)  # fmt: skip
 
     def run_forever(self) -> None:
-        """Serve until SIGTERM or SIGINT; SIGHUP reloads."""
+        """Serve until SIGTERM or SIGINT; SIGHUP reloads routes and tokens."""
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -429,3 +429,48 @@ def test_the_api_listens_on_an_ipv6_address(tmp_path: Path, base_model_dir: Path
             assert s.connect_ex(("127.0.0.1", d.grpc_port)) != 0
     finally:
         d.stop()
+
+
+def test_sighup_reloads_the_api_tokens(tmp_path: Path, base_model_dir: Path) -> None:
+    """A token rotated in the secrets file takes effect at SIGHUP, without a restart; a
+    reload with a malformed token is refused whole and the tokens in use stay."""
+    secrets = tmp_path / "grpc-tokens.toml"
+    old, new = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+    secrets.write_text(f'grpc_token_read = "{old}"\n', encoding="utf-8")
+    secrets.chmod(0o600)
+    d = Daemon(tmp_path / "d", base_model_dir,
+               env={"CALLQA_GRPC_TOKENS_FILE": str(secrets), "CALLQA_SIP_ENABLED": "0"}).start()
+
+    def answers(token: str) -> grpc.StatusCode:
+        try:
+            pb_grpc_stub(d.channel()).GetCapacity(
+                pb.GetCapacityRequest(), metadata=[("authorization", f"Bearer {token}")],
+                timeout=10)  # fmt: skip
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    def after_sighup(token: str, want: grpc.StatusCode) -> grpc.StatusCode:
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while (got := answers(token)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return got
+
+    try:
+        assert answers(old) == grpc.StatusCode.OK
+        assert answers(new) == grpc.StatusCode.UNAUTHENTICATED
+        secrets.write_text(f'grpc_token_read = "{new}"\n', encoding="utf-8")
+        assert after_sighup(new, grpc.StatusCode.OK) == grpc.StatusCode.OK
+        assert answers(old) == grpc.StatusCode.UNAUTHENTICATED
+        assert "API tokens reloaded: grpc_token_read 1" in d.log()
+
+        secrets.write_text('grpc_token_read = "short"\n', encoding="utf-8")  # malformed
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while "reload refused" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "reload refused" in d.log()
+        assert answers(new) == grpc.StatusCode.OK
+    finally:
+        d.stop()

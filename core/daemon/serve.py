@@ -14,7 +14,7 @@ SIGTERM and SIGINT stop it gracefully: the health service reports NOT_SERVING, n
 and OPTIONS probes get 503 while SIP calls in progress may go on to their BYE (up to
 ``sip_drain_s``), then the calls still in progress are ended and scored (within
 ``shutdown_grace_s``; the rest are scored at the next start). SIGHUP reloads the rubric
-routes and the API's tokens from the settings (`Serve.reload`).
+routes and the API's tokens from the settings (`Daemon.reload`).
 """
 
 from __future__ import annotations

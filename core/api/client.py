@@ -1,9 +1,13 @@
 """The client side of the gRPC API as the box's own tools use it (`callqa watch`, the admin
 web): where the daemon is, TLS from the client settings, and the token for each method's role.
+A client follows the secrets file: when a token is rotated there (and the daemon reloaded
+with SIGHUP), it sends the new one from its next call on, without a restart.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,11 @@ from core.api.auth import METHOD_ROLES, READ, Tokens, load_tokens
 from core.config import ConfigError, Settings
 from core.ports import host_port
 
+logger = logging.getLogger(__name__)
+
 Metadata = tuple[tuple[str, str], ...]
+TOKENS_FILE_LOOK_S = 2.0
+"""How often at most a client looks whether ``grpc_tokens_file`` has changed."""
 
 
 def daemon_address(settings: Settings) -> str:
@@ -67,11 +75,42 @@ class ApiClient:
     ) -> None:  # fmt: skip
         """`token` given: sent on every call, whatever the method (a command-line flag)."""
         self.address = address or daemon_address(settings)
+        self.settings = settings
         self.tokens = Tokens()
-        if token is None:
-            self.tokens = load_tokens(settings, file_unreadable_ok=True)
         self._token = token
+        self._file_seen: tuple[int, int] | None = None
+        self._looked_at = 0.0
+        if token is None:
+            self._file_seen = self._file_stamp()
+            self.tokens = load_tokens(settings, file_unreadable_ok=True)
         self.channel = open_channel(settings, self.address, options)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if not self.settings.grpc_tokens_file:
+            return None
+        try:
+            st = Path(self.settings.grpc_tokens_file).expanduser().stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _follow_tokens_file(self) -> None:
+        """Take the secrets file's tokens again once it has changed (a token rotated and
+        the daemon reloaded): looked at once every ``TOKENS_FILE_LOOK_S`` at most."""
+        now = time.monotonic()
+        if now - self._looked_at < TOKENS_FILE_LOOK_S:
+            return
+        self._looked_at = now
+        stamp = self._file_stamp()
+        if stamp == self._file_seen:
+            return
+        try:
+            tokens = load_tokens(self.settings, file_unreadable_ok=True)
+        except ConfigError as exc:  # half written, or wrong: keep the tokens in use
+            logger.warning("the tokens file is not taken again: %s", exc)
+            return
+        self._file_seen = stamp
+        self.tokens = tokens
 
     def metadata_for(self, method: str) -> Metadata:
         """What to send with a call of `method` (its name in the CallQa service)."""
@@ -83,6 +122,8 @@ class ApiClient:
         return self._role_metadata(READ)
 
     def _role_metadata(self, role: str) -> Metadata:
+        if self._token is None and self.settings.grpc_tokens_file:
+            self._follow_tokens_file()
         token = self.tokens.token_for(role) if self._token is None else self._token
         return (("authorization", f"Bearer {token}"),) if token else ()
 

@@ -198,3 +198,25 @@ def test_the_clients_find_the_daemon_on_this_box() -> None:
                           ("::1", "[::1]:7"), ("[::1]", "[::1]:7"),
                           ("qa-box", "qa-box:7")):  # fmt: skip
         assert daemon_address(Settings(grpc_host=host, grpc_port=7)) == address
+
+
+def test_a_client_follows_a_token_rotated_in_the_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin web and `callqa watch` send the file's new token once it has changed (the
+    daemon takes it at SIGHUP); a file that is being written wrong leaves the old one."""
+    from core.api import client as client_module
+
+    monkeypatch.setattr(client_module, "TOKENS_FILE_LOOK_S", 0.0)
+    secrets = tmp_path / "grpc-tokens.toml"
+    secrets.write_text('grpc_token_read = "old-token-0123456789abc"\n')
+    secrets.chmod(0o600)
+    client = ApiClient(api_settings(tmp_path, grpc_tokens_file=str(secrets)), "127.0.0.1:9")
+    try:
+        assert client.metadata == (("authorization", "Bearer old-token-0123456789abc"),)
+        secrets.write_text('grpc_token_read = "new-token-0123456789abcdef"\n')
+        assert client.metadata == (("authorization", "Bearer new-token-0123456789abcdef"),)
+        secrets.write_text('grpc_token_read = "short"\n')  # malformed: kept as it was
+        assert client.metadata == (("authorization", "Bearer new-token-0123456789abcdef"),)
+    finally:
+        client.close()

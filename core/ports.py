@@ -24,6 +24,14 @@ def host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def local_address(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server listening on ``host:port``: loopback
+    when it listens on every address, else that address."""
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = LOOPBACK
+    return host_port(host, port)
+
+
 def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
     """A port the kernel says is free for ``kind`` (TCP by default, or UDP) on ``host``."""
     with socket.socket(socket.AF_INET, kind) as s:

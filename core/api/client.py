@@ -16,7 +16,7 @@ import grpc
 
 from core.api.auth import METHOD_ROLES, READ, Tokens, load_tokens
 from core.config import ConfigError, Settings
-from core.ports import host_port
+from core.ports import local_address
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,7 @@ TOKENS_FILE_LOOK_S = 2.0
 def daemon_address(settings: Settings) -> str:
     """The daemon's API on this box: its `grpc_host` (loopback when it listens on every
     address) and `grpc_port`."""
-    host = settings.grpc_host
-    if host in ("0.0.0.0", "::", "[::]", ""):
-        host = "127.0.0.1"
-    return host_port(host, settings.grpc_port)
+    return local_address(settings.grpc_host, settings.grpc_port)
 
 
 def _read(setting: str, path: str) -> bytes | None:

@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from core.config import Settings, load_settings
-from core.ports import LOOPBACK, free_port, free_port_range, free_port_tcp_udp
+from core.ports import LOOPBACK, free_port, free_port_range, free_port_tcp_udp, local_address
 from proto import callqa_pb2_grpc as pb_grpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,10 +114,7 @@ class ServeProcess:
     @property
     def address(self) -> str:
         """Where a client on this machine reaches the child's API (`grpc_host` and port)."""
-        from core.api.client import daemon_address
-
-        return daemon_address(Settings().replace(grpc_host=self._values()["grpc_host"],
-                                                 grpc_port=self.grpc_port))  # fmt: skip
+        return local_address(self._values()["grpc_host"], self.grpc_port)
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.address)

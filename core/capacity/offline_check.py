@@ -15,7 +15,7 @@ file, so times may differ by a frame or two). The score is compared too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,7 @@ class FindingsCheck:
         return {
             "lines": self.lines, "calls": len(self.calls), "same": self.same,
             "differing": [c.describe() for c in self.calls if not c.same],
+            "summary": self.summary(),
         }  # fmt: skip
 
 
@@ -115,10 +116,7 @@ def _key(item_id: str, speaker: str | None, start_s: float) -> FindingKey:
     return (item_id, speaker or "", round(float(start_s), 2))
 
 
-def check_findings(
-    config: Settings, call_ids: Sequence[str], *, lines: int,
-    progress: Callable[[CallAgreement], None] | None = None,
-) -> FindingsCheck:  # fmt: skip
+def check_findings(config: Settings, call_ids: Sequence[str], *, lines: int) -> FindingsCheck:
     """Score each call of ``call_ids`` (stored under ``config.data_dir``) again offline and
     compare; ``config`` is the daemon's settings (model, ASR, endpointer)."""
     from core.scoring.recording import get_engine
@@ -140,8 +138,6 @@ def check_findings(
             else:
                 agreement = _compare(config, db, engine, call)
             check.calls.append(agreement)
-            if progress is not None:
-                progress(agreement)
     finally:
         db.close()
     return check

@@ -311,7 +311,7 @@ def run_ramp(
                     say(f"  scoring the {len(calls)} calls of the {lines}-line step again "
                         "offline to compare their findings")  # fmt: skip
                 check = offline_check.check_findings(serve.read_settings(), calls, lines=lines)
-                outcome.findings_checks.append({**check.to_json(), "summary": check.summary()})
+                outcome.findings_checks.append(check.to_json())
     outcome.finished_at = utc_now_iso()
     outcome.summary = summarize(outcome)
     return outcome

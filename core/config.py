@@ -247,6 +247,13 @@ class Settings:
         "for its end (0: off).",
         measured=True,
     )
+    live_early_decode_s: float = _setting(
+        0.2,
+        "A turn whose speaker has paused this long (after the VAD's hangover) is transcribed "
+        "before `min_silence_s` confirms its end, on spare capacity; if the pause does end it, "
+        "its transcript is ready that much sooner (0: off). See the README's early decodes.",
+        measured=True,
+    )
     live_part_load_limit: float = _setting(
         0.7,
         "Parts of turns in progress are decoded only while the ASR workers were busy at most "
@@ -369,6 +376,11 @@ class Settings:
             raise ConfigError("setting 'asr_speech_threshold' must lie between 0 and 1")
         if not 0.0 <= self.live_part_load_limit <= 1.0:
             raise ConfigError("setting 'live_part_load_limit' must lie between 0 and 1")
+        if not 0.0 <= self.live_early_decode_s < self.min_silence_s:
+            raise ConfigError(
+                "setting 'live_early_decode_s' must be 0 (off) or more, and less than "
+                f"'min_silence_s' ({self.min_silence_s})"
+            )
         for name in ("asr_beam_size", "asr_part_beam_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting {name!r} must be 1 (greedy) or more")

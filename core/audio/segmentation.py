@@ -367,10 +367,35 @@ class Endpointer:
         self._last_speech = last_speech if last_speech >= cut else cut - 1
         return span
 
+    def pending_span(self, min_silent_frames: int) -> UtteranceSpan | None:
+        """The span the open utterance will have if it ends in the silence it is in now.
+
+        None unless an utterance is open, the VAD has declared at least
+        ``min_silent_frames`` frames of silence (short of ``min_silence_s``, else it would
+        have ended) and its padding after the speech has arrived. Nothing changes: if the
+        utterance does end without more speech, :meth:`push` returns this very span (its
+        speech ends at the same frame, and the frames after it are not part of it), so its
+        audio can be transcribed before the end is certain.
+        """
+        if not self._open or self._silence < max(1, min_silent_frames):
+            return None
+        stop = self._last_speech + 1
+        if self._frame < stop + self._pad_frames:
+            return None
+        return self._span(stop, forced=False)
+
     def _close(self, stop: int, *, forced: bool) -> UtteranceSpan | None:
         """Emit the open utterance's speech frames [_start, stop) and close it."""
+        span = self._span(stop, forced=forced)
         self._open = False
         self._silence = 0
+        if span is not None:
+            self._prev_end = round(span.end / self.frame_s)
+        return span
+
+    def _span(self, stop: int, *, forced: bool) -> UtteranceSpan | None:
+        """The open utterance's speech frames [_start, stop) as a span (None when too short
+        or without speech-like frames); the state is left as it is."""
         n = stop - self._start
         if n <= 0 or n < self._min_frames:
             return None
@@ -382,7 +407,6 @@ class Endpointer:
         tail = 0 if forced else self._pad_frames
         end = min(stop + tail, self._frame)
         first = self._start - self._lead
-        self._prev_end = end
         fs = self.frame_s
         power = np.mean(np.power(10.0, levels[like] / 10.0))
         level = float(10.0 * np.log10(power)) if power > 0 else LEVEL_FLOOR_DBFS

@@ -53,6 +53,7 @@ BASELINE = {
     "asr_window_min_s": "30",
     "asr_beam_size": "5",
     "live_partial_every_s": "0",
+    "live_early_decode_s": "0",
 }
 FRONT_END = {"asr_enabled": "false"}
 KNOWN = {s.name for s in SETTINGS}

@@ -137,6 +137,9 @@ class LiveCall:
         self.subscription: Any = None  # the opener's Subscription, when it asked for one
         self.taps: tuple[Any, ...] = ()
         """Listeners' AudioTaps (core.live.listening), changed under ``ingest_lock``."""
+        self.early: dict[Speaker, Any] = {}
+        """Each leg's early decode waiting for its utterance to end (core.live.early), changed
+        under ``ingest_lock``."""
         self.ingest_lock = threading.Lock()
         self.redactor = CallRedactor(frozenset(), rubric.language)
         """Masks numbers in what leaves the call (events, alerts, rows); the engine sets

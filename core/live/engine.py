@@ -36,11 +36,13 @@ from core.clock import utc_now_iso
 from core.config import Settings
 from core.live.call import CallSetup, LiveCall
 from core.live.disk_guard import DiskGuard
+from core.live.early import EarlyDecode, EarlyDecodes
 from core.live.events import CallEvent, EventHub, LiveAlert, TranscriptLine
 from core.live.leg import LegOutput, LiveLeg, LiveUtterance
 from core.live.recovery import BackfillTranscriber, Recovery, recover_call
 from core.live.routing import RubricRoutes
 from core.live.scheduler import (
+    COURTESY,
     PRIORITY_FINAL,
     PRIORITY_PARTIAL,
     AsrJob,
@@ -120,6 +122,10 @@ class LiveEngine:
         self._alert_ids = itertools.count(1)
         self._rubric_cache: dict[tuple[str, int], ResolvedRubric] = {}
         self._stopped = False
+        self.early = EarlyDecodes(
+            self.scheduler, self._post, make_job=self._job, deliver=self._transcribed,
+            resubmit=self._queue_final,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -243,6 +249,7 @@ class LiveEngine:
                 sp, setup.sample_rate, min_silence_s=self.settings.min_silence_s,
                 max_utterance_s=self.settings.max_utterance_s,
                 partial_every_s=self.settings.live_partial_every_s,
+                early_after_s=self.settings.live_early_decode_s,
             )
             for sp in setup.legs
         }  # fmt: skip
@@ -338,10 +345,11 @@ class LiveEngine:
                 tap.close()
             for leg in call.legs.values():
                 self._handle(call, leg, leg.flush(), final=True)
-            # Parts of its utterances still queued are moot: the finished ones follow.
+            # Parts and early decodes of its utterances still queued are moot: the finished
+            # ones follow (an early decode a finished one took has been moved up already).
             prefix = f"{call.call_id}/"
             self.scheduler.cancel(
-                lambda job: job.priority == PRIORITY_PARTIAL and job.key.startswith(prefix)
+                lambda job: job.priority in COURTESY and job.key.startswith(prefix)
             )
             if call.recorder is not None:
                 call.recorder.close()
@@ -373,27 +381,43 @@ class LiveEngine:
             self._submit(call, utt, PRIORITY_FINAL)
         for utt in out.partials:
             self._submit(call, utt, PRIORITY_PARTIAL)
+        if out.early is not None:
+            self.early.offer(call, out.early)
         if final or out.voiced or out.position_s - leg.timeline_posted_s >= TIMELINE_EVERY_S:
             leg.timeline_posted_s = out.position_s
             voiced, position = list(out.voiced), out.position_s
             self._post(lambda: self._timeline(call, leg.speaker, voiced, position))
 
     def _submit(self, call: LiveCall, utt: LiveUtterance, priority: int) -> None:
-        clock = call.clocks[utt.speaker]
-        end_wall = clock.wall_of(utt.span.speech_end)
-        ready = clock.mono_of(utt.span.speech_end)
         if priority == PRIORITY_FINAL:
             self._post(lambda: _count_pending(call, +1))
+            end_wall = call.clocks[utt.speaker].wall_of(utt.span.speech_end)
+            if self.early.claim(call, utt, end_wall):
+                return
+        self._queue(call, utt, priority)
+
+    def _queue_final(self, call: LiveCall, utt: LiveUtterance) -> None:
+        self._queue(call, utt, PRIORITY_FINAL)
+
+    def _queue(self, call: LiveCall, utt: LiveUtterance, priority: int) -> None:
         # The job's context keeps the utterance without its audio: the audio is the job's
         # alone, so that the scheduler can move it to disk and let go of it.
-        job = AsrJob(
-            key=f"{call.call_id}/{utt.speaker}/{utt.seq}{f'p{utt.part}' if utt.partial else ''}",
-            audio=utt.audio16, language=call.language, ready_at=ready,
-            done=self._asr_done, priority=priority,
-            context=(call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall),
+        end_wall = call.clocks[utt.speaker].wall_of(utt.span.speech_end)
+        context = (call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall)
+        self.scheduler.submit(self._job(call, utt, priority, self._asr_done, context))
+
+    def _job(
+        self, call: LiveCall, utt: LiveUtterance, priority: int,
+        done: Callable[[AsrJob, AsrResult | None, str | None], None], context: Any,
+    ) -> AsrJob:  # fmt: skip
+        tag = f"p{utt.part}" if utt.partial else "e" if priority in COURTESY else ""
+        return AsrJob(
+            key=f"{call.call_id}/{utt.speaker}/{utt.seq}{tag}",
+            audio=utt.audio16, language=call.language,
+            ready_at=call.clocks[utt.speaker].mono_of(utt.span.speech_end),
+            done=done, priority=priority, context=context,
             candidates=None if utt.partial else call.phrase_candidates(utt.speaker),
         )  # fmt: skip
-        self.scheduler.submit(job)
 
     def _asr_done(self, job: AsrJob, result: AsrResult | None, error: str | None) -> None:
         call, utt, end_wall = job.context
@@ -660,6 +684,8 @@ def _call_of(job: AsrJob) -> LiveCall | None:
     context = job.context
     if isinstance(context, tuple) and context and isinstance(context[0], LiveCall):
         return context[0]
+    if isinstance(context, EarlyDecode):
+        return context.call
     return None
 
 

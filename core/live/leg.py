@@ -20,6 +20,13 @@ every second of a long turn once as parts, not again and again from its start. T
 transcripts of the parts are joined by the call (:meth:`LiveCall.set_partial`); the finished
 utterance, decoded whole, replaces them.
 
+With ``early_after_s``, an utterance whose speaker has paused that long (the VAD's hangover
+over) is also handed out as it will be if the pause turns out to end it
+(:attr:`LegOutput.early`, from :meth:`Endpointer.pending_span`): the same span and the very
+same audio. The engine may transcribe it while the endpointer still waits out
+``min_silence_s``, and use that transcript for the finished utterance when its span is the
+same; if the speaker goes on, it is thrown away.
+
 Not thread-safe: one ingest thread feeds a leg.
 """
 
@@ -74,6 +81,9 @@ class LegOutput:
 
     finished: list[LiveUtterance] = field(default_factory=list)
     partials: list[LiveUtterance] = field(default_factory=list)
+    early: LiveUtterance | None = None
+    """The utterance in progress as it will be if it ends in the pause it is in now (see
+    ``early_after_s``): the same span and audio as the finished one would have."""
     voiced: list[Segment] = field(default_factory=list)
     position_s: float = 0.0
     """Leg time after this push: seconds of audio the leg has seen."""
@@ -91,14 +101,22 @@ class LiveLeg:
         max_utterance_s: float = MAX_UTTERANCE_S,
         pad_s: float = PAD_S,
         partial_every_s: float = PARTIAL_EVERY_S,
+        early_after_s: float = 0.0,
     ) -> None:
         if sample_rate not in (VAD_RATE_HZ, ASR_RATE_HZ):
             raise ValueError(f"a leg runs at 8000 or 16000 Hz, got {sample_rate}")
         if partial_every_s < 0:
             raise ValueError("partial_every_s must be >= 0 (0: no parts)")
+        if not 0.0 <= early_after_s < min_silence_s:
+            raise ValueError(
+                f"early_after_s must lie in [0, min_silence_s = {min_silence_s}) (0: off), "
+                f"got {early_after_s}"
+            )
         self.speaker: Speaker = speaker
         self.sample_rate = sample_rate
         self.partial_every_s = partial_every_s
+        self._early_frames = round(early_after_s * 1000 / FRAME_MS) if early_after_s > 0 else 0
+        self._early_given: tuple[int, float] | None = None  # (seq, end) of the last one given
         self._vad = StreamingVad(VAD_RATE_HZ, FRAME_MS)
         self._endpointer = Endpointer(
             FRAME_MS / 1000.0,
@@ -225,6 +243,7 @@ class LiveLeg:
             partial = self._maybe_partial()
             if partial is not None:
                 out.partials.append(partial)
+            out.early = self._maybe_early()
             self._trim()
         out.position_s = self.position_s
         return out
@@ -257,6 +276,16 @@ class LiveLeg:
         self._part_no += 1
         return part
 
+    def _maybe_early(self) -> LiveUtterance | None:
+        """The open utterance as it ends if its pause goes on, once per pause."""
+        if not self._early_frames:
+            return None
+        span = self._endpointer.pending_span(self._early_frames)
+        if span is None or self._early_given == (self._seq, span.end):
+            return None
+        self._early_given = (self._seq, span.end)
+        return self._utterance(span, partial=False, advance=False)
+
     def _reset_parts(self) -> None:
         self._last_partial_s = 0.0
         self._part_from_s = None
@@ -275,7 +304,9 @@ class LiveLeg:
             return now_s
         return (lo + int(quiet[-1])) * FRAME_MS / 1000.0
 
-    def _utterance(self, span: UtteranceSpan, *, partial: bool) -> LiveUtterance:
+    def _utterance(
+        self, span: UtteranceSpan, *, partial: bool, advance: bool = True
+    ) -> LiveUtterance:
         pitch = self._pitch(span)
         span = UtteranceSpan(
             start=span.start, end=span.end, speech_start=span.speech_start,
@@ -286,7 +317,8 @@ class LiveLeg:
             self.speaker, span, self._audio16(span.start, span.end), partial, self._seq,
             self._frames_done * FRAME_MS / 1000.0,
         )  # fmt: skip
-        self._seq += 1
+        if advance:
+            self._seq += 1
         return utt
 
     def _slice8(self, start_s: float, end_s: float) -> np.ndarray:

@@ -1,15 +1,18 @@
 """One ASR scheduler for every live line: one model, batches across lines, oldest first.
 
 Utterances from all calls wait in one queue ordered by (class, time the speech ended):
-finished utterances of live calls first, then the parts of utterances still going on, then
-backfill work (calls re-scored after a restart). A single thread takes up to
+finished utterances of live calls first, then utterances decoded early (in a pause that may
+end them), then the parts of utterances still going on, then backfill work (calls re-scored
+after a restart). A single thread takes up to
 ``batch_size`` of the oldest and transcribes them in one call to the model, so latency is
 bounded by one batch's decoding time plus the queue ahead, and nothing waits to fill a
-batch. Parts of an utterance are a courtesy: when the queue is long, when a part has waited
-past ``partial_max_wait_s``, or when the workers were busy more than ``part_load_limit`` of
-the last ``LOAD_WINDOW_S`` seconds, it is skipped, since the finished utterance will carry
-the same words. So parts ride on spare capacity: a loaded box decodes each second of speech
-once, and a box with room shows long turns as they go.
+batch. Early decodes and parts of an utterance are a courtesy: when the queue is long, when
+one has waited past ``partial_max_wait_s``, or when the workers were busy more than
+``part_load_limit`` of the last ``LOAD_WINDOW_S`` seconds, it is skipped, since the finished
+utterance will carry the same words. So they ride on spare capacity: a loaded box decodes
+each second of speech once, and a box with room shows long turns as they go and has the
+transcript of a turn ready as soon as the turn is known to have ended. An early decode the
+finished utterance turns out to need is moved up to its class (:meth:`AsrScheduler.promote`).
 
 With ``workers`` above 1, that many threads take batches from the one queue and call the
 model at the same time (a CTranslate2 model built with as many ``inter_threads`` decodes
@@ -52,8 +55,12 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000
 PRIORITY_FINAL = 0
-PRIORITY_PARTIAL = 1
-PRIORITY_BACKFILL = 2
+PRIORITY_EARLY = 1
+"""An utterance decoded before its end is certain (see `core.live.leg`): a courtesy, as parts."""
+PRIORITY_PARTIAL = 2
+PRIORITY_BACKFILL = 3
+COURTESY = (PRIORITY_EARLY, PRIORITY_PARTIAL)
+"""Classes decoded only on spare capacity: skipped when the queue is deep or the load high."""
 LOAD_WINDOW_S = 10.0
 """The span over which the workers' load is measured for ``part_load_limit``."""
 Rank = tuple[float, ...]
@@ -88,6 +95,7 @@ class SchedulerStats:
     batches: int = 0
     utterances: int = 0
     partials_skipped: int = 0
+    early_skipped: int = 0
     audio_s: float = 0.0
     busy_s: float = 0.0
     spooled: int = 0
@@ -224,6 +232,22 @@ class AsrScheduler:
             heapq.heappush(self._heap, self._entry(job, next(self._count)))
             self._cond.notify()
 
+    def promote(self, job: AsrJob, priority: int) -> bool:
+        """Move a queued job to class ``priority`` (where it is no longer skipped, if it was
+        a courtesy). False when it is not queued: taken by a worker, or answered."""
+        with self._cond:
+            at = next((k for k, item in enumerate(self._heap) if item[-1] is job), None)
+            if at is None:
+                return False
+            order = self._heap[at][3]
+            self._heap[at] = self._heap[-1]
+            self._heap.pop()
+            heapq.heapify(self._heap)
+            job.priority = priority
+            heapq.heappush(self._heap, self._entry(job, order))
+            self._cond.notify()
+            return True
+
     def cancel(self, which: Callable[[AsrJob], bool]) -> int:
         """Take the queued jobs ``which`` picks out of the queue (their audio, in memory or
         on disk, with them); each one's ``done`` gets no result and the error "cancelled".
@@ -316,7 +340,7 @@ class AsrScheduler:
                 *_, job = heapq.heappop(self._heap)
                 self._queued_audio_s -= job.audio_s
                 stale = now - job.enqueued_at > self.partial_max_wait_s
-                if job.priority == PRIORITY_PARTIAL and (deep or stale):
+                if job.priority in COURTESY and (deep or stale):
                     self._skip(job)
                     continue
                 try:
@@ -348,6 +372,13 @@ class AsrScheduler:
         busy = sum(min(took, ended - (now - LOAD_WINDOW_S)) for ended, took in log)
         return busy / (LOAD_WINDOW_S * max(1, self.workers))
 
+    def has_room(self) -> bool:
+        """Whether a courtesy job queued now would be decoded rather than skipped (the queue
+        is not deep and the workers not loaded)."""
+        with self._cond:
+            now = time.monotonic()
+            return len(self._heap) <= self.skip_partials_above and not self._loaded(now)
+
     def _loaded(self, now: float) -> bool:
         return self.part_load_limit < 1.0 and self._busy_share(now) > self.part_load_limit
 
@@ -361,7 +392,10 @@ class AsrScheduler:
         job.audio = None
 
     def _skip(self, job: AsrJob) -> None:
-        self.stats.partials_skipped += 1
+        if job.priority == PRIORITY_EARLY:
+            self.stats.early_skipped += 1
+        else:
+            self.stats.partials_skipped += 1
         self._release(job)
         _answer(job, None, "skipped")
 

@@ -759,7 +759,7 @@ class GetCapacityRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Capacity(_message.Message):
-    __slots__ = ("live_lines", "max_sessions", "asr_backlog_utterances", "asr_backlog_audio_s", "queued_on_disk_utterances", "asr_device", "asr_compute_type", "model_name", "asr_real_time_factor", "last_benchmark", "stage_cpu", "memory_rss_bytes", "memory_peak_rss_bytes", "packets", "asr_utterances", "asr_audio_s", "asr_busy_s", "asr_batches", "asr_partials_skipped", "transcripts", "transcript_latency_p50_ms", "transcript_latency_p95_ms")
+    __slots__ = ("live_lines", "max_sessions", "asr_backlog_utterances", "asr_backlog_audio_s", "queued_on_disk_utterances", "asr_device", "asr_compute_type", "model_name", "asr_real_time_factor", "last_benchmark", "stage_cpu", "memory_rss_bytes", "memory_peak_rss_bytes", "packets", "asr_utterances", "asr_audio_s", "asr_busy_s", "asr_batches", "asr_partials_skipped", "transcripts", "transcript_latency_p50_ms", "transcript_latency_p95_ms", "asr_early_decodes", "asr_early_decodes_used")
     LIVE_LINES_FIELD_NUMBER: _ClassVar[int]
     MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     ASR_BACKLOG_UTTERANCES_FIELD_NUMBER: _ClassVar[int]
@@ -782,6 +782,8 @@ class Capacity(_message.Message):
     TRANSCRIPTS_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    ASR_EARLY_DECODES_FIELD_NUMBER: _ClassVar[int]
+    ASR_EARLY_DECODES_USED_FIELD_NUMBER: _ClassVar[int]
     live_lines: int
     max_sessions: int
     asr_backlog_utterances: int
@@ -804,7 +806,9 @@ class Capacity(_message.Message):
     transcripts: int
     transcript_latency_p50_ms: float
     transcript_latency_p95_ms: float
-    def __init__(self, live_lines: _Optional[int] = ..., max_sessions: _Optional[int] = ..., asr_backlog_utterances: _Optional[int] = ..., asr_backlog_audio_s: _Optional[float] = ..., queued_on_disk_utterances: _Optional[int] = ..., asr_device: _Optional[str] = ..., asr_compute_type: _Optional[str] = ..., model_name: _Optional[str] = ..., asr_real_time_factor: _Optional[float] = ..., last_benchmark: _Optional[_Union[BenchmarkResult, _Mapping]] = ..., stage_cpu: _Optional[_Iterable[_Union[StageCpu, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., memory_peak_rss_bytes: _Optional[int] = ..., packets: _Optional[_Union[PacketCounts, _Mapping]] = ..., asr_utterances: _Optional[int] = ..., asr_audio_s: _Optional[float] = ..., asr_busy_s: _Optional[float] = ..., asr_batches: _Optional[int] = ..., asr_partials_skipped: _Optional[int] = ..., transcripts: _Optional[int] = ..., transcript_latency_p50_ms: _Optional[float] = ..., transcript_latency_p95_ms: _Optional[float] = ...) -> None: ...
+    asr_early_decodes: int
+    asr_early_decodes_used: int
+    def __init__(self, live_lines: _Optional[int] = ..., max_sessions: _Optional[int] = ..., asr_backlog_utterances: _Optional[int] = ..., asr_backlog_audio_s: _Optional[float] = ..., queued_on_disk_utterances: _Optional[int] = ..., asr_device: _Optional[str] = ..., asr_compute_type: _Optional[str] = ..., model_name: _Optional[str] = ..., asr_real_time_factor: _Optional[float] = ..., last_benchmark: _Optional[_Union[BenchmarkResult, _Mapping]] = ..., stage_cpu: _Optional[_Iterable[_Union[StageCpu, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., memory_peak_rss_bytes: _Optional[int] = ..., packets: _Optional[_Union[PacketCounts, _Mapping]] = ..., asr_utterances: _Optional[int] = ..., asr_audio_s: _Optional[float] = ..., asr_busy_s: _Optional[float] = ..., asr_batches: _Optional[int] = ..., asr_partials_skipped: _Optional[int] = ..., transcripts: _Optional[int] = ..., transcript_latency_p50_ms: _Optional[float] = ..., transcript_latency_p95_ms: _Optional[float] = ..., asr_early_decodes: _Optional[int] = ..., asr_early_decodes_used: _Optional[int] = ...) -> None: ...
 
 class StageCpu(_message.Message):
     __slots__ = ("stage", "cpu_s")

@@ -500,6 +500,8 @@ class CallQaService(pb_grpc.CallQaServicer):
         out.asr_utterances, out.asr_audio_s = stats.utterances, stats.audio_s
         out.asr_busy_s, out.asr_batches = stats.busy_s, stats.batches
         out.asr_partials_skipped = stats.partials_skipped
+        early = engine.early.counts
+        out.asr_early_decodes, out.asr_early_decodes_used = early["queued"], early["used"]
         latencies = list(engine.transcript_latencies_ms)
         out.transcripts = engine.counters["transcripts"]
         if latencies:

@@ -197,7 +197,8 @@ class DaemonProbe:
         asr = {"utterances": float(cap.asr_utterances), "audio_s": cap.asr_audio_s,
                "busy_s": cap.asr_busy_s, "batches": float(cap.asr_batches),
                "partials_skipped": float(cap.asr_partials_skipped),
-               "transcripts": float(cap.transcripts)}  # fmt: skip
+               "transcripts": float(cap.transcripts),
+               "early_used": float(cap.asr_early_decodes_used)}  # fmt: skip
         return Snapshot(
             mono=time.monotonic(), process_cpu_s=process_cpu_s(self.pid),
             stage_cpu_s={s: stages.get(s, 0.0) for s in STAGES}, packets=packets, asr=asr,

@@ -107,6 +107,8 @@ class StepResult(Step):
     asr_mean_batch: float
     asr_partials_skipped: int
     transcripts_answered: int
+    early_used: int = 0
+    """Of those, the ones that took the transcript of an early decode (`core.live.early`)."""
     receive_queue_kb: float = 0.0
     """The most that waited unread in the daemon's UDP sockets during the load (90th
     percentile over the sockets, at one-second samples): the receive path's lag."""
@@ -214,7 +216,7 @@ class Ramp:
             asr_audio_fraction=round(asr["audio_s"] / (2 * lines * self.step_s), 3),
             asr_mean_batch=round(asr["utterances"] / asr["batches"], 2) if asr["batches"] else 0.0,
             asr_partials_skipped=int(asr["partials_skipped"]),
-            transcripts_answered=int(asr["transcripts"]),
+            transcripts_answered=int(asr["transcripts"]), early_used=int(asr["early_used"]),
             receive_queue_kb=round(
                 max((s.receive_queue_bytes for s in load_samples), default=0) / 1024, 1
             ),

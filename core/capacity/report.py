@@ -15,12 +15,16 @@ COLUMNS = (
     ("config", 9), ("lines", 5), ("ok", 4), ("utts", 5), ("p50 ms", 7), ("p95 ms", 7),
     ("p99 ms", 7), ("max ms", 7), ("backlog 1st/2nd", 15), ("daemon", 7), ("ms/line-s", 9),
     ("sim", 6), ("RSS MB", 7), ("lost+drop", 9), ("ASR busy", 8), ("ASR audio", 9),
-    ("batch", 5), ("kept up", 7), ("held", 4),
+    ("batch", 5), ("early", 5), ("kept up", 7), ("held", 4),
 )  # fmt: skip
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
 def table(outcomes: Sequence[RampOutcome]) -> str:
@@ -39,12 +43,14 @@ def table(outcomes: Sequence[RampOutcome]) -> str:
                 f"{100 * s.simulator_cores:.0f}%", f"{s.rss_peak_mb:.0f}",
                 f"{s.packets_lost + s.kernel_drops}", f"{100 * s.asr_busy_fraction:.0f}%",
                 f"{100 * s.asr_audio_fraction:.0f}%",
-                f"{s.asr_mean_batch:.1f}", "yes" if s.sustained else "NO",
+                f"{s.asr_mean_batch:.1f}", _share(s.early_used, s.transcripts_answered),
+                "yes" if s.sustained else "NO",
                 "yes" if s.held else "NO",
             ]  # fmt: skip
             lines.append(" ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, COLUMNS, strict=True)))
             if s.note:
                 lines.append(f"{'':>9}   {s.note}")
+    lines.append("early: finished transcripts taken from an early decode (live_early_decode_s)")
     lines.append("")
     lines.append("CPU per stage, % of one core: " + ", ".join(STAGES)
                  + "; then KiB waiting unread in the sockets (90th percentile, most seen)")

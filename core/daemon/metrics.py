@@ -207,6 +207,14 @@ class DaemonCollector:
                             stats.utterances)  # fmt: skip
         yield self._counter("asr_partials_skipped", "Parts of utterances skipped under load.",
                             stats.partials_skipped)  # fmt: skip
+        yield self._counter("asr_early_skipped", "Early decodes (live_early_decode_s) skipped "
+                            "under load.", stats.early_skipped)  # fmt: skip
+        early = engine.early.counts
+        yield self._counter("asr_early_decodes", "Turns transcribed early, in a pause before "
+                            "their end was certain (live_early_decode_s).",
+                            early["queued"])  # fmt: skip
+        yield self._counter("asr_early_decodes_used", "Early decodes a finished utterance took "
+                            "its transcript from.", early["used"])  # fmt: skip
         yield self._counter("asr_failures", "Batches the model failed on.", stats.failures)
         yield self._counter("asr_not_speech_utterances", "Finished utterances the speech check "
                             "dropped as not speech (asr_speech_check).",

@@ -148,6 +148,9 @@ class AsrScheduler:
         self._memory_audio_s = 0.0
         self._queued_audio_s = 0.0
         self._in_flight = 0
+        self._busy_workers = 0
+        self._courtesy_batches = 0
+        """Workers decoding a batch, and those of them on a batch of courtesy work."""
         self._stopping = False
         self._abandon = False
         self._ready = threading.Event()
@@ -337,10 +340,16 @@ class AsrScheduler:
             now = time.monotonic()
             deep = len(self._heap) > self.skip_partials_above or self._loaded(now)
             while self._heap and len(batch) < self.batch_size:
-                *_, job = heapq.heappop(self._heap)
-                self._queued_audio_s -= job.audio_s
+                job = self._heap[0][-1]
+                courtesy = job.priority in COURTESY
                 stale = now - job.enqueued_at > self.partial_max_wait_s
-                if job.priority in COURTESY and (deep or stale):
+                if not (courtesy and (deep or stale)) and batch and courtesy != (
+                    batch[0].priority in COURTESY
+                ):
+                    break  # a batch of finished utterances takes no courtesy work to slow it
+                heapq.heappop(self._heap)
+                self._queued_audio_s -= job.audio_s
+                if courtesy and (deep or stale):
                     self._skip(job)
                     continue
                 try:
@@ -350,6 +359,9 @@ class AsrScheduler:
                     continue
                 batch.append(job)
             self._in_flight += len(batch)
+            if batch:
+                self._busy_workers += 1
+                self._courtesy_batches += batch[0].priority in COURTESY
             return batch
 
     def _lost(self, job: AsrJob, exc: OSError) -> None:
@@ -373,11 +385,16 @@ class AsrScheduler:
         return busy / (LOAD_WINDOW_S * max(1, self.workers))
 
     def has_room(self) -> bool:
-        """Whether a courtesy job queued now would be decoded rather than skipped (the queue
-        is not deep and the workers not loaded)."""
+        """Whether an early decode queued now is taken at once and leaves a worker for the
+        finished utterances: nothing waits, a worker is idle, at most ``workers`` - 1 others
+        do courtesy work (one, with one worker), and the load is under
+        ``part_load_limit``."""
         with self._cond:
-            now = time.monotonic()
-            return len(self._heap) <= self.skip_partials_above and not self._loaded(now)
+            return (
+                not self._heap and self._busy_workers < max(1, self.workers)
+                and self._courtesy_batches < max(1, self.workers - 1)
+                and not self._loaded(time.monotonic())
+            )  # fmt: skip
 
     def _loaded(self, now: float) -> bool:
         return self.part_load_limit < 1.0 and self._busy_share(now) > self.part_load_limit
@@ -437,6 +454,9 @@ class AsrScheduler:
             finally:
                 with self._cond:
                     self._in_flight -= len(batch)
+                    if batch:
+                        self._busy_workers -= 1
+                        self._courtesy_batches -= batch[0].priority in COURTESY
                     self._cond.notify_all()
 
     def _transcribe(self, batch: list[AsrJob]) -> None:

@@ -22,7 +22,13 @@ from core.config import ConfigError, load_settings
 from core.live.call import CallSetup
 from core.live.engine import LiveEngine
 from core.live.leg import LiveLeg, LiveUtterance
-from core.live.scheduler import PRIORITY_EARLY, PRIORITY_FINAL, AsrJob, AsrScheduler
+from core.live.scheduler import (
+    PRIORITY_EARLY,
+    PRIORITY_FINAL,
+    PRIORITY_PARTIAL,
+    AsrJob,
+    AsrScheduler,
+)
 from core.storage import repository
 from core.storage.db import open_db
 
@@ -176,3 +182,59 @@ def test_the_setting_must_leave_room_before_the_end_of_a_turn(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="live_early_decode_s"):
         load_settings(overrides={"data_dir": str(tmp_path), "live_early_decode_s": 0.5},
                       environ={})  # fmt: skip
+
+
+def test_a_batch_of_finished_turns_takes_no_courtesy_work() -> None:
+    """Finished turns are decoded in batches of their own: a part or an early decode queued
+    beside them waits for the next batch rather than slow theirs down."""
+    asr = DigestAsr()
+    sched = AsrScheduler(lambda: asr, batch_size=8, workers=1)
+    audio = np.ones(1600, np.float32)
+    answered = threading.Semaphore(0)
+
+    def done(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        answered.release()
+
+    kinds = [("f0", PRIORITY_FINAL), ("e1", PRIORITY_EARLY), ("p2", PRIORITY_PARTIAL),
+             ("f3", PRIORITY_FINAL)]  # fmt: skip
+    for k, (key, priority) in enumerate(kinds):
+        sched.submit(AsrJob(key, audio, "en", float(k), done, priority=priority))
+    sched.start()
+    try:
+        for _ in kinds:
+            assert answered.acquire(timeout=10)
+    finally:
+        sched.stop(5)
+    assert sorted(sched.stats.batch_sizes.elements()) == [2, 2]
+    assert asr.keys == ["f0", "f3", "e1", "p2"]  # finished first, in a batch of their own
+
+
+def test_an_early_decode_is_offered_only_to_an_idle_worker() -> None:
+    """`has_room`: nothing queued, a worker idle, and one worker left for finished turns."""
+    gate = threading.Event()
+
+    class Held(DigestAsr):
+        def transcribe_batch(self, requests: Sequence[AsrRequest]) -> list[AsrResult]:
+            gate.wait(10)
+            return super().transcribe_batch(requests)
+
+    sched = AsrScheduler(lambda: Held(), batch_size=1, workers=2)
+    audio = np.ones(1600, np.float32)
+
+    def done(job: AsrJob, result: AsrResult | None, error: str | None) -> None:
+        pass
+
+    sched.start()
+    try:
+        assert sched.has_room()
+        sched.submit(AsrJob("e0", audio, "en", 0.0, done, priority=PRIORITY_EARLY))
+        deadline = time.monotonic() + 10
+        while sched.backlog_audio_s > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until a worker has taken it
+        assert not sched.has_room()  # the other worker is kept for finished turns
+        gate.set()
+        assert sched.wait_idle(10)
+        assert sched.has_room()
+    finally:
+        gate.set()
+        sched.stop(5)

@@ -284,7 +284,11 @@ class LiveLeg:
         if span is None or self._early_given == (self._seq, span.end):
             return None
         self._early_given = (self._seq, span.end)
-        return self._utterance(span, partial=False, advance=False)
+        # Its audio is what the ASR needs; the finished utterance brings its own pitch.
+        return LiveUtterance(
+            self.speaker, span, self._audio16(span.start, span.end), False, self._seq,
+            self._frames_done * FRAME_MS / 1000.0,
+        )  # fmt: skip
 
     def _reset_parts(self) -> None:
         self._last_partial_s = 0.0
@@ -304,9 +308,7 @@ class LiveLeg:
             return now_s
         return (lo + int(quiet[-1])) * FRAME_MS / 1000.0
 
-    def _utterance(
-        self, span: UtteranceSpan, *, partial: bool, advance: bool = True
-    ) -> LiveUtterance:
+    def _utterance(self, span: UtteranceSpan, *, partial: bool) -> LiveUtterance:
         pitch = self._pitch(span)
         span = UtteranceSpan(
             start=span.start, end=span.end, speech_start=span.speech_start,
@@ -317,8 +319,7 @@ class LiveLeg:
             self.speaker, span, self._audio16(span.start, span.end), partial, self._seq,
             self._frames_done * FRAME_MS / 1000.0,
         )  # fmt: skip
-        if advance:
-            self._seq += 1
+        self._seq += 1
         return utt
 
     def _slice8(self, start_s: float, end_s: float) -> np.ndarray:

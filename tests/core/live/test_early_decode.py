@@ -104,8 +104,10 @@ def test_an_early_utterance_is_the_finished_one_when_the_pause_ends_the_turn(
 
 def _run_call(
     tmp_path: Path, legs: tuple[np.ndarray, np.ndarray], asr: DigestAsr, *, early_s: float,
-    idle_between: bool,
+    idle_between: bool | None,
 ) -> tuple[list[str], LiveEngine]:  # fmt: skip
+    """One call through the engine, 100 ms at a time; between chunks the ASR is waited for
+    (``idle_between``), or 5 ms pass (False), or nothing (None)."""
     config = load_settings(overrides={"data_dir": str(tmp_path), "rubric": "default-en",
                                       "live_partial_every_s": 0,
                                       "live_early_decode_s": early_s}, environ={})  # fmt: skip
@@ -119,8 +121,8 @@ def _run_call(
             engine.feed(call, "customer", customer[i : i + 800])
             if idle_between:  # the ASR keeps up: an early decode is done before its turn ends
                 assert engine.scheduler.wait_idle(10)
-            else:  # 10x real time: the turn ends while its early decode is being decoded
-                time.sleep(0.01)
+            elif idle_between is False:  # 20x real time: the turn ends (0.3 s of audio, 15 ms
+                time.sleep(0.005)  # later) while its early decode is being decoded
         engine.end_call(call, "end")
         assert engine.wait_calls(60)
     finally:
@@ -139,9 +141,8 @@ def test_a_finished_turn_takes_its_early_transcript_and_the_call_is_the_same(
     """The stored transcript of a call is the same with early decodes as without, sample
     for sample (each line is a digest of the audio decoded for it); most turns took the
     early transcript, whether it was ready when the turn ended or still being decoded."""
-    plain, _ = _run_call(tmp_path / "plain", legs, DigestAsr(), early_s=0.0,
-                         idle_between=idle_between)  # fmt: skip
-    asr = DigestAsr(delay_s=0.0 if idle_between else 0.15)
+    plain, _ = _run_call(tmp_path / "plain", legs, DigestAsr(), early_s=0.0, idle_between=None)
+    asr = DigestAsr(delay_s=0.0 if idle_between else 0.08)
     early, engine = _run_call(tmp_path / "early", legs, asr, early_s=0.2,
                               idle_between=idle_between)  # fmt: skip
     assert early == plain and len(plain) > 6

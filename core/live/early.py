@@ -23,7 +23,6 @@ changes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,8 +38,8 @@ MakeJob = Callable[["LiveCall", LiveUtterance, int, Callable[..., None], object]
 """Builds the ASR job of an utterance: (call, utterance, class, done, context)."""
 Deliver = Callable[["LiveCall", LiveUtterance, float, AsrResult | None, str | None], None]
 """Takes a finished utterance's transcript in: (call, utterance, end wall time, result, error)."""
-Resubmit = Callable[["LiveCall", LiveUtterance], None]
-"""Queues a finished utterance for the ASR as usual."""
+Resubmit = Callable[["LiveCall", LiveUtterance, float], None]
+"""Queues a finished utterance for the ASR as usual: (call, utterance, end wall time)."""
 
 
 @dataclass(eq=False)
@@ -88,7 +87,7 @@ class EarlyDecodes:
         self._drop(call.early.pop(utt.speaker, None))
         if not self.scheduler.has_room():
             return
-        early = EarlyDecode(call, dataclasses.replace(utt, audio16=utt.audio16[:0]))
+        early = EarlyDecode(call, utt.without_audio())
         early.job = self.make_job(call, utt, PRIORITY_EARLY, self._answer, early)
         call.early[utt.speaker] = early
         self.post(lambda: self._count("queued"))
@@ -137,11 +136,10 @@ class EarlyDecodes:
         finished, end_wall = early.waiting
         early.waiting = None
         if early.result is None:  # skipped under load, cancelled at the call's end, failed
-            self.resubmit(early.call, finished)
+            self.resubmit(early.call, finished, end_wall)
             return
         self._count("used")
-        bare = dataclasses.replace(finished, audio16=finished.audio16[:0])
-        self.deliver(early.call, bare, end_wall, early.result, early.error)
+        self.deliver(early.call, finished.without_audio(), end_wall, early.result, early.error)
 
     def _count(self, what: str) -> None:
         self.counts[what] += 1

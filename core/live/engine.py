@@ -18,7 +18,6 @@ scores it from the file; it is then stored as ``interrupted``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import queue
@@ -71,7 +70,6 @@ LIVE_SPOOL = "live"
 QUEUE_SPOOL = "asr-queue"
 TIMELINE_EVERY_S = 1.0
 LATENCY_WINDOW = 1000
-NO_AUDIO = np.zeros(0, dtype=np.float32)
 STOP_REASON = "shutdown"
 ASR_STOP_WAIT_S = 60.0
 """Longest wait, at a stop, for the batches being decoded (one batch's decoding time)."""
@@ -391,19 +389,16 @@ class LiveEngine:
     def _submit(self, call: LiveCall, utt: LiveUtterance, priority: int) -> None:
         if priority == PRIORITY_FINAL:
             self._post(lambda: _count_pending(call, +1))
-            end_wall = call.clocks[utt.speaker].wall_of(utt.span.speech_end)
-            if self.early.claim(call, utt, end_wall):
-                return
-        self._queue(call, utt, priority)
-
-    def _queue_final(self, call: LiveCall, utt: LiveUtterance) -> None:
-        self._queue(call, utt, PRIORITY_FINAL)
-
-    def _queue(self, call: LiveCall, utt: LiveUtterance, priority: int) -> None:
-        # The job's context keeps the utterance without its audio: the audio is the job's
-        # alone, so that the scheduler can move it to disk and let go of it.
         end_wall = call.clocks[utt.speaker].wall_of(utt.span.speech_end)
-        context = (call, dataclasses.replace(utt, audio16=NO_AUDIO), end_wall)
+        if priority == PRIORITY_FINAL and self.early.claim(call, utt, end_wall):
+            return
+        self._queue(call, utt, priority, end_wall)
+
+    def _queue_final(self, call: LiveCall, utt: LiveUtterance, end_wall: float) -> None:
+        self._queue(call, utt, PRIORITY_FINAL, end_wall)
+
+    def _queue(self, call: LiveCall, utt: LiveUtterance, priority: int, end_wall: float) -> None:
+        context = (call, utt.without_audio(), end_wall)  # the audio is the job's alone
         self.scheduler.submit(self._job(call, utt, priority, self._asr_done, context))
 
     def _job(

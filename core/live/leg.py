@@ -32,6 +32,7 @@ Not thread-safe: one ingest thread feeds a leg.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,7 @@ KEEP_BEFORE_S = 1.0
 DSP_CHUNK_FRAMES = 5
 """Whole 20 ms frames that must be new before a push runs the DSP (100 ms)."""
 _INT16_SCALE = np.float32(1.0 / 32768.0)
+_NO_AUDIO = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class LiveUtterance:
     part: int = 0
     """For a part: its number within the utterance (0, 1, ...); its span holds only its own
     audio, which follows the audio of the part before it."""
+
+    def without_audio(self) -> LiveUtterance:
+        """The same utterance with no audio: what is kept of it beside its ASR job, whose
+        audio the scheduler may move to disk and let go of."""
+        return dataclasses.replace(self, audio16=_NO_AUDIO)
 
 
 @dataclass

@@ -342,14 +342,12 @@ class AsrScheduler:
             while self._heap and len(batch) < self.batch_size:
                 job = self._heap[0][-1]
                 courtesy = job.priority in COURTESY
-                stale = now - job.enqueued_at > self.partial_max_wait_s
-                if not (courtesy and (deep or stale)) and batch and courtesy != (
-                    batch[0].priority in COURTESY
-                ):
+                skip = courtesy and (deep or now - job.enqueued_at > self.partial_max_wait_s)
+                if not skip and batch and courtesy != (batch[0].priority in COURTESY):
                     break  # a batch of finished utterances takes no courtesy work to slow it
                 heapq.heappop(self._heap)
                 self._queued_audio_s -= job.audio_s
-                if courtesy and (deep or stale):
+                if skip:
                     self._skip(job)
                     continue
                 try:

@@ -174,6 +174,13 @@ class Settings:
         30.0,
         "A call whose streams carry no RTP this long ends (in case the BYE was lost).",
     )
+    rtp_compiled_receive: bool = _setting(
+        True,
+        "The receive thread reads its RTP sockets in compiled rounds that take each leg's "
+        "in-order audio without the interpreter lock (`kernels.rtp_round`); the rest goes "
+        "through the Python path. false: every datagram through the Python path.",
+        measured=True,
+    )
     agent_patterns: str = _setting(
         "",
         "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"

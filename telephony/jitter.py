@@ -262,6 +262,54 @@ class JitterBuffer:
             self._next += 1
             self._emit(frame)
 
+    # ------------------------------------------------------------------ a compiled lane
+
+    def release_in_order(self) -> bool:
+        """Release what is held if it follows on from the last frame released without a
+        gap (nothing earlier could then still come in time: releasing it now changes
+        nothing); returns whether nothing is held any more and the stream is steady (a
+        source known, no new epoch asked for), so that the next packets may be taken in
+        order elsewhere (:meth:`took_in_order`)."""
+        if self._ssrc is None or self._force_resync:
+            return False
+        slots = self._slots
+        if slots:
+            if len(slots) != self._highest - self._next + 1 or self._next not in slots:
+                return False
+            self.flush()
+        return True
+
+    def lane_anchor(self) -> tuple[int, int, int, float, float, float]:
+        """(ssrc, extended sequence number and timestamp of the newest packet, its
+        arrival, the newest arrival, the timestamp-jump limit in seconds or -1)."""
+        assert self._ssrc is not None
+        jump = -1.0 if self._jump is None else self._jump
+        return (self._ssrc, self._highest, self._anchor_ts, self._anchor_arrival,
+                self._newest_arrival, jump)  # fmt: skip
+
+    def took_in_order(
+        self, last_seq: int, count: int, last_ts: int, last_arrival: float,
+        newest_arrival: float, end_position: int,
+    ) -> None:  # fmt: skip
+        """``count`` packets after the newest, up to extended sequence number ``last_seq``,
+        were taken and released in order elsewhere (a compiled lane, after
+        :meth:`release_in_order`): move on as if they had been put here and released."""
+        seen = self._seen
+        for ext in range(max(last_seq - count, last_seq - SEEN_RING) + 1, last_seq + 1):
+            seen[ext % SEEN_RING] = ext
+        self.stats.received += count
+        self._highest = last_seq
+        self._next = last_seq + 1
+        self._anchor_ts = last_ts
+        self._anchor_arrival = last_arrival
+        if newest_arrival > self._newest_arrival:
+            self._newest_arrival = newest_arrival
+        if last_arrival > self._ssrc_arrival:
+            self._ssrc_arrival = last_arrival
+        if end_position > self._out_end:
+            self._out_end = end_position
+        self._emitted = True
+
     # ------------------------------------------------------------------ internals
 
     def _due(self, frame: Frame) -> bool:

@@ -28,6 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
+from telephony.lanes import LaneRows
 from telephony.rtp import RtpLeg
 from telephony.sockets import grow_receive_buffer
 
@@ -275,6 +278,7 @@ class ReceiveThread:
         batch_s: float = THREAD_BATCH_S,
         burst: int = THREAD_BURST,
         tick_s: float = THREAD_TICK_S,
+        compiled: bool = True,
     ) -> None:
         self.clock = clock
         self.lock = ReceiverLock()
@@ -297,6 +301,7 @@ class ReceiveThread:
         self._ticks: dict[int, Callable[[float], None]] = {}  # fd -> a receiver's tick
         self._stop = False
         self._removals: deque[tuple[tuple[int, ...], concurrent.futures.Future[None]]] = deque()
+        self._lanes = LaneRows() if compiled else None
         self._thread = threading.Thread(target=self._run, name="rtp-receive", daemon=True)
         self._thread.start()
 
@@ -320,6 +325,13 @@ class ReceiveThread:
             tick = getattr(leg, "tick", None)
             if tick is not None:
                 self._ticks[fd] = tick
+            lanes = self._lanes
+            if lanes is not None and isinstance(leg, RtpLeg):
+                if lanes.needs_room(fd):  # growing replaces arrays a round may be using
+                    with self.lock:
+                        lanes.attach(fd, leg)
+                else:
+                    lanes.attach(fd, leg)
             self._epoll.register(fd, select.EPOLLIN)
         except BaseException:
             self._forget(sock)
@@ -330,6 +342,8 @@ class ReceiveThread:
     def _forget(self, sock: socket.socket) -> None:
         fd = sock.fileno()
         if fd >= 0:
+            if self._lanes is not None:
+                self._lanes.detach(fd)
             self._entries.pop(fd, None)
             self._ticks.pop(fd, None)
         for port, known in list(self._socks.items()):
@@ -385,6 +399,8 @@ class ReceiveThread:
             if sock is None:
                 continue
             fd = sock.fileno()
+            if self._lanes is not None:
+                self._lanes.detach(fd)  # the leg takes what its lane holds
             entry = self._entries.pop(fd, None)
             self._ticks.pop(fd, None)
             with contextlib.suppress(OSError):
@@ -419,6 +435,8 @@ class ReceiveThread:
         with self.lock:
             self._remove_pending()
             for sock in self._socks.values():
+                if self._lanes is not None:
+                    self._lanes.detach(sock.fileno())  # its leg takes what the lane holds
                 sock.close()
             self._socks.clear()
             self._entries.clear()
@@ -429,14 +447,12 @@ class ReceiveThread:
 
     def _run(self) -> None:
         poll = self._epoll.poll
-        entries = self._entries
         lock = self.lock
+        lanes = self._lanes
         clock = self.clock
         batch_s = self._batch_s
-        more = range(self._burst - 1)
         poll_s = self._poll_s
         sleep = time.sleep
-        size = MAX_DATAGRAM_BYTES
         tick_s = self._tick_s
         next_tick = clock() + tick_s
         while not self._stop:
@@ -446,46 +462,10 @@ class ReceiveThread:
             with lock.raw:
                 if self._removals:
                     self._remove_pending()
-                served = 0
-                for fd, _ in events:
-                    served += 1
-                    if not served & LET_IN_EVERY - 1 and lock.waiting:
-                        break  # the rest are still ready: the next round reads them
-                    entry = entries.get(fd)
-                    if entry is None:  # removed since the poll
-                        continue
-                    sock, leg = entry
-                    if leg is None:
-                        _drain(sock)
-                        continue
-                    # The first datagram outside the loop: with the default burst of one
-                    # this is all a ready socket costs.
-                    try:
-                        data = sock.recv(size)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError as exc:
-                        logger.debug("RTP socket error: %s", exc)
-                        continue
-                    got += 1
-                    try:
-                        leg.feed(data, now)
-                    except Exception:  # a bug must not stop the other calls
-                        self.errors += 1
-                        logger.exception("leg %d: failed on a packet",
-                                         getattr(leg, "channel", -1))  # fmt: skip
-                    for _ in more:
-                        try:
-                            data = sock.recv(size)
-                        except OSError:  # empty (EAGAIN): the common way out
-                            break
-                        got += 1
-                        try:
-                            leg.feed(data, now)
-                        except Exception:
-                            self.errors += 1
-                            logger.exception("leg %d: failed on a packet",
-                                             getattr(leg, "channel", -1))  # fmt: skip
+                if lanes is not None:
+                    got = self._compiled_round(lanes, events, now)
+                else:
+                    got = self._round(events, now)
             if tick_s > 0.0 and now >= next_tick:
                 next_tick = now + tick_s
                 self._tick_all(now)
@@ -497,6 +477,67 @@ class ReceiveThread:
                 rest = now + batch_s - clock()
                 if rest > 0.0:
                     sleep(rest)  # let packets gather: fewer wake-ups per packet
+
+    def _round(self, events: list[tuple[int, int]], now: float) -> int:
+        """Read the ready sockets one datagram at a time, each handed to its leg."""
+        entries = self._entries
+        lock = self.lock
+        size = MAX_DATAGRAM_BYTES
+        more = range(self._burst - 1)
+        got = 0
+        served = 0
+        for fd, _ in events:
+            served += 1
+            if not served & LET_IN_EVERY - 1 and lock.waiting:
+                break  # the rest are still ready: the next round reads them
+            entry = entries.get(fd)
+            if entry is None:  # removed since the poll
+                continue
+            sock, leg = entry
+            if leg is None:
+                _drain(sock)
+                continue
+            # The first datagram outside the loop: with the default burst of one
+            # this is all a ready socket costs.
+            try:
+                data = sock.recv(size)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                logger.debug("RTP socket error: %s", exc)
+                continue
+            got += 1
+            try:
+                leg.feed(data, now)
+            except Exception:  # a bug must not stop the other calls
+                self.errors += 1
+                logger.exception("leg %d: failed on a packet",
+                                 getattr(leg, "channel", -1))  # fmt: skip
+            for _ in more:
+                try:
+                    data = sock.recv(size)
+                except OSError:  # empty (EAGAIN): the common way out
+                    break
+                got += 1
+                try:
+                    leg.feed(data, now)
+                except Exception:
+                    self.errors += 1
+                    logger.exception("leg %d: failed on a packet",
+                                     getattr(leg, "channel", -1))  # fmt: skip
+        return got
+
+    def _compiled_round(self, lanes: LaneRows, events: list[tuple[int, int]], now: float) -> int:
+        """Read the ready sockets in one compiled round (:meth:`LaneRows.receive`); the
+        sockets with no lane (RTCP, the wake-up socket) are read as :meth:`_round` reads
+        them."""
+        fds = np.fromiter((fd for fd, _ in events), np.int32, len(events))
+        result = lanes.receive(fds, now, self._burst)
+        self.errors += result.errors
+        got = result.datagrams
+        if len(result.others):
+            got += self._round([(int(fd), 0) for fd in result.others], now)
+        return got
 
     def _tick_all(self, now: float) -> None:
         """Tick every receiver, ``LET_IN_EVERY`` at a time under the lock, stepping aside

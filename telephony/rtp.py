@@ -15,12 +15,22 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
+from kernels import rtp_round as lane
 from kernels.g711 import alaw_decode, ulaw_decode
 from telephony.jitter import DEFAULT_DEPTH_MS, Frame, JitterBuffer
 from telephony.recorder import CallRecorder
+
+
+class LaneRows(Protocol):
+    """The arrays of the receive thread's compiled lanes (`telephony.lanes.LaneRows`)."""
+
+    state: np.ndarray
+    times: np.ndarray
+    codes: np.ndarray
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +257,10 @@ class RtpLeg:
         self._dtmf: list[DtmfEvent] = []
         self._dtmf_open: tuple[int, int, int, int, int] | None = None  # ts, event, pos, dur, vol
         self._dtmf_done: tuple[int, int] | None = None  # ts, event of the last reported
+        # The last audio frame processed: (extended seq, timestamp, samples, position, pt).
+        self._last_frame: tuple[int, int, int, int, int] | None = None
+        self._lanes: LaneRows | None = None  # the receive thread's compiled lane, if any
+        self._row = -1
 
     @staticmethod
     def _payload_kinds(payload_map: dict[int, str]) -> dict[int, int]:
@@ -323,16 +337,23 @@ class RtpLeg:
         """Datagrams taken so far that show the stream is alive: RTP of a known payload
         type (paused or not) and malformed ones; not those still queued. Cheap (no side
         effect): read every second per leg."""
-        return self._received + self._dropped_paused + self._malformed
+        seen = self._received + self._dropped_paused + self._malformed
+        lanes, row = self._lanes, self._row
+        if lanes is not None and row >= 0:
+            seen += int(lanes.state[row, lane.TAKEN])
+        return seen
 
     def feed(self, datagram: bytes, arrival_s: float) -> None:
         """Take one datagram received at ``arrival_s`` (seconds, any monotonic clock).
 
         It is queued; every ``feed_batch`` datagrams the queue is taken in one go.
         """
-        if self._offset is None or self._queue_limit == 1:
+        if self._offset is None or self._queue_limit == 1 or self._lanes is not None:
             # Until its first packet places the leg on the recording's timeline, take each
-            # at once: the legs of a call line up by which packet came first.
+            # at once: the legs of a call line up by which packet came first. A leg on a
+            # compiled lane gets here only with what the lane did not take: rare, and
+            # taken at once after what the lane took.
+            self._take_lane()
             self._take(datagram, arrival_s)
             jb = self.jitter_buffer
             if jb._ready:
@@ -345,6 +366,7 @@ class RtpLeg:
 
     def _take_queued(self) -> None:
         """Parse, reorder, decode and write what is queued, then hand the audio on."""
+        self._take_lane()
         queue = self._queue
         if not queue:
             return
@@ -413,6 +435,8 @@ class RtpLeg:
         self.jitter_buffer.tick(now_s)
         self._process(self.jitter_buffer.drain())
         self._flush_batch()
+        if self._lanes is not None:
+            self.resume_lane()
 
     def flush(self) -> None:
         """Release and record everything buffered (end of call)."""
@@ -422,6 +446,110 @@ class RtpLeg:
         self._flush_batch()
         self._close_dtmf()
         self._cn_from = None
+
+    # ------------------------------------------------------------------ the compiled lane
+
+    def attach_lane(self, lanes: LaneRows, row: int) -> None:
+        """Let the receive thread's compiled round take this leg's in-order audio
+        (`kernels.rtp_round`), in row ``row`` of ``lanes``. The lane opens once the stream
+        runs straight (:meth:`resume_lane`); the receive thread's lock guards it as it
+        guards the leg."""
+        self._take_queued()
+        self._lanes = lanes
+        self._row = row
+        lanes.state[row, :] = 0
+        lanes.times[row, :] = 0.0
+
+    def detach_lane(self) -> None:
+        """Take what the lane holds and leave it: the leg is Python's alone again."""
+        self._take_lane()
+        self._lanes = None
+        self._row = -1
+
+    def resume_lane(self) -> bool:
+        """Open the lane if the stream runs straight: nothing queued, held back or
+        pending, the last packet taken an audio frame of this stream, not paused, no
+        comfort noise to fill. Returns whether it is open."""
+        lanes = self._lanes
+        if lanes is None:
+            return False
+        row = self._row
+        state, times = lanes.state, lanes.times
+        if state[row, lane.ON]:
+            return True
+        jb = self.jitter_buffer
+        if self._paused or self._offset is None or self._cn_from is not None or self._queue:
+            return False
+        if not jb.release_in_order():
+            return False
+        self._process(jb.drain())
+        self._flush_batch()
+        last = self._last_frame
+        if last is None:
+            return False
+        ssrc, highest, anchor_ts, anchor_arrival, newest_arrival, jump = jb.lane_anchor()
+        ext, ts, samples, position, pt = last
+        if ext != highest or ts != anchor_ts or samples <= 0 or ssrc != self._jitter_ssrc:
+            return False
+        if self._kinds.get(pt, -1) > KIND_PCMA:
+            return False
+        state[row, lane.PT] = pt
+        state[row, lane.SSRC] = ssrc
+        state[row, lane.SEQ] = (ext + 1) & 0xFFFF
+        state[row, lane.TS] = (ts + samples) & 0xFFFFFFFF
+        state[row, lane.POS] = position + samples
+        state[row, lane.RUN_POS] = position + samples
+        state[row, lane.PENDING] = 0
+        state[row, lane.TAKEN] = 0
+        state[row, lane.EXT] = ext
+        state[row, lane.LAST_TS] = ts
+        state[row, lane.LAST_LEN] = samples
+        state[row, lane.PREV_TS] = self._prev_ts
+        times[row, lane.ANCHOR_ARRIVAL] = anchor_arrival
+        times[row, lane.NEWEST_ARRIVAL] = newest_arrival
+        times[row, lane.PREV_ARRIVAL] = self._prev_arrival
+        times[row, lane.JITTER] = self._jitter
+        times[row, lane.JUMP_S] = jump
+        times[row, lane.RATE] = float(self.clock_rate)
+        state[row, lane.ON] = 1
+        return True
+
+    def _take_lane(self) -> None:
+        """Close the lane and take over what it took: the audio is decoded and written,
+        the jitter buffer and the counts move on as if each packet had come this way."""
+        lanes = self._lanes
+        if lanes is None:
+            return
+        row = self._row
+        state, times = lanes.state, lanes.times
+        state[row, lane.ON] = 0  # the round may have closed it already, leaving packets
+        taken = int(state[row, lane.TAKEN])
+        if not taken:
+            return
+        pending = int(state[row, lane.PENDING])
+        ext = int(state[row, lane.EXT])
+        ts = int(state[row, lane.LAST_TS])
+        size = int(state[row, lane.LAST_LEN])
+        arrival = float(times[row, lane.ANCHOR_ARRIVAL])
+        pt = int(state[row, lane.PT])
+        run_pos = int(state[row, lane.RUN_POS])
+        codes = lanes.codes[row, :pending].copy()
+        state[row, lane.TAKEN] = 0
+        state[row, lane.PENDING] = 0
+        self._received += taken
+        self.last_packet_s = arrival
+        self._jitter = float(times[row, lane.JITTER])
+        self._prev_ts = int(state[row, lane.PREV_TS])
+        self._prev_arrival = float(times[row, lane.PREV_ARRIVAL])
+        end = run_pos + pending
+        self.jitter_buffer.took_in_order(ext, taken, ts, arrival,
+                                         float(times[row, lane.NEWEST_ARRIVAL]), end)  # fmt: skip
+        kind = self._kinds[pt]
+        self._last_payload = codes[pending - size :].tobytes()
+        self._last_kind = kind
+        self._last_frame = (ext, ts, size, end - size, pt)
+        pcm = ulaw_decode(codes) if kind == KIND_PCMU else alaw_decode(codes)
+        self._emit(pcm, run_pos)
 
     # ------------------------------------------------------------------ frames
 
@@ -447,6 +575,7 @@ class RtpLeg:
                 batch += f.payload  # G.711: one byte per sample
                 self._last_payload = f.payload
                 self._last_kind = kind
+                self._last_frame = (f.seq, f.timestamp, f.samples, f.position, f.payload_type)
                 self._batch_frames += 1
                 if self._batch_frames >= self._batch_limit:
                     self._flush_batch()

@@ -119,6 +119,8 @@ class ServerSettings:
     max_message_bytes: int = 65_535
     max_headers: int = 100
     rtp_idle_timeout_s: float = 30.0
+    compiled_receive: bool = True
+    """RTP read in compiled rounds (`telephony.lanes`); false: all through the Python path."""
     agent_patterns: AgentPatterns = field(default_factory=AgentPatterns)
     default_agent_side: str = "callee"
     timers: TimerSettings = field(default_factory=TimerSettings)
@@ -197,7 +199,7 @@ class RecordingServer:
             self.settings.timers, self.loop, on_ack_timeout=self._on_ack_timeout
         )
         await self.transport.start(self.settings.transports, self.settings.port)
-        self.receiver = ReceiveThread()
+        self.receiver = ReceiveThread(compiled=self.settings.compiled_receive)
         self._monitor = self.loop.create_task(self._watch_idle())
         logger.info(
             "recording server on %s (udp %s, tcp %s)", self.settings.host, self.udp_port,

@@ -78,6 +78,7 @@ def server_settings(settings: Settings) -> ServerSettings:
         max_message_bytes=v.sip_max_message_bytes,
         max_headers=v.sip_max_headers,
         rtp_idle_timeout_s=v.rtp_idle_timeout_s,
+        compiled_receive=v.rtp_compiled_receive,
         agent_patterns=patterns,
         default_agent_side=v.default_agent_side,
     )

@@ -44,6 +44,7 @@ RECEIVE_BUFFER_BYTES = 1 << 20
 THREAD_POLL_S = 0.2
 THREAD_BATCH_S = 0.002
 THREAD_BURST = 1
+COMPILED_BURST = 16  # datagrams a compiled round reads from one socket, at most
 THREAD_TICK_S = 0.2  # how often the thread lets every leg release audio by the arrival clock
 YIELD_WAIT_S = 0.002  # at most this long between rounds for a thread waiting for the lock
 LET_IN_EVERY = 64  # ready sockets served between two looks for a thread waiting for the lock
@@ -288,6 +289,9 @@ class ReceiveThread:
         self._poll_s = poll_s
         self._batch_s = batch_s
         self._burst = max(1, int(burst))
+        # In a compiled round a read that finds the socket empty costs only the system
+        # call, so each socket is read until it is empty: a backlog goes at once.
+        self._compiled_burst = max(self._burst, COMPILED_BURST)
         self._tick_s = tick_s
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -532,7 +536,7 @@ class ReceiveThread:
         sockets with no lane (RTCP, the wake-up socket) are read as :meth:`_round` reads
         them."""
         fds = np.fromiter((fd for fd, _ in events), np.int32, len(events))
-        result = lanes.receive(fds, now, self._burst)
+        result = lanes.receive(fds, now, self._compiled_burst)
         self.errors += result.errors
         got = result.datagrams
         if len(result.others):

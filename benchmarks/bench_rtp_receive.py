@@ -23,7 +23,9 @@ process receives, either with asyncio datagram endpoints (the baseline: one endp
 port, as the recording server once received) or with one
 ``ReceiveThread`` (epoll, one ``recv`` per ready socket and round, rounds at least 2 ms
 apart so that one wake-up serves many sockets; and once more reading each ready socket
-until ``EAGAIN``). Each loop runs twice: with legs that only
+until ``EAGAIN``; and with the compiled rounds of ``telephony.lanes``, which read every
+ready socket in one Numba call and take in-order audio there, legs with recordings only).
+Each loop runs twice: with legs that only
 count (the cost of the receive loop itself) and with the real legs and recordings. Reported:
 the packets received, the loss, and the CPU time of the receiving process per packet (the
 sender's CPU is not counted). The receiver is pinned to CPU 0 and the sender to CPU 1 when
@@ -304,8 +306,10 @@ def _socket_case(
                 streams.append(transport)
                 ports.append(transport.get_extra_info("sockname")[1])
         loop.run_until_complete(open_all())
-    else:  # one datagram per ready socket and round, or ("/drain") each read to EAGAIN
-        thread = ReceiveThread(burst=DRAIN_BURST if mode.endswith("drain") else 1)
+    else:  # one datagram per ready socket and round, or ("/drain") each read to EAGAIN,
+        # or ("/compiled") the compiled rounds that take in-order audio without the GIL
+        thread = ReceiveThread(burst=DRAIN_BURST if mode.endswith("drain") else 1,
+                               compiled=mode.endswith("compiled"))
         ports = [thread.add("127.0.0.1", 0, leg) for leg in receivers]
 
     proc = ctx.Process(target=_sender, args=(ports, rate, seconds, start, result))
@@ -343,7 +347,10 @@ def socket_path(legs: int, rate: float, seconds: float) -> list[SocketRow]:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for full in (False, True):
-            for mode in ("asyncio", "ReceiveThread", "ReceiveThread/drain"):
+            modes = ["asyncio", "ReceiveThread", "ReceiveThread/drain"]
+            if full:  # the compiled rounds take only RtpLeg's audio: no no-op legs
+                modes.append("ReceiveThread/compiled")
+            for mode in modes:
                 rows.append(_socket_case(mode, legs, rate, seconds, Path(d), full))
     return rows
 

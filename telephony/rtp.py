@@ -493,25 +493,27 @@ class RtpLeg:
             return False
         if self._kinds.get(pt, -1) > KIND_PCMA:
             return False
-        state[row, lane.PT] = pt
-        state[row, lane.SSRC] = ssrc
-        state[row, lane.SEQ] = (ext + 1) & 0xFFFF
-        state[row, lane.TS] = (ts + samples) & 0xFFFFFFFF
-        state[row, lane.POS] = position + samples
-        state[row, lane.RUN_POS] = position + samples
-        state[row, lane.PENDING] = 0
-        state[row, lane.TAKEN] = 0
-        state[row, lane.EXT] = ext
-        state[row, lane.LAST_TS] = ts
-        state[row, lane.LAST_LEN] = samples
-        state[row, lane.PREV_TS] = self._prev_ts
-        times[row, lane.ANCHOR_ARRIVAL] = anchor_arrival
-        times[row, lane.NEWEST_ARRIVAL] = newest_arrival
-        times[row, lane.PREV_ARRIVAL] = self._prev_arrival
-        times[row, lane.JITTER] = self._jitter
-        times[row, lane.JUMP_S] = jump
-        times[row, lane.RATE] = float(self.clock_rate)
-        state[row, lane.ON] = 1
+        # Each row written in one go (a NumPy item assignment costs as much as the row).
+        row_state = [0] * lane.STATE_COLUMNS
+        row_state[lane.PT] = pt
+        row_state[lane.SSRC] = ssrc
+        row_state[lane.SEQ] = (ext + 1) & 0xFFFF
+        row_state[lane.TS] = (ts + samples) & 0xFFFFFFFF
+        row_state[lane.POS] = row_state[lane.RUN_POS] = position + samples
+        row_state[lane.EXT] = ext
+        row_state[lane.LAST_TS] = ts
+        row_state[lane.LAST_LEN] = samples
+        row_state[lane.PREV_TS] = self._prev_ts
+        row_times = [0.0] * lane.TIME_COLUMNS
+        row_times[lane.ANCHOR_ARRIVAL] = anchor_arrival
+        row_times[lane.NEWEST_ARRIVAL] = newest_arrival
+        row_times[lane.PREV_ARRIVAL] = self._prev_arrival
+        row_times[lane.JITTER] = self._jitter
+        row_times[lane.JUMP_S] = jump
+        row_times[lane.RATE] = float(self.clock_rate)
+        times[row] = row_times
+        row_state[lane.ON] = 1  # the whole row at once: the lane opens with it
+        state[row] = row_state
         return True
 
     def _take_lane(self) -> None:
@@ -521,29 +523,31 @@ class RtpLeg:
         if lanes is None:
             return
         row = self._row
-        state, times = lanes.state, lanes.times
-        state[row, lane.ON] = 0  # the round may have closed it already, leaving packets
-        taken = int(state[row, lane.TAKEN])
+        state = lanes.state
+        row_state = state[row].tolist()
+        if row_state[lane.ON]:
+            state[row, lane.ON] = 0
+        taken = row_state[lane.TAKEN]  # the round may have closed the lane, leaving these
         if not taken:
             return
-        pending = int(state[row, lane.PENDING])
-        ext = int(state[row, lane.EXT])
-        ts = int(state[row, lane.LAST_TS])
-        size = int(state[row, lane.LAST_LEN])
-        arrival = float(times[row, lane.ANCHOR_ARRIVAL])
-        pt = int(state[row, lane.PT])
-        run_pos = int(state[row, lane.RUN_POS])
+        state[row, lane.PENDING : lane.TAKEN + 1] = 0
+        row_times = lanes.times[row].tolist()
+        pending = row_state[lane.PENDING]
+        ext = row_state[lane.EXT]
+        ts = row_state[lane.LAST_TS]
+        size = row_state[lane.LAST_LEN]
+        pt = row_state[lane.PT]
+        run_pos = row_state[lane.RUN_POS]
+        arrival = row_times[lane.ANCHOR_ARRIVAL]
         codes = lanes.codes[row, :pending].copy()
-        state[row, lane.TAKEN] = 0
-        state[row, lane.PENDING] = 0
         self._received += taken
         self.last_packet_s = arrival
-        self._jitter = float(times[row, lane.JITTER])
-        self._prev_ts = int(state[row, lane.PREV_TS])
-        self._prev_arrival = float(times[row, lane.PREV_ARRIVAL])
+        self._jitter = row_times[lane.JITTER]
+        self._prev_ts = row_state[lane.PREV_TS]
+        self._prev_arrival = row_times[lane.PREV_ARRIVAL]
         end = run_pos + pending
         self.jitter_buffer.took_in_order(ext, taken, ts, arrival,
-                                         float(times[row, lane.NEWEST_ARRIVAL]), end)  # fmt: skip
+                                         row_times[lane.NEWEST_ARRIVAL], end)  # fmt: skip
         kind = self._kinds[pt]
         self._last_payload = codes[pending - size :].tobytes()
         self._last_kind = kind

@@ -45,7 +45,8 @@ CAPACITY_TIMEOUT_S = 2.0
 MAX_BENCH_LINES = 500
 MAX_BENCH_STEPS = 20
 SHOWN_SETTINGS = ("model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_cpu_threads",
-                  "asr_batch_size", "asr_inter_threads", "sip_max_sessions", "alert_deadline_s")
+                  "asr_batch_size", "asr_inter_threads", "live_early_decode_s",
+                  "rtp_compiled_receive", "sip_max_sessions", "alert_deadline_s")
 
 
 @bp.context_processor
@@ -55,7 +56,7 @@ def _names() -> dict[str, Any]:
                 "running": _("Running"), "finished": _("Finished"),
                 "failed": _("Failed"), "cancelled": _("Cancelled")}
 
-    return {"bench_phase_names": bench_phase_names}
+    return {"bench_phase_names": bench_phase_names, "series_colors": capacity_data.COLORS}
 
 
 def runner() -> BenchRunner:
@@ -93,7 +94,9 @@ def _texts() -> dict[str, str]:
             "latency_axis": _("p95 latency, ms"),
             "latency_axis_log": _("p95 latency, ms (log scale)"),
             "lines_axis": _("concurrent lines"), "deadline": _("alert deadline"),
-            "cpu_title": _("CPU against lines"), "cpu_axis": _("CPU, percent of all cores")}
+            "cpu_title": _("CPU against lines"), "cpu_axis": _("CPU, percent of all cores"),
+            "no_latency": _("No step finished a transcript"),
+            "no_latency_front_end": _("The front end alone transcribes nothing")}
 
 
 def _deadline_ms() -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.capacity.results import early_share
 from proto import callqa_pb2 as pb
 
 STAGES = ("receive", "dsp", "asr", "rules", "storage", "grpc", "other")
@@ -83,10 +84,33 @@ def capacity_json(cap: pb.Capacity) -> dict[str, Any]:
         "latency_p95_ms": round(cap.transcript_latency_p95_ms),
         "asr_utterances": cap.asr_utterances, "asr_busy_s": round(cap.asr_busy_s, 1),
         "asr_audio_s": round(cap.asr_audio_s, 1),
+        "early_decodes": cap.asr_early_decodes, "early_used": cap.asr_early_decodes_used,
     }  # fmt: skip
 
 
 # ------------------------------------------------------------------ past runs
+
+
+@dataclass
+class StepRow:
+    """One step of a stored run as its page shows it (None: not measured, or meaningless)."""
+
+    lines: int
+    p50_ms: float | None
+    p95_ms: float | None
+    cpu_percent: float | None
+    stages: list[tuple[str, float]]  # (stage, % of one core), the busiest first
+    rss_mb: float | None
+    early: float | None  # share of finished transcripts taken from early decodes
+    unread_kb: float | None
+    lost: int | None
+    kept_up: bool | None
+    held: bool
+    note: str
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass
@@ -116,6 +140,27 @@ class Run:
                 cpu = None
             out.append((int(s.get("lines", 0)), None if p95 is None else float(p95), cpu))
         return out
+
+    def step_rows(self, cores: int) -> list[StepRow]:
+        """Every step with what a person compares between steps and runs."""
+        rows = []
+        for (lines, p95, cpu), s in zip(self.points(cores), self.steps, strict=True):
+            stage_cores = s.get("stage_cores") or {}
+            stages = sorted(((name, 100.0 * float(v)) for name, v in stage_cores.items()
+                             if name in STAGES and isinstance(v, int | float)),
+                            key=lambda item: -item[1])  # fmt: skip
+            transcripts = int(s.get("transcripts_answered") or 0)
+            used = s.get("early_used")  # runs stored before early decodes have none
+            lost = s.get("packets_lost")
+            rows.append(StepRow(
+                lines=lines, p50_ms=_number(s.get("latency_p50_ms")), p95_ms=p95,
+                cpu_percent=cpu, stages=stages, rss_mb=_number(s.get("rss_peak_mb")),
+                early=None if used is None else early_share(self.config, int(used), transcripts),
+                unread_kb=_number(s.get("receive_queue_kb")),
+                lost=None if lost is None else int(lost) + int(s.get("kernel_drops") or 0),
+                kept_up=s.get("sustained"), held=bool(s.get("held")), note=s.get("note") or "",
+            ))  # fmt: skip
+        return rows
 
 
 def _run(row: dict[str, Any]) -> Run:
@@ -220,12 +265,14 @@ def _fmt(value: float) -> str:
 def curve_svg(series: Sequence[tuple[str, list[tuple[int, float | None]]]], *, title: str,
               y_label: str, x_label: str, deadline: float | None = None,
               deadline_label: str = "", log_y: bool = False, width: int = 380,
-              height: int = 240) -> str:
-    """A line chart: y against lines, one polyline per (name, points) series."""
+              height: int = 240, empty_note: str = "") -> str:
+    """A line chart: y against lines, one polyline per (name, points) series; the x axis
+    spans every step, and ``empty_note`` is written across it when no step has a y."""
     left, right, top, bottom = 54, 12, 26, 40
     pw, ph = width - left - right, height - top - bottom
-    xs = [x for _, pts in series for x, y in pts if y is not None]
+    xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts if y is not None]
+    empty = not ys
     if deadline is not None:
         ys.append(deadline)
     x_max = max(xs, default=1)
@@ -280,6 +327,9 @@ def curve_svg(series: Sequence[tuple[str, list[tuple[int, float | None]]]], *, t
                      'stroke="#b35c00" stroke-dasharray="5 4"/>')
         parts.append(f'<text x="{left + pw - 2}" y="{y - 4:.1f}" font-size="10" '
                      f'text-anchor="end" fill="#b35c00">{esc(deadline_label)}</text>')
+    if empty and empty_note:
+        parts.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph / 2:.1f}" font-size="12" '
+                     f'text-anchor="middle" fill="#616e7c">{esc(empty_note)}</text>')
     for name, pts in series:
         color = COLORS.get(name, "#616e7c")
         coords = [(xpos(x), ypos(y)) for x, y in pts if y is not None]
@@ -309,7 +359,9 @@ def group_charts(group: RunGroup, cores: int, texts: dict[str, str],
         curve_svg(latency, title=texts["latency_title"],
                   y_label=texts["latency_axis_log"] if log_y else texts["latency_axis"],
                   x_label=texts["lines_axis"], deadline=deadline_ms,
-                  deadline_label=texts["deadline"], log_y=log_y),
+                  deadline_label=texts["deadline"], log_y=log_y,
+                  empty_note=texts["no_latency_front_end" if group.main.config == "front-end"
+                                   else "no_latency"]),
         curve_svg(cpu, title=texts["cpu_title"], y_label=texts["cpu_axis"],
                   x_label=texts["lines_axis"]),
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.capacity.ramp import RampOutcome
+from core.capacity.results import early_share
 from core.stage_cpu import STAGES
 
 COLUMNS = (
@@ -23,8 +24,8 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def _share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "-"
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}%"
 
 
 def table(outcomes: Sequence[RampOutcome]) -> str:
@@ -43,7 +44,8 @@ def table(outcomes: Sequence[RampOutcome]) -> str:
                 f"{100 * s.simulator_cores:.0f}%", f"{s.rss_peak_mb:.0f}",
                 f"{s.packets_lost + s.kernel_drops}", f"{100 * s.asr_busy_fraction:.0f}%",
                 f"{100 * s.asr_audio_fraction:.0f}%",
-                f"{s.asr_mean_batch:.1f}", _share(s.early_used, s.transcripts_answered),
+                f"{s.asr_mean_batch:.1f}",
+                _share(early_share(s.config, s.early_used, s.transcripts_answered)),
                 "yes" if s.sustained else "NO",
                 "yes" if s.held else "NO",
             ]  # fmt: skip

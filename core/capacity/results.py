@@ -39,6 +39,9 @@ GROWTH_FRACTION = 0.5
 half's by more than ``GROWTH_MIN`` utterances and by more than this fraction of it."""
 MIN_WALL_S = 1e-6
 NO_TRANSCRIPT = "no transcript finished during the step"
+NO_EARLY_CONFIGS = ("front-end", "baseline")
+"""Configurations of `callqa bench` whose transcripts never come from an early decode: the
+front end transcribes nothing, the baseline turns early decodes off."""
 
 
 # ---------------------------------------------------------------- figures
@@ -78,6 +81,15 @@ def cpu_cores(cpu_s: float, wall_s: float) -> float:
 def cpu_percent(cpu_s: float, wall_s: float) -> float:
     """CPU use in percent of one core (100: one core busy all the time)."""
     return 100.0 * cpu_cores(cpu_s, wall_s)
+
+
+def early_share(config: str, early_used: int, transcripts: int) -> float | None:
+    """The share of a step's finished transcripts taken from an early decode
+    (``live_early_decode_s``); None where it means nothing (see ``NO_EARLY_CONFIGS``) or no
+    transcript finished."""
+    if config in NO_EARLY_CONFIGS or transcripts <= 0:
+        return None
+    return early_used / transcripts
 
 
 def backlog_halves(samples: Sequence[float]) -> tuple[float, float]:

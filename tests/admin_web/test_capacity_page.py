@@ -33,12 +33,14 @@ def _step(config: str, lines: int, p95: float, cores: float, held: bool) -> Step
         latency_p50_ms=p95 / 2, latency_p95_ms=p95, latency_p99_ms=p95 * 1.2,
         latency_max_ms=p95 * 1.5, server_latency_p95_ms=p95 * 0.9, backlog_first_half=0.5,
         backlog_second_half=0.5, backlog_max=2, backlog_growing=False, drained=True,
-        drain_s=1.0, daemon_cores=cores, stage_cores={"asr": cores * 0.8},
+        drain_s=1.0, daemon_cores=cores,
+        stage_cores={"asr": cores * 0.8, "receive": cores * 0.1, "rules": cores * 0.05},
         simulator_cores=0.1, sender_max_late_ms=1.0, cpu_ms_per_line_s=40.0, rss_peak_mb=600,
         packets_received=1000, packets_lost=0, packets_late=0, packets_malformed=0,
         kernel_drops=0, asr_busy_fraction=0.5, asr_audio_s=20.0, asr_audio_fraction=0.4,
         asr_batches=10, asr_mean_batch=2.0, asr_partials_skipped=0, transcripts_answered=10,
-        held=held, sustained=True,
+        early_used=4 if config == "callqa" else 0, receive_queue_kb=3.5, held=held,
+        sustained=True,
     )  # fmt: skip
 
 
@@ -99,6 +101,16 @@ def test_daemon_down_and_past_runs(client_as: Callable[[str], FlaskClient],
     assert detail.status_code == 200
     text = detail.get_data(as_text=True)
     assert text.count("<svg") == 2 and "baseline: base on cpu (int8)" in text
+    # Each step: its stage split (busiest first), memory, share of early decodes, sockets.
+    rows = [r.split("</tr>")[0] for r in text.split('<tr data-lines="')[1:]]
+    assert len(rows) == 6  # 4 steps of callqa, 2 of the baseline
+    eight = rows[3]
+    assert eight.startswith('8"') and "1,500 ms" in eight and "600 MB" in eight
+    stages = eight.split('class="small stages">')[1].split("</td>")[0]
+    assert stages.index("asr") < stages.index("receive") < stages.index("rules")
+    assert "128" in stages and "16" in stages and "8" in stages
+    assert ">40 %<" in eight and "3.5 KiB" in eight
+    assert ">40 %<" not in rows[4] and ">—<" in rows[4]  # the baseline has no early decodes
     assert client.get("/capacity/runs/999").status_code == 404
 
 
@@ -141,6 +153,7 @@ def test_the_box_now_from_a_real_daemon(daemon: ServeProcess) -> None:
     assert now["asr_device"] == "cpu" and now["model_name"]
     assert set(now["stage_cpu_s"]) >= {"receive", "asr", "grpc"}
     assert now["rss_mb"] > 10
+    assert now["early_decodes"] >= now["early_used"] >= 0
     page = client.get("/capacity").get_data(as_text=True)
     assert 'id="now-down" hidden' in page
     assert f'<dd id="fact-device">{now["asr_device"]}</dd>' in page

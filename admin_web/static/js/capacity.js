@@ -36,6 +36,7 @@
     set("now-rtf", data.rtf === null ? "—" : num(data.rtf, 3));
     set("now-disk", data.queued_on_disk);
     set("now-transcripts", num(data.transcripts));
+    set("now-early", data.transcripts ? num(100 * data.early_used / data.transcripts) + " %" : "—");
     set("fact-device", data.asr_device || "—");
     set("fact-model", data.model_name || "—");
     set("fact-compute", data.compute_type || "—");

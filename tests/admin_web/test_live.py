@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -249,6 +250,16 @@ def _place_siprec_call(daemon: ServeProcess, folder: Path) -> subprocess.Popen[b
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _live_state(driver: Any) -> str:
+    """The live page's own state, its transcript panel's and the lines it shows."""
+    return str(driver.execute_script(
+        "var t = document.getElementById('transcript-lines');"
+        "return {live: window.callqaLive,"
+        " state: document.getElementById('transcript-state').textContent,"
+        " lines: t ? Array.from(t.querySelectorAll('.tline')).map("
+        "   function (e) { return e.className + ' ' + e.dataset.key; }) : null};"))
+
+
 @pytest.mark.browser
 @pytest.mark.model
 @pytest.mark.corpus
@@ -302,9 +313,12 @@ def test_live_page_in_chromium(tmp_path: Path, base_model_dir: Path) -> None:
             wait_for(lambda d=driver: d.find_element(
                 By.CSS_SELECTOR, '#live-lines [data-f="latest"] .tag'), what="latest alert")
         for speaker in ("agent", "customer"):  # both legs' lines, each in its place
-            wait_for(lambda s=speaker: drivers["en"].find_elements(
-                By.CSS_SELECTOR, f"#transcript-lines .tline.speaker-{s}"), timeout_s=60,
-                what=f"the live transcript of the {speaker}")
+            try:
+                wait_for(lambda s=speaker: drivers["en"].find_elements(
+                    By.CSS_SELECTOR, f"#transcript-lines .tline.speaker-{s}"), timeout_s=60,
+                    what=f"the live transcript of the {speaker}")
+            except AssertionError as exc:  # say what the page was doing
+                raise AssertionError(f"{exc}; the page: {_live_state(drivers['en'])}") from None
         starts = [float(e.get_attribute("data-start")) for e in drivers["en"].find_elements(
             By.CSS_SELECTOR, "#transcript-lines .tline")]
         assert starts == sorted(starts)

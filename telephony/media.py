@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import select
 import socket
 import struct
@@ -257,9 +258,10 @@ class ReceiveThread:
     time, and reads every ready socket until it is empty (``EAGAIN``) or ``burst``
     datagrams were read from it, so that a flooded port cannot starve the others; a socket
     with more stays ready (level-triggered) and is read again in the next round. Every
-    ``tick_s`` the round also calls ``tick(now)`` of every receiver that has one (an
-    :class:`RtpLeg` releases the audio that waited long enough by the arrival clock, when a
-    stream pauses or stops), so no other thread has to take the lock once per leg for it.
+    ``tick_s`` the rounds also call ``tick(now)`` of every receiver that has one, a share
+    of them each round (an :class:`RtpLeg` takes what its compiled lane took, and releases
+    the audio that waited long enough by the arrival clock, when a stream pauses or stops),
+    so no other thread has to take the lock once per leg for it.
     Then it sleeps until ``batch_s`` has passed since it woke, so under load one wake-up
     serves many sockets, and ``burst / batch_s`` caps the packets a second taken from one
     port.
@@ -303,6 +305,9 @@ class ReceiveThread:
         }
         self._socks: dict[int, socket.socket] = {}
         self._ticks: dict[int, Callable[[float], None]] = {}  # fd -> a receiver's tick
+        self._tick_pass: list[tuple[int, Callable[[float], None]]] = []  # this pass's order
+        self._tick_pos = 0  # how many of them were ticked
+        self._pass_start = 0.0
         self._stop = False
         self._removals: deque[tuple[tuple[int, ...], concurrent.futures.Future[None]]] = deque()
         self._lanes = LaneRows() if compiled else None
@@ -458,7 +463,6 @@ class ReceiveThread:
         poll_s = self._poll_s
         sleep = time.sleep
         tick_s = self._tick_s
-        next_tick = clock() + tick_s
         while not self._stop:
             events = poll(poll_s)
             now = clock()  # one arrival time per wake-up: at most batch_s coarse
@@ -470,9 +474,8 @@ class ReceiveThread:
                     got = self._compiled_round(lanes, events, now)
                 else:
                     got = self._round(events, now)
-            if tick_s > 0.0 and now >= next_tick:
-                next_tick = now + tick_s
-                self._tick_all(now)
+            if tick_s > 0.0:
+                self._tick_due(now)
             self.rounds += 1
             self.datagrams += got
             if lock.waiting:
@@ -543,14 +546,32 @@ class ReceiveThread:
             got += self._round([(int(fd), 0) for fd in result.others], now)
         return got
 
-    def _tick_all(self, now: float) -> None:
-        """Tick every receiver, ``LET_IN_EVERY`` at a time under the lock, stepping aside
+    def _tick_due(self, now: float) -> None:
+        """Tick the receivers whose turn has come. A pass ticks every receiver once in
+        ``tick_s``, spread over that time in proportion to it (a tenth of them after a tenth
+        of ``tick_s``), so that no round stops reading for all of them at once: with a
+        thousand legs one tick of them all held the sockets unread for tens of
+        milliseconds. A receiver added meanwhile joins the next pass."""
+        order = self._tick_pass
+        if self._tick_pos >= len(order):
+            if now - self._pass_start < self._tick_s:
+                return  # this pass is done; the next has not begun
+            self._pass_start = now
+            order = self._tick_pass = list(self._ticks.items())
+            self._tick_pos = 0
+        share = min(1.0, (now - self._pass_start) / self._tick_s)
+        due = min(len(order), math.ceil(len(order) * share))
+        if due > self._tick_pos:
+            self._tick(order[self._tick_pos : due], now)
+            self._tick_pos = due
+
+    def _tick(self, pending: list[tuple[int, Callable[[float], None]]], now: float) -> None:
+        """Tick these receivers, ``LET_IN_EVERY`` at a time under the lock, stepping aside
         between them for a thread that waits: a tick releases audio into the pipeline, so
-        ticking a thousand legs in one hold would keep a call that ends (its sockets to
-        remove) waiting for all of it."""
+        ticking many legs in one hold would keep a call that ends (its sockets to remove)
+        waiting for all of it."""
         lock = self.lock
         ticks = self._ticks
-        pending = list(ticks.items())
         for start in range(0, len(pending), LET_IN_EVERY):
             if lock.waiting:
                 self._let_waiters_in()

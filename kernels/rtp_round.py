@@ -12,9 +12,11 @@ pending G.711 codes, and the row moves on as the jitter buffer and the leg would
 
 Anything else stays in ``slow_buf`` for the leg's Python path, and the leg's lane closes
 (``ON`` = 0) so that its later datagrams of the round follow in order; the Python side
-reopens it once the leg runs straight again. A socket with no leg (RTCP, the wake-up
-socket) is handed back unread in ``others``, as is every socket after ``slow_buf`` or
-``slow_meta`` has no room left.
+reopens it once the leg runs straight again. A socket whose open lane has no room for
+another datagram is not read until its leg's tick has taken the lane's audio: what comes
+meanwhile waits in the socket (where the capacity probe sees it), not on the Python path.
+A socket with no leg (RTCP, the wake-up socket) is handed back unread in ``others``, as is
+every socket after ``slow_buf`` or ``slow_meta`` has no room left.
 
 Column indices are the module constants below; ``telephony.rtp`` reads and writes them.
 """
@@ -142,6 +144,8 @@ def receive_round(
             n_others += 1
             continue
         for _ in range(burst):
+            if state[row, ON] and state[row, PENDING] + MAX_DATAGRAM > codes.shape[1]:
+                break  # the lane is full until its leg's tick: the rest waits in the socket
             if used + MAX_DATAGRAM > slow_buf.size or n_slow >= slow_meta.shape[0]:
                 full = True
                 others[n_others] = fd  # the caller reads the rest of this socket

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from telephony.lanes import LaneRows
+from kernels.rtp_round import MAX_DATAGRAM
+from telephony.lanes import CODES_PER_ROW, LaneRows
 from telephony.media import ReceiveThread
 from telephony.rtp import RtpLeg, RtpPacket
 
@@ -136,10 +137,12 @@ def _python_path(rounds: list[tuple[float, list[bytes]]]) -> tuple[RtpLeg, _Time
     return leg, timeline
 
 
-def _lane_path(rounds: list[tuple[float, list[bytes]]]) -> tuple[RtpLeg, _Timeline, int, int]:
+def _lane_path(
+    rounds: list[tuple[float, list[bytes]]], codes_per_row: int = CODES_PER_ROW,
+) -> tuple[RtpLeg, _Timeline, int, int]:
     timeline = _Timeline()
     leg = RtpLeg(0, PAYLOADS, None, on_audio=timeline)
-    lanes = LaneRows(rows=1)  # grows on the second leg's attach below: no need here
+    lanes = LaneRows(rows=1, codes_per_row=codes_per_row)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -160,6 +163,8 @@ def _lane_path(rounds: list[tuple[float, list[bytes]]]) -> tuple[RtpLeg, _Timeli
                 assert result.errors == 0 and len(result.others) == 0
                 got += result.datagrams
                 slow += result.slow
+                if not result.datagrams:  # the lane is full: the leg's tick takes it
+                    leg.tick(when)
             assert got == len(datagrams)
             read += got
             if when >= next_tick:
@@ -173,11 +178,14 @@ def _lane_path(rounds: list[tuple[float, list[bytes]]]) -> tuple[RtpLeg, _Timeli
     return leg, timeline, read, slow
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_the_lane_hands_on_what_the_python_path_does(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "codes_per_row"), [
+    *((seed, CODES_PER_ROW) for seed in range(6)),
+    *((seed, MAX_DATAGRAM + 320) for seed in range(3)),  # a lane with room for 3 packets
+])  # fmt: skip
+def test_the_lane_hands_on_what_the_python_path_does(seed: int, codes_per_row: int) -> None:
     rounds = _rounds(_stream(seed))
     py_leg, py_audio = _python_path(rounds)
-    lane_leg, lane_audio, read, slow = _lane_path(rounds)
+    lane_leg, lane_audio, read, slow = _lane_path(rounds, codes_per_row)
     assert read == sum(len(d) for _, d in rounds)
     assert 0 < slow < read * 0.4, (slow, read)  # the lane took most, not all
     assert lane_audio.pcm.tobytes() == py_audio.pcm.tobytes()
@@ -205,6 +213,22 @@ def test_a_steady_stream_goes_through_the_lane_alone() -> None:
     assert lane_leg.stats == py_leg.stats
     # Handed on in large pieces, once a tick (the Python path: every 10 packets at most).
     assert lane_audio.calls <= 6.0 / TICK_S + 2 and py_audio.calls >= 30
+
+
+def test_a_full_lane_leaves_the_datagrams_in_the_socket() -> None:
+    """A lane with room for 4 packets: the rest waits in the socket, not on the Python path,
+    until the leg's tick takes the lane's audio; the audio is the Python path's."""
+    stream = [(1.0 + 0.02 * i, RtpPacket(payload_type=0, sequence_number=i, timestamp=160 * i,
+                                         ssrc=9, payload=bytes([i % 251]) * 160).serialize())
+              for i in range(40)]  # fmt: skip
+    # The first packet places the leg; then 39 at once, as a stalled thread finds them.
+    rounds = [(2.0, [stream[0][1]]), (2.02, [data for _, data in stream[1:]])]
+    py_leg, py_audio = _python_path(rounds)
+    lane_leg, lane_audio, read, slow = _lane_path(rounds, codes_per_row=MAX_DATAGRAM + 480)
+    assert read == 40 and slow == 1  # the first packet only
+    assert lane_audio.pcm.tobytes() == py_audio.pcm.tobytes()
+    assert lane_leg.stats == py_leg.stats
+    assert lane_audio.calls >= 40 // 4 - 1  # taken four packets at a time
 
 
 def test_rows_grow_and_come_back() -> None:

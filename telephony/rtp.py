@@ -24,14 +24,6 @@ from kernels.g711 import alaw_decode, ulaw_decode
 from telephony.jitter import DEFAULT_DEPTH_MS, Frame, JitterBuffer
 from telephony.recorder import CallRecorder
 
-
-class LaneRows(Protocol):
-    """The arrays of the receive thread's compiled lanes (`telephony.lanes.LaneRows`)."""
-
-    state: np.ndarray
-    times: np.ndarray
-    codes: np.ndarray
-
 logger = logging.getLogger(__name__)
 
 RTP_VERSION = 2
@@ -185,6 +177,14 @@ class LegStats:
 AudioSink = Callable[[int, np.ndarray], None]
 
 
+class LaneArrays(Protocol):
+    """The arrays of the receive thread's compiled lanes (`telephony.lanes.LaneRows`)."""
+
+    state: np.ndarray
+    times: np.ndarray
+    codes: np.ndarray
+
+
 class RtpLeg:
     """The receive path of one leg: feed it datagrams, it writes ``channel`` of the recording.
 
@@ -259,7 +259,7 @@ class RtpLeg:
         self._dtmf_done: tuple[int, int] | None = None  # ts, event of the last reported
         # The last audio frame processed: (extended seq, timestamp, samples, position, pt).
         self._last_frame: tuple[int, int, int, int, int] | None = None
-        self._lanes: LaneRows | None = None  # the receive thread's compiled lane, if any
+        self._lanes: LaneArrays | None = None  # the receive thread's compiled lane, if any
         self._row = -1
 
     @staticmethod
@@ -449,7 +449,7 @@ class RtpLeg:
 
     # ------------------------------------------------------------------ the compiled lane
 
-    def attach_lane(self, lanes: LaneRows, row: int) -> None:
+    def attach_lane(self, lanes: LaneArrays, row: int) -> None:
         """Let the receive thread's compiled round take this leg's in-order audio
         (`kernels.rtp_round`), in row ``row`` of ``lanes``. The lane opens once the stream
         runs straight (:meth:`resume_lane`); the receive thread's lock guards it as it
@@ -477,6 +477,7 @@ class RtpLeg:
         state, times = lanes.state, lanes.times
         if state[row, lane.ON]:
             return True
+        self._take_lane()  # what a round took before it closed the lane comes first
         jb = self.jitter_buffer
         if self._paused or self._offset is None or self._cn_from is not None or self._queue:
             return False

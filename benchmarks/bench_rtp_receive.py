@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels.g711 import ULAW_DECODE_TABLE, ulaw_encode
 from telephony.media import ReceiveThread
 from telephony.recorder import CallRecorder
-from telephony.rtp import RtpLeg, RtpPacket, parse_rtp
+from telephony.rtp import RtpLeg
+from telephony.rtp_packet import RtpPacket, parse_rtp
 
 FRAME = 160
 PACKET_S = 0.02

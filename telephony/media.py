@@ -2,14 +2,15 @@
 
 Each leg gets an even RTP port from :class:`RtpPortPool` and RTCP on the port above it
 (RFC 3550 section 11). :class:`ReceiveThread` receives them: one thread watches every RTP
-and RTCP socket with ``epoll`` and reads the ready ones in rounds, handing each datagram to
-its :class:`~telephony.rtp.RtpLeg`, outside any event loop. It costs about half of what an
+and RTCP socket with ``epoll`` and reads the ready ones in rounds, outside any event loop:
+a compiled round (`telephony.lanes`) takes each leg's in-order audio, and every other
+datagram goes to its :class:`~telephony.rtp.RtpLeg`. It costs about half of what an
 asyncio datagram endpoint per port costs per packet (``benchmarks/bench_rtp_receive.py``
 keeps that way as its baseline; ``callqa bench --front-end`` measures the whole front end).
 :class:`ThreadMediaStream` is one leg's pair of ports on it.
 
-RTCP sender and receiver reports are parsed into :class:`RtcpStats`; anything else on the
-RTCP port is skipped, and malformed packets are counted and dropped.
+RTCP reports are parsed into a stream's :class:`~telephony.rtcp.RtcpStats`
+(`telephony.rtcp`); malformed packets are counted and dropped.
 """
 
 from __future__ import annotations
@@ -26,20 +27,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from telephony.lanes import LaneRows
+from telephony.rtcp import RtcpParseError, RtcpStats, parse_rtcp
 from telephony.rtp import RtpLeg
 from telephony.sockets import grow_receive_buffer
 
 logger = logging.getLogger(__name__)
 
-RTCP_SR = 200
-RTCP_RR = 201
-RTCP_BYE = 203
 MAX_DATAGRAM_BYTES = 2048
 RECEIVE_BUFFER_BYTES = 1 << 20
 THREAD_POLL_S = 0.2
@@ -97,99 +95,6 @@ class RtpPortPool:
         if port in self._used:
             self._used.remove(port)
             self._free.append(port)
-
-
-# ---------------------------------------------------------------------- RTCP
-
-
-@dataclass(frozen=True)
-class ReportBlock:
-    """One reception report (RFC 3550 6.4.1) about the source ``ssrc``."""
-
-    ssrc: int
-    fraction_lost: float
-    cumulative_lost: int
-    highest_sequence: int
-    jitter: int  # in RTP timestamp units
-    last_sr: int
-    delay_since_last_sr: int
-
-
-@dataclass(frozen=True)
-class SenderReport:
-    ssrc: int
-    ntp_time: float  # seconds since 1900
-    rtp_timestamp: int
-    packet_count: int
-    octet_count: int
-
-
-@dataclass
-class RtcpStats:
-    packets: int = 0
-    malformed: int = 0
-    sender_reports: int = 0
-    receiver_reports: int = 0
-    byes: int = 0
-    last_sender_report: SenderReport | None = None
-    reports: dict[int, ReportBlock] = field(default_factory=dict)
-
-
-class RtcpParseError(ValueError):
-    """A datagram on the RTCP port is not a well-formed compound RTCP packet."""
-
-
-def _report_blocks(data: bytes, pos: int, count: int) -> list[ReportBlock]:
-    blocks = []
-    for _ in range(count):
-        ssrc, lost_word, highest, jitter, lsr, dlsr = struct.unpack_from("!IIIIII", data, pos)
-        cumulative = lost_word & 0xFFFFFF
-        if cumulative & 0x800000:
-            cumulative -= 0x1000000
-        blocks.append(
-            ReportBlock(ssrc, (lost_word >> 24) / 256.0, cumulative, highest, jitter, lsr, dlsr)
-        )
-        pos += 24
-    return blocks
-
-
-def parse_rtcp(data: bytes, stats: RtcpStats) -> None:
-    """Add one compound RTCP packet to ``stats``; raises RtcpParseError when malformed."""
-    pos = 0
-    if len(data) < 4:
-        raise RtcpParseError("RTCP packet length is less than 4 bytes")
-    while pos < len(data):
-        if pos + 4 > len(data):
-            raise RtcpParseError("RTCP packet has a truncated header")
-        b0, pt, words = struct.unpack_from("!BBH", data, pos)
-        if b0 >> 6 != 2:
-            raise RtcpParseError(f"RTCP packet has version {b0 >> 6}, expected 2")
-        end = pos + 4 * (words + 1)
-        if end > len(data):
-            raise RtcpParseError("RTCP packet is shorter than its length field")
-        count = b0 & 0x1F
-        if pt == RTCP_SR:
-            if end - pos < 28 + 24 * count:
-                raise RtcpParseError("RTCP sender report is too short for its report blocks")
-            ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack_from(
-                "!IIIIII", data, pos + 4
-            )
-            stats.last_sender_report = SenderReport(
-                ssrc, ntp_hi + ntp_lo / 2**32, rtp_ts, packets, octets
-            )
-            stats.sender_reports += 1
-            for block in _report_blocks(data, pos + 28, count):
-                stats.reports[block.ssrc] = block
-        elif pt == RTCP_RR:
-            if end - pos < 8 + 24 * count:
-                raise RtcpParseError("RTCP receiver report is too short for its report blocks")
-            stats.receiver_reports += 1
-            for block in _report_blocks(data, pos + 8, count):
-                stats.reports[block.ssrc] = block
-        elif pt == RTCP_BYE:
-            stats.byes += 1
-        pos = end
-    stats.packets += 1
 
 
 # ---------------------------------------------------------------------- thread

@@ -125,7 +125,7 @@ def metadata_documents() -> list[bytes]:
 
 
 def rtp_packets() -> list[bytes]:
-    from telephony.rtp import RtpPacket
+    from telephony.rtp_packet import RtpPacket
 
     g711 = bytes(range(0, 256, 2))[:160].ljust(160, b"\xff")
     return [
@@ -174,7 +174,7 @@ def _udp_frame(payload: bytes, sport: int, dport: int, src: int = 1, dst: int = 
 
 
 def captures() -> list[bytes]:
-    from telephony.rtp import RtpPacket
+    from telephony.rtp_packet import RtpPacket
     from tests.telephony.test_pcap import classic_pcap, epb, idb, option, shb
 
     # The plain call of plain_uac_pcap.xml: its INVITE offers 10.0.0.1:40000, so RTP sent

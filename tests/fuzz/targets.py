@@ -127,7 +127,7 @@ def _rs_metadata() -> RunInput:
 
 
 def _rtp() -> RunInput:
-    from telephony.rtp import RtpParseError, parse_rtp
+    from telephony.rtp_packet import RtpParseError, parse_rtp
 
     def run(data: bytes) -> None:
         try:
@@ -164,7 +164,7 @@ def _rtp_leg() -> RunInput:
 
 
 def _rtcp() -> RunInput:
-    from telephony.media import RtcpParseError, RtcpStats, parse_rtcp
+    from telephony.rtcp import RtcpParseError, RtcpStats, parse_rtcp
 
     def run(data: bytes) -> None:
         stats = RtcpStats()

@@ -20,7 +20,7 @@ from telephony.follow import CallFollower, EndedCall, FollowOptions
 from telephony.packets import UdpDatagram
 from telephony.pcap import LINKTYPE_ETHERNET, PcapWriter
 from telephony.pcap_import import import_capture, import_pcap
-from telephony.rtp import RtpPacket
+from telephony.rtp_packet import RtpPacket
 
 CALLER_IP, CALLEE_IP = "10.1.1.10", "10.1.1.20"
 CALLER_RTP, CALLEE_RTP = 40000, 30000

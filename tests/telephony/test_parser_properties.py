@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telephony.media import RtcpStats, parse_rtcp
 from telephony.pcap import CaptureReader, PcapWriter
 from telephony.rs_metadata import SIPREC_NAMESPACE
-from telephony.rtp import RtpPacket, parse_rtp
+from telephony.rtcp import RtcpStats, parse_rtcp
+from telephony.rtp_packet import RtpPacket, parse_rtp
 from telephony.sip.headers import Headers
 from telephony.sip.message import SipRequest, SipResponse, StreamFramer, parse_message
 from telephony.sip.sdp import MediaAnswer, answer_sdp, parse_sdp

@@ -18,14 +18,13 @@ from telephony.media import (
     LET_IN_EVERY,
     PortPoolExhausted,
     ReceiveThread,
-    RtcpParseError,
-    RtcpStats,
     RtpPortPool,
     ThreadMediaStream,
-    parse_rtcp,
 )
 from telephony.recorder import CallRecorder
-from telephony.rtp import RtpLeg, RtpPacket, RtpParseError, parse_rtp
+from telephony.rtcp import RtcpParseError, RtcpStats, parse_rtcp
+from telephony.rtp import RtpLeg
+from telephony.rtp_packet import RtpPacket, RtpParseError, parse_rtp
 
 FRAME = 160
 SSRC = 0xCAFE0001

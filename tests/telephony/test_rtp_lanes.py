@@ -21,7 +21,8 @@ import pytest
 from kernels.rtp_round import MAX_DATAGRAM
 from telephony.lanes import CODES_PER_ROW, LaneRows
 from telephony.media import ReceiveThread
-from telephony.rtp import RtpLeg, RtpPacket
+from telephony.rtp import RtpLeg
+from telephony.rtp_packet import RtpPacket
 
 PAYLOADS = {0: "PCMU", 8: "PCMA", 13: "CN", 101: "telephone-event"}
 ROUND_S = 0.02

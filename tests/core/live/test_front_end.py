@@ -27,7 +27,8 @@ from core.live.leg import DSP_CHUNK_FRAMES, FRAME_SAMPLES, LiveLeg
 from kernels.g711 import ulaw_decode, ulaw_encode
 from kernels.levels import frame_pitch_hz
 from kernels.vad import StreamingVad
-from telephony.rtp import RtpLeg, RtpPacket
+from telephony.rtp import RtpLeg
+from telephony.rtp_packet import RtpPacket
 
 RUDE = next(c for c in SAMPLE_CALLS if c.name == "en-complaint-rude")
 RATE = 8000

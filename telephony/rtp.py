@@ -90,6 +90,11 @@ class LegStats:
 AudioSink = Callable[[int, np.ndarray], None]
 
 
+def _decode(kind: int, codes: np.ndarray) -> np.ndarray:
+    """G.711 codes of ``kind`` (KIND_PCMU or KIND_PCMA) as 16-bit PCM."""
+    return ulaw_decode(codes) if kind == KIND_PCMU else alaw_decode(codes)
+
+
 class LaneArrays(Protocol):
     """The arrays of the receive thread's compiled lanes (`telephony.lanes.LaneRows`)."""
 
@@ -388,9 +393,11 @@ class RtpLeg:
             return False
         row = self._row
         state, times = lanes.state, lanes.times
-        if state[row, lane.ON]:
+        row_now = state[row].tolist()
+        if row_now[lane.ON]:
             return True
-        self._take_lane()  # what a round took before it closed the lane comes first
+        if row_now[lane.TAKEN]:  # what a round took before it closed the lane comes first
+            self._take_lane()
         jb = self.jitter_buffer
         if self._paused or self._offset is None or self._cn_from is not None or self._queue:
             return False
@@ -466,7 +473,7 @@ class RtpLeg:
         self._last_payload = codes[pending - size :].tobytes()
         self._last_kind = kind
         self._last_frame = (ext, ts, size, end - size, pt)
-        pcm = ulaw_decode(codes) if kind == KIND_PCMU else alaw_decode(codes)
+        pcm = _decode(kind, codes)
         self._emit(pcm, run_pos)
 
     # ------------------------------------------------------------------ frames
@@ -512,7 +519,7 @@ class RtpLeg:
         self._batch = bytearray()
         self._batch_frames = 0
         codes = np.frombuffer(batch, dtype=np.uint8)
-        pcm = ulaw_decode(codes) if self._batch_kind == KIND_PCMU else alaw_decode(codes)
+        pcm = _decode(self._batch_kind, codes)
         self._emit(pcm, self._batch_pos)
 
     def _emit(self, pcm: np.ndarray, position: int) -> None:
@@ -528,7 +535,7 @@ class RtpLeg:
         if self._cn_from is not None or not payload or f.samples <= 0:
             return
         codes = np.frombuffer(payload, dtype=np.uint8)
-        last = ulaw_decode(codes) if self._last_kind == KIND_PCMU else alaw_decode(codes)
+        last = _decode(self._last_kind, codes)
         frame_len = len(last)
         n = min(f.samples, f.lost * frame_len, self.clock_rate * CONCEAL_MAX_MS // 1000)
         if n <= 0:

@@ -181,6 +181,14 @@ class Settings:
         "through the Python path. false: every datagram through the Python path.",
         measured=True,
     )
+    gil_switch_interval_s: float = _setting(
+        0.0005,
+        "How long a busy Python thread keeps the interpreter lock once another thread asks "
+        "for it (`sys.setswitchinterval`; Python's own is 0.005). The receive thread gives "
+        "the lock up at every compiled kernel and system call, and waits this long to get "
+        "it back whenever the rules, storage or SIP thread is busy.",
+        measured=True,
+    )
     agent_patterns: str = _setting(
         "",
         "Which SIPREC participants are agents, comma-separated: extension ranges (`1000-1999`),"
@@ -393,6 +401,8 @@ class Settings:
                 raise ConfigError(f"setting {name!r} must be 1 (greedy) or more")
         if self.log_format not in ("plain", "json"):
             raise ConfigError("setting 'log_format' must be 'plain' or 'json'")
+        if not 0.0 < self.gil_switch_interval_s <= 0.1:
+            raise ConfigError("setting 'gil_switch_interval_s' must lie in (0, 0.1] seconds")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("setting 'metrics_port' must be a port number, or 0 (off)")
         self._check_retention()

@@ -48,6 +48,7 @@ THREAD_TICK_S = 0.2  # how often the thread lets every leg release audio by the 
 YIELD_WAIT_S = 0.002  # at most this long between rounds for a thread waiting for the lock
 LET_IN_EVERY = 64  # ready sockets served between two looks for a thread waiting for the lock
 MAX_DRAIN_DATAGRAMS = 4096  # read from a socket being removed, at most
+REMOVE_BUDGET_S = 0.005  # a round spends about this long on removals; the rest wait a round
 
 Clock = Callable[[], float]
 
@@ -292,10 +293,13 @@ class ReceiveThread:
                 self._wake_w.send(b"r")
         return done
 
-    def _remove_pending(self) -> None:
-        """The removals asked with :meth:`remove_soon` (the lock held)."""
+    def _remove_pending(self, budget_s: float | None = None) -> None:
+        """The removals asked with :meth:`remove_soon` (the lock held); with ``budget_s``,
+        those that fit in about that long, the rest in the next rounds: a burst of calls
+        that end must not leave the other calls' sockets unread while it is closed."""
         removals = self._removals
-        while removals:
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        while removals and (deadline is None or time.monotonic() < deadline):
             try:
                 ports, done = removals.popleft()
             except IndexError:  # taken by another thread meanwhile
@@ -314,6 +318,7 @@ class ReceiveThread:
                 continue
             fd = sock.fileno()
             if self._lanes is not None:
+                self._lanes.drain(fd, self.clock(), MAX_DRAIN_DATAGRAMS)
                 self._lanes.detach(fd)  # the leg takes what its lane holds
             entry = self._entries.pop(fd, None)
             self._ticks.pop(fd, None)
@@ -374,7 +379,7 @@ class ReceiveThread:
             got = 0
             with lock.raw:
                 if self._removals:
-                    self._remove_pending()
+                    self._remove_pending(REMOVE_BUDGET_S)
                 if lanes is not None:
                     got = self._compiled_round(lanes, events, now)
                 else:

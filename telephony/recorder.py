@@ -2,11 +2,12 @@
 
 The two legs of a call arrive independently, each at its own pace, so a recorder holds a
 short window of interleaved audio in memory, places each leg's samples at the absolute
-position it is given (gaps stay silent) and appends the window to the file once both legs
-have had time to fill it. The RIFF and data sizes in the header are rewritten at least once
-a second, so a process killed with SIGKILL leaves a file that any WAV reader can open up to
-about the last second; :func:`recover_wav` repairs the sizes from the file length and gets
-back everything that reached the disk.
+position it is given (gaps stay silent) and appends the window to the file as far as every
+leg has filled it, waiting at most ``REORDER_HOLD_MS`` for a leg that lags (one
+that pauses, or whose audio is released later than the other's). The RIFF and data sizes
+in the header are rewritten at least once a second, so a process killed with SIGKILL
+leaves a file that any WAV reader can open up to about the last second; :func:`recover_wav`
+repairs the sizes from the file length and gets back everything that reached the disk.
 
 Channel 0 (left) is the agent, channel 1 (right) the customer.
 """
@@ -30,7 +31,7 @@ SAMPLE_RATE_HZ = 8000
 BYTES_PER_SAMPLE = 2
 WAV_HEADER_BYTES = 44
 HEADER_SYNC_INTERVAL_S = 1.0
-REORDER_HOLD_MS = 200
+REORDER_HOLD_MS = 600
 COMMIT_CHUNK_MS = 200
 MAX_WAV_BYTES = 0xFFFFFFFF - WAV_HEADER_BYTES
 AGENT_CHANNEL = 0
@@ -97,9 +98,10 @@ class CallRecorder:
         self._chunk = max(1, sample_rate * COMMIT_CHUNK_MS // 1000)
         self._frame_bytes = channels * BYTES_PER_SAMPLE
         self._max_frames = MAX_WAV_BYTES // self._frame_bytes
-        self._buf = np.zeros((2 * (self._hold + self._chunk), channels), dtype=np.int16)
+        self._buf = np.zeros((self._hold + 2 * self._chunk, channels), dtype=np.int16)
         self._base = 0  # frame index of _buf[0]; frames before it are in the file
         self._end = 0  # one past the last frame written by any channel
+        self._channel_ends = [0] * channels  # one past each channel's last frame
         self._header_frames = 0  # frames the header currently declares
         self._last_sync = clock()
         self._overflow_logged = False
@@ -188,8 +190,11 @@ class CallRecorder:
         self._buf[lo : lo + len(pcm), channel] = pcm
         if end > self._end:
             self._end = end
-        if self._end - self._base >= self._hold + self._chunk:
-            self._commit(self._end - self._hold)
+        if end > self._channel_ends[channel]:
+            self._channel_ends[channel] = end
+        ready = self._ready()
+        if ready - self._base >= self._chunk:
+            self._commit(ready)
         if self._clock() - self._last_sync >= HEADER_SYNC_INTERVAL_S:
             self.sync()
 
@@ -198,7 +203,7 @@ class CallRecorder:
         if self._closed or self.full is not None:
             return
         try:
-            self._commit(self._end - self._hold)
+            self._commit(self._ready())
             self._write_sizes(self._base)
         except OSError as exc:
             self._on_write_error(exc)
@@ -239,6 +244,12 @@ class CallRecorder:
         self.close()
 
     # ------------------------------------------------------------------ internals
+
+    def _ready(self) -> int:
+        """Frames the file may take now: as far as every channel has reached, and never
+        more than the hold behind the furthest one (a channel that has sent nothing yet, or
+        has gone quiet, lags)."""
+        return max(min(self._channel_ends), self._end - self._hold)
 
     def _make_room(self, start: int, end: int) -> None:
         """Commit or grow so that frames ``[start, end)`` fit in the window."""

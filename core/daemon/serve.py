@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -89,6 +90,7 @@ class Daemon:
 
         settings = self.settings
         make_private(settings.data_dir)
+        sys.setswitchinterval(settings.gil_switch_interval_s)
         factory: Callable[[], Transcriber] = lambda: get_engine(settings)  # noqa: E731
         if not settings.asr_enabled:
             from core.live.features_only import FeaturesOnly

@@ -138,6 +138,8 @@ class AsrScheduler:
         self.part_load_limit = part_load_limit
         self._busy_log: deque[tuple[float, float]] = deque()
         """(time a batch ended, seconds it took), for the last LOAD_WINDOW_S."""
+        self._busy_sum = 0.0
+        """The seconds of the batches in ``_busy_log``."""
         self.stats = SchedulerStats()
         self._factory = engine_factory
         self._engine: Transcriber | None = None
@@ -376,11 +378,21 @@ class AsrScheduler:
             return self._busy_share(time.monotonic())
 
     def _busy_share(self, now: float) -> float:
+        """In constant time (it runs for every batch and every early decode offered): the
+        batches of the window are summed as they come and go, and those at its start that
+        began before it count only their part inside it."""
         log = self._busy_log
-        while log and log[0][0] < now - LOAD_WINDOW_S:
-            log.popleft()
-        busy = sum(min(took, ended - (now - LOAD_WINDOW_S)) for ended, took in log)
-        return busy / (LOAD_WINDOW_S * max(1, self.workers))
+        since = now - LOAD_WINDOW_S
+        while log and log[0][0] < since:
+            self._busy_sum -= log.popleft()[1]
+        if not log:
+            self._busy_sum = 0.0  # no rounding left over
+        busy = self._busy_sum
+        for ended, took in log:  # the oldest first; a batch that began in the window ends it
+            if ended - took >= since:
+                break
+            busy -= took - (ended - since)
+        return max(0.0, busy) / (LOAD_WINDOW_S * max(1, self.workers))
 
     def has_room(self) -> bool:
         """Whether an early decode queued now is taken at once and leaves a worker for the
@@ -482,6 +494,7 @@ class AsrScheduler:
             self.stats.batch_sizes[len(batch)] += 1
             self.stats.busy_s += elapsed
             self._busy_log.append((started + elapsed, elapsed))
+            self._busy_sum += elapsed
             for job in batch:
                 self.stats.audio_s += job.audio_s
                 waits = self.stats.queue_wait_s

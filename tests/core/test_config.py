@@ -40,6 +40,9 @@ def test_bad_values_name_the_setting(tmp_path: Path) -> None:
         load_settings(None, {"agent_channel": "middle"}, environ={})
     with pytest.raises(ConfigError, match="asr_device"):
         load_settings(None, None, environ={"CALLQA_ASR_DEVICE": "tpu"})
+    for interval in (0.0, -1.0, 0.5):
+        with pytest.raises(ConfigError, match="gil_switch_interval_s"):
+            load_settings(None, {"gil_switch_interval_s": interval}, environ={})
 
 
 def test_settings_are_typed_and_serialise_for_a_child(tmp_path: Path) -> None:

@@ -207,3 +207,48 @@ def test_packets_reach_the_disk_in_commits_not_one_by_one(tmp_path: Path, monkey
     assert read_wav(tmp_path / "fast.wav").duration_s == 60.0
     frames = samples(tmp_path / "fast.wav")
     assert np.array_equal(frames[:, 0], agent) and np.array_equal(frames[:, 1], customer)
+
+
+def test_legs_released_out_of_step_are_not_patched_into_the_file(tmp_path: Path, monkeypatch):
+    """The receive thread ticks a call's two legs at different moments: the customer's
+    200 ms pieces come 400 ms after the agent's. The window waits for the leg that lags, so
+    nothing is read back and patched; the file is exact."""
+    import telephony.recorder as recorder
+
+    reads = []
+    real_pread = os.pread
+    monkeypatch.setattr(recorder.os, "pread",
+                        lambda fd, n, at: reads.append(n) or real_pread(fd, n, at))  # fmt: skip
+    rec = CallRecorder(tmp_path / "steps.wav")
+    agent = ramp(8000 * 20, 0)
+    customer = -agent
+    piece, lag = 1600, 3200
+    for i in range(0, len(agent) + lag, piece):
+        if i < len(agent):
+            rec.write(0, agent[i : i + piece], i)
+        if i >= lag:
+            rec.write(1, customer[i - lag : i - lag + piece], i - lag)
+    rec.close()
+    assert reads == []
+    frames = samples(tmp_path / "steps.wav")
+    assert np.array_equal(frames[:, 0], agent) and np.array_equal(frames[:, 1], customer)
+
+
+def test_a_leg_that_stops_holds_the_window_back_no_longer_than_the_hold(tmp_path: Path):
+    """One leg goes quiet (no packets) after 1 s: the other's audio still reaches the disk,
+    at most ``REORDER_HOLD_MS`` and a commit behind it."""
+    import telephony.recorder as recorder
+
+    path = tmp_path / "one-way.wav"
+    rec = CallRecorder(path)
+    agent = ramp(8000 * 10, 0)
+    rec.write(1, -agent[:8000], 0)
+    for i in range(0, len(agent), 160):
+        rec.write(0, agent[i : i + 160], i)
+    on_disk = (os.path.getsize(path) - 44) // 4
+    behind_ms = 1000 * (len(agent) - on_disk) / 8000
+    assert behind_ms <= recorder.REORDER_HOLD_MS + recorder.COMMIT_CHUNK_MS
+    rec.close()
+    frames = samples(path)
+    assert np.array_equal(frames[:, 0], agent)
+    assert np.array_equal(frames[:8000, 1], -agent[:8000]) and not frames[8000:, 1].any()

@@ -272,3 +272,86 @@ def test_the_receive_thread_records_through_its_lanes() -> None:
         from kernels.g711 import ulaw_decode
 
         assert timeline.pcm.tobytes() == ulaw_decode(codes).tobytes()
+
+
+def test_a_socket_drained_on_removal_goes_through_the_lane() -> None:
+    """A leg that ends with a backlog in its socket (199 packets, four lanes' worth) takes
+    it through the lane, its tick emptying the lane between rounds: the same audio and
+    counts as the Python path, and only the first packet on that path."""
+    stream = [(1.0 + 0.02 * i, RtpPacket(payload_type=8, sequence_number=i, timestamp=160 * i,
+                                         ssrc=5, payload=bytes([i % 199]) * 160).serialize())
+              for i in range(200)]  # fmt: skip
+    py_leg, py_audio = _python_path([(1.0, [data for _, data in stream])])
+    timeline = _Timeline()
+    leg = RtpLeg(0, PAYLOADS, None, on_audio=timeline)
+    lanes = LaneRows(rows=1, codes_per_row=50 * 160)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    fed = []
+    real_feed = leg.feed
+    leg.feed = lambda data, at: (fed.append(data), real_feed(data, at))  # type: ignore[method-assign]
+    try:
+        lanes.attach(rx.fileno(), leg)
+        tx.sendto(stream[0][1], rx.getsockname())  # the first packet places the leg
+        time.sleep(0.01)
+        assert lanes.receive(np.array([rx.fileno()], np.int32), 1.0, 16).datagrams == 1
+        leg.tick(1.0)
+        for _, data in stream[1:]:
+            tx.sendto(data, rx.getsockname())
+        time.sleep(0.05)
+        assert lanes.drain(rx.fileno(), 1.0, 4096) == 199
+        lanes.detach(rx.fileno())
+        leg.flush()
+        with pytest.raises(BlockingIOError):
+            rx.recv(2048)  # nothing left behind
+    finally:
+        rx.close()
+        tx.close()
+    assert len(fed) == 1
+    assert timeline.pcm.tobytes() == py_audio.pcm.tobytes()
+    assert leg.stats == py_leg.stats and leg.stats.received == 200
+
+
+def test_a_burst_of_removals_leaves_the_other_legs_served() -> None:
+    """Ports removed with ``remove_soon`` are closed a few at a time (about
+    ``REMOVE_BUDGET_S`` a round), while the legs that go on are still read between them;
+    every removal completes."""
+    thread = ReceiveThread()
+    slow_removals = 40
+    legs = [RtpLeg(i, PAYLOADS, None) for i in range(slow_removals + 1)]
+    ports = [thread.add("127.0.0.1", 0, leg) for leg in legs]
+    kept = legs[-1]
+    real_tick = RtpLeg.tick
+
+    def slow_tick(self: RtpLeg, now: float) -> None:  # a leg that ends costs 1 ms here
+        if self is not kept:
+            time.sleep(0.001)
+        real_tick(self, now)
+
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        RtpLeg.tick = slow_tick  # type: ignore[method-assign]
+        futures = [thread.remove_soon(port) for port in ports[:-1]]
+        done_in_round: list[int] = []
+        for future in futures:
+            future.add_done_callback(lambda _: done_in_round.append(thread.rounds))
+        for i in range(60):
+            p = RtpPacket(payload_type=0, sequence_number=i, timestamp=160 * i, ssrc=3,
+                          payload=bytes([7]) * 160)  # fmt: skip
+            tx.sendto(p.serialize(), ("127.0.0.1", ports[-1]))
+            time.sleep(0.002)
+        for future in futures:
+            future.result(timeout=5)
+        deadline = time.monotonic() + 5
+        while thread.datagrams < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        RtpLeg.tick = real_tick  # type: ignore[method-assign]
+        thread.close()
+        tx.close()
+    assert thread.datagrams == 60 and thread.ports == 0
+    # 40 removals of over 1 ms each, about 5 ms of them a round: not all in one round.
+    assert len(done_in_round) == slow_removals and len(set(done_in_round)) >= 4

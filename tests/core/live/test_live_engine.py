@@ -212,6 +212,31 @@ def test_a_spilled_job_whose_file_is_gone_fails_alone(tmp_path: Path) -> None:
     assert sched.stats.failures == 1 and sched.backlog == 0
 
 
+def test_the_load_is_the_busy_share_of_the_window() -> None:
+    """The load kept as a running sum (it is read for every batch and early decode) equals
+    the busy time inside the last LOAD_WINDOW_S, batches cut at the window's start."""
+    import random
+
+    from core.live.scheduler import LOAD_WINDOW_S
+
+    sched = AsrScheduler(lambda: ScriptedAsr(), workers=1)
+    sched.workers = 1
+    rng = random.Random(3)
+    log: list[tuple[float, float]] = []
+    now = at = 100.0
+    for _ in range(3000):
+        took = rng.uniform(0.001, 0.5)
+        now = max(now, at) + took + rng.choice([0.0, rng.uniform(0.0, 0.3)])
+        sched._busy_log.append((now, took))  # as a worker's batch adds itself
+        sched._busy_sum += took
+        log.append((now, took))
+        at = now + rng.uniform(0.0, 2.0)  # the clock only goes forward
+        since = at - LOAD_WINDOW_S
+        want = sum(max(0.0, min(t, e - since)) for e, t in log if e >= since) / LOAD_WINDOW_S
+        assert sched._busy_share(at) == pytest.approx(want, abs=1e-9)
+    assert len(sched._busy_log) < 200  # the batches before the window are let go
+
+
 def test_parts_are_skipped_while_the_workers_are_busy() -> None:
     """Past ``part_load_limit``, a part is not decoded; finished utterances always are."""
     asr = ScriptedAsr(delay_s=0.3)

@@ -182,11 +182,11 @@ class Settings:
         measured=True,
     )
     gil_switch_interval_s: float = _setting(
-        0.0005,
+        0.005,
         "How long a busy Python thread keeps the interpreter lock once another thread asks "
-        "for it (`sys.setswitchinterval`; Python's own is 0.005). The receive thread gives "
-        "the lock up at every compiled kernel and system call, and waits this long to get "
-        "it back whenever the rules, storage or SIP thread is busy.",
+        "for it (`sys.setswitchinterval`; 0.005 is Python's own). The receive thread gives "
+        "the lock up at every compiled kernel and system call, and may wait this long to get "
+        "it back while another thread runs Python.",
         measured=True,
     )
     agent_patterns: str = _setting(

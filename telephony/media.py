@@ -45,6 +45,11 @@ THREAD_BATCH_S = 0.002
 THREAD_BURST = 1
 COMPILED_BURST = 16  # datagrams a compiled round reads from one socket, at most
 THREAD_TICK_S = 0.2  # how often the thread lets every leg release audio by the arrival clock
+BUSY_TICK_S = 0.4  # ... once it receives more than BUSY_TICK_LEGS legs
+BUSY_TICK_LEGS = 400
+"""Past this many legs (200 calls) a tick's cost per leg decides how many the thread keeps
+up with, more than the 0.1 s on average it adds before audio reaches the live path: ticking
+every 0.4 s held 700 lines where 0.2 s held 600 to 650 (README, "The front end alone")."""
 YIELD_WAIT_S = 0.002  # at most this long between rounds for a thread waiting for the lock
 LET_IN_EVERY = 64  # ready sockets served between two looks for a thread waiting for the lock
 MAX_DRAIN_DATAGRAMS = 4096  # read from a socket being removed, at most
@@ -164,7 +169,8 @@ class ReceiveThread:
     time, and reads every ready socket until it is empty (``EAGAIN``) or ``burst``
     datagrams were read from it, so that a flooded port cannot starve the others; a socket
     with more stays ready (level-triggered) and is read again in the next round. Every
-    ``tick_s`` the rounds also call ``tick(now)`` of every receiver that has one, a share
+    ``tick_s`` (``busy_tick_s`` while it has more than ``busy_tick_legs`` receivers with a
+    tick) the rounds also call ``tick(now)`` of every receiver that has one, a share
     of them each round (an :class:`RtpLeg` takes what its compiled lane took, and releases
     the audio that waited long enough by the arrival clock, when a stream pauses or stops),
     so no other thread has to take the lock once per leg for it.
@@ -187,6 +193,8 @@ class ReceiveThread:
         batch_s: float = THREAD_BATCH_S,
         burst: int = THREAD_BURST,
         tick_s: float = THREAD_TICK_S,
+        busy_tick_s: float = BUSY_TICK_S,
+        busy_tick_legs: int = BUSY_TICK_LEGS,
         compiled: bool = True,
     ) -> None:
         self.clock = clock
@@ -201,6 +209,11 @@ class ReceiveThread:
         # call, so each socket is read until it is empty: a backlog goes at once.
         self._compiled_burst = max(self._burst, COMPILED_BURST)
         self._tick_s = tick_s
+        self._busy_tick_s = max(tick_s, busy_tick_s)
+        self._busy_tick_legs = busy_tick_legs
+        self.tick_period_s = tick_s
+        """The period of the pass under way: ``tick_s``, or ``busy_tick_s`` past
+        ``busy_tick_legs`` legs."""
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -458,18 +471,21 @@ class ReceiveThread:
 
     def _tick_due(self, now: float) -> None:
         """Tick the receivers whose turn has come. A pass ticks every receiver once in
-        ``tick_s``, spread over that time in proportion to it (a tenth of them after a tenth
-        of ``tick_s``), so that no round stops reading for all of them at once: with a
-        thousand legs one tick of them all held the sockets unread for tens of
-        milliseconds. A receiver added meanwhile joins the next pass."""
+        its period (:attr:`tick_period_s`), spread over that time in proportion to it (a
+        tenth of them after a tenth of it), so that no round stops reading for all of them
+        at once: with a thousand legs one tick of them all held the sockets unread for tens
+        of milliseconds. A receiver added meanwhile joins the next pass, which also sets the
+        period by how many there are."""
         order = self._tick_pass
         if self._tick_pos >= len(order):
-            if now - self._pass_start < self._tick_s:
+            if now - self._pass_start < self.tick_period_s:
                 return  # this pass is done; the next has not begun
             self._pass_start = now
             order = self._tick_pass = list(self._ticks.items())
             self._tick_pos = 0
-        share = min(1.0, (now - self._pass_start) / self._tick_s)
+            busy = len(order) > self._busy_tick_legs
+            self.tick_period_s = self._busy_tick_s if busy else self._tick_s
+        share = min(1.0, (now - self._pass_start) / self.tick_period_s)
         due = min(len(order), math.ceil(len(order) * share))
         if due > self._tick_pos:
             self._tick(order[self._tick_pos : due], now)

@@ -10,6 +10,7 @@ and malformed datagrams.
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import struct
@@ -355,3 +356,36 @@ def test_a_burst_of_removals_leaves_the_other_legs_served() -> None:
     assert thread.datagrams == 60 and thread.ports == 0
     # 40 removals of over 1 ms each, about 5 ms of them a round: not all in one round.
     assert len(done_in_round) == slow_removals and len(set(done_in_round)) >= 4
+
+
+def test_a_busy_thread_ticks_its_legs_less_often() -> None:
+    """Up to ``busy_tick_legs`` legs each is ticked every ``tick_s``; past it, every
+    ``busy_tick_s`` (a tick's cost per leg then decides how many the thread keeps up with)."""
+
+    class Ticked:
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def feed(self, datagram: bytes, arrival_s: float) -> None:
+            pass
+
+        def tick(self, now: float) -> None:
+            self.times.append(now)
+
+    def periods(legs: int) -> tuple[float, float]:
+        thread = ReceiveThread(poll_s=0.005, tick_s=0.05, busy_tick_s=0.15, busy_tick_legs=3)
+        receivers = [Ticked() for _ in range(legs)]
+        try:
+            for receiver in receivers:
+                thread.add("127.0.0.1", 0, receiver)  # type: ignore[arg-type]
+            time.sleep(1.5)
+            period = thread.tick_period_s
+        finally:
+            thread.close()
+        gaps = [b - a for r in receivers for a, b in itertools.pairwise(r.times[1:])]
+        return period, float(np.median(gaps))
+
+    period, gap = periods(3)
+    assert period == 0.05 and 0.04 < gap < 0.08
+    period, gap = periods(4)
+    assert period == 0.15 and 0.13 < gap < 0.2

@@ -358,6 +358,9 @@ class RecordingSession:
             payload_types.append(event_pt)
         sink = self.sinks(role) if self.sinks is not None else None
         leg = RtpLeg(channel, media.payload_map(), self.recorder, SAMPLE_RATE_HZ, on_audio=sink)
+        # Paused or not as offered before its socket opens: no thread feeds it yet, so a
+        # burst of set-ups does not wait for the receive thread's lock once per stream.
+        leg.paused = not media_state(media).live
         last_error: Exception | None = None
         for attempt in range(PORT_ATTEMPTS):
             if attempt:  # the port was taken by another program: try the next free one
@@ -374,21 +377,22 @@ class RecordingSession:
             slot = StreamSlot(index, label, role, channel, port, payload_types, leg, endpoint)
             slot.active_since_s = now_s
             self.slots.append(slot)
-            with self.media_lock:
-                self._apply_state(slot, media, now_s, first=True)
+            self._apply_state(slot, media, now_s, first=True)  # the leg is as offered already
             return
         raise SessionError(f"could not open an RTP port: {last_error}", 500)
 
     def _apply_state(
         self, slot: StreamSlot, media: MediaDescription, now_s: float, first: bool = False
     ) -> None:
-        """Pause or resume a stream as its offered m-line says (see `media_state`)."""
+        """Pause or resume a stream as its offered m-line says (see `media_state`); the
+        caller holds ``media_lock`` when this changes the leg."""
         state = media_state(media)
         slot.direction = answer_direction(media.direction)
         was_paused = slot.leg.paused
         if state.live and was_paused:
             slot.active_since_s = now_s
-        slot.leg.paused = not state.live
+        if was_paused == state.live:
+            slot.leg.paused = not state.live
         if state.live and (was_paused or first) and not first:
             self.decisions.add("resume", f"label {slot.label} resumed ({state.form})",
                                m_line=slot.index, form=state.form)  # fmt: skip

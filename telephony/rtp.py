@@ -348,7 +348,14 @@ class RtpLeg:
         self.jitter_buffer.put(ssrc, seq, ts, b1 & 0x80 != 0, pt, payload, samples, arrival_s)
 
     def tick(self, now_s: float) -> None:
-        """Release audio that waited long enough by the arrival clock (call every ~20 ms)."""
+        """Release audio that waited long enough by the arrival clock (call every ~20 ms).
+
+        A leg whose compiled lane is still open has nothing queued, held back or pending
+        on its Python side: the tick takes the lane's audio and leaves the lane open,
+        instead of closing it and building its row again (:meth:`resume_lane`)."""
+        if self._lanes is not None and self._take_lane(keep_open=True):
+            self.jitter_buffer.tick(now_s)
+            return
         self._take_queued()
         self.jitter_buffer.tick(now_s)
         self._process(self.jitter_buffer.drain())
@@ -437,20 +444,22 @@ class RtpLeg:
         state[row] = row_state
         return True
 
-    def _take_lane(self) -> None:
-        """Close the lane and take over what it took: the audio is decoded and written,
-        the jitter buffer and the counts move on as if each packet had come this way."""
+    def _take_lane(self, *, keep_open: bool = False) -> bool:
+        """Close the lane (unless ``keep_open``) and take over what it took: the audio is
+        decoded and written, the jitter buffer and the counts move on as if each packet
+        had come this way. Returns whether the lane was open and is left open."""
         lanes = self._lanes
         if lanes is None:
-            return
+            return False
         row = self._row
         state = lanes.state
         row_state = state[row].tolist()
-        if row_state[lane.ON]:
+        left_open = keep_open and row_state[lane.ON] == 1
+        if row_state[lane.ON] and not keep_open:
             state[row, lane.ON] = 0
         taken = row_state[lane.TAKEN]  # the round may have closed the lane, leaving these
         if not taken:
-            return
+            return left_open
         state[row, lane.PENDING : lane.TAKEN + 1] = 0
         row_times = lanes.times[row].tolist()
         pending = row_state[lane.PENDING]
@@ -475,6 +484,7 @@ class RtpLeg:
         self._last_frame = (ext, ts, size, end - size, pt)
         pcm = _decode(kind, codes)
         self._emit(pcm, run_pos)
+        return left_open
 
     # ------------------------------------------------------------------ frames
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from kernels.rtp_round import MAX_DATAGRAM
+from telephony.jitter import JitterBuffer
 from telephony.lanes import CODES_PER_ROW, LaneRows
 from telephony.media import ReceiveThread
 from telephony.rtp import RtpLeg
@@ -215,6 +216,30 @@ def test_a_steady_stream_goes_through_the_lane_alone() -> None:
     assert lane_leg.stats == py_leg.stats
     # Handed on in large pieces, once a tick (the Python path: every 10 packets at most).
     assert lane_audio.calls <= 6.0 / TICK_S + 2 and py_audio.calls >= 30
+
+
+def test_a_tick_leaves_an_open_lane_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A steady stream's lane opens once: each tick takes its audio and leaves it open,
+    rather than closing it and building its row again from the jitter buffer."""
+    opened = []
+    anchor = JitterBuffer.lane_anchor
+
+    def counted(self: JitterBuffer) -> tuple[int, int, int, float, float, float]:
+        opened.append(1)
+        return anchor(self)
+
+    monkeypatch.setattr(JitterBuffer, "lane_anchor", counted)
+    stream = [(1.0 + 0.02 * i, RtpPacket(payload_type=0, sequence_number=i, timestamp=160 * i,
+                                         ssrc=3, payload=bytes([i % 199]) * 160).serialize())
+              for i in range(200)]  # fmt: skip
+    rounds = _rounds(stream)
+    lane_leg, lane_audio, read, slow = _lane_path(rounds)
+    assert read == 200 and slow == 1
+    assert lane_audio.calls >= 15  # audio handed on at every tick
+    assert len(opened) == 1
+    py_leg, py_audio = _python_path(rounds)
+    assert lane_audio.pcm.tobytes() == py_audio.pcm.tobytes()
+    assert lane_leg.stats == py_leg.stats
 
 
 def test_a_full_lane_leaves_the_datagrams_in_the_socket() -> None:

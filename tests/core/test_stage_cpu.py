@@ -1,0 +1,47 @@
+"""The DSP charged on the thread that hosts it: a sample of the blocks, counted in full."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.stage_cpu import charge, name_thread, snapshot
+
+
+def _charged_on_a_thread(blocks: int, every: int) -> tuple[float, float]:
+    """(CPU seconds the blocks used, CPU seconds ``dsp`` gained): ``blocks`` blocks of about
+    0.1 ms of work under ``charge("dsp", every)`` on a thread named ``receive``."""
+    result: list[float] = []
+
+    def work() -> None:
+        name_thread("receive")
+        used = 0.0
+        for _ in range(blocks):
+            started = time.thread_time()
+            with charge("dsp", every):
+                x = 0
+                for i in range(2000):
+                    x += i * i
+            used += time.thread_time() - started
+        result.append(used)
+
+    before = snapshot()["dsp"]
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return result[0], snapshot()["dsp"] - before
+
+
+def test_every_block_timed_moves_its_cpu() -> None:
+    used, moved = _charged_on_a_thread(500, every=1)
+    assert moved == pytest.approx(used, rel=0.05)
+
+
+def test_a_sample_of_the_blocks_counts_the_same_on_average() -> None:
+    # 4,000 blocks, one in 8 timed: the count timed is 500 +- 22, so within 20 % is 4.5
+    # standard deviations.
+    used, moved = _charged_on_a_thread(4000, every=8)
+    assert moved == pytest.approx(used, rel=0.2)
+    assert moved > 0

@@ -152,6 +152,11 @@ class CallEvidence:
     # False while the call is still going on (the live daemon re-evaluates a growing
     # evidence): rules then hold back what only the end of the call can decide.
     ended: bool = True
+    voiced_kept: dict[str, list[Segment]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    """Each leg's voiced segments in time order, once asked (`core.rubric.metrics.
+    voiced_segments`): one check asks several times. An evidence is not changed once made."""
 
     def of(self, speaker: str) -> list[Utterance]:
         """Utterances of `speaker` ("agent", "customer" or "any"), in start order."""

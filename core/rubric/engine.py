@@ -56,4 +56,6 @@ def live_findings(
     raised by (item_id, start).
     """
     kinds = TIMELINE_LIVE_KINDS if timeline_only else LIVE_KINDS
+    if metrics is None and timeline_only:  # those kinds read no per-utterance metrics
+        metrics = compute_metrics(evidence, utterances=False)
     return evaluate_items(rubric, evidence, metrics=metrics, kinds=kinds)

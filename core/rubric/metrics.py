@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import statistics
 import unicodedata
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ SILENCE_REPORT_MIN_S = 3.0  # silence runs at least this long are listed in the 
 SPURT_BRIDGE_S = 0.25  # voiced segments of one leg closer than this form one talk spurt
 MIN_UTTERANCES_FOR_MEDIAN = 3  # fewer utterances: no level/pitch relative to a median
 TIE_S = 0.01  # two spurts starting within this of each other started together
+_START = operator.attrgetter("start")
 RATE_UNITS = {"chars": "characters per minute", "words": "words per minute"}
 CHAR_RATE_LANGUAGES = frozenset({"zh", "yue", "cmn", "wuu", "nan", "hak", "ja"})
 
@@ -173,19 +175,27 @@ def speech_time(u: Utterance) -> float:
 
 
 def voiced_segments(evidence: CallEvidence, speaker: str) -> list[Segment]:
-    """A leg's voiced segments in time order (its utterance spans when no activity is known)."""
+    """A leg's voiced segments in time order (its utterance spans when no activity is known).
+
+    Kept on the evidence once made (``evidence.voiced_kept``): callers must not change it."""
+    kept = evidence.voiced_kept.get(speaker)
+    if kept is not None:
+        return kept
     leg = evidence.activity.get(speaker)
     if leg is not None:
-        segs = list(leg.voiced)
+        segs = [s for s in leg.voiced if s.end > s.start]
     else:
-        segs = [Segment(u.start, u.end) for u in evidence.utterances if u.speaker == speaker]
-    return sorted((s for s in segs if s.end > s.start), key=lambda s: s.start)
+        segs = [Segment(u.start, u.end) for u in evidence.utterances
+                if u.speaker == speaker and u.end > u.start]  # fmt: skip
+    segs.sort(key=_START)
+    evidence.voiced_kept[speaker] = segs
+    return segs
 
 
 def merge(segments: Sequence[Segment], bridge_s: float = 0.0) -> list[Segment]:
     """Union of segments, also joining those separated by at most `bridge_s`."""
     out: list[Segment] = []
-    for s in sorted(segments, key=lambda s: s.start):
+    for s in sorted(segments, key=_START):
         if out and s.start <= out[-1].end + bridge_s:
             if s.end > out[-1].end:
                 out[-1] = Segment(out[-1].start, s.end)
@@ -294,11 +304,19 @@ def utterance_metrics(
 
 
 def compute_metrics(
-    evidence: CallEvidence, *, silence_min_s: float = SILENCE_REPORT_MIN_S
-) -> CallMetrics:
+    evidence: CallEvidence, *, silence_min_s: float = SILENCE_REPORT_MIN_S,
+    utterances: bool = True,
+) -> CallMetrics:  # fmt: skip
     """All metrics of the call; silence runs shorter than `silence_min_s` are not reported
-    by `to_json` (the rules ask `silence_runs` with their own threshold)."""
-    utts, med_level, med_pitch = utterance_metrics(evidence)
+    by `to_json` (the rules ask `silence_runs` with their own threshold).
+
+    ``utterances=False`` leaves out the per-utterance metrics and the speakers' medians
+    (empty, None): for a check of the kinds that read only the timelines (silence,
+    overtalk), which the live daemon runs each time a leg's timeline grows."""
+    if utterances:
+        utts, med_level, med_pitch = utterance_metrics(evidence)
+    else:
+        utts, med_level, med_pitch = [], dict.fromkeys(SPEAKERS), dict.fromkeys(SPEAKERS)
     return CallMetrics(
         duration_s=evidence.duration_s,
         rate_unit=rate_unit(evidence.language),

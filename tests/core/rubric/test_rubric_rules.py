@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,18 @@ import pytest
 from core.calls import SPEAKERS, CallEvidence, Finding, LegActivity, Segment, Utterance
 from core.rubric.defaults import default_rubric
 from core.rubric.emotion import confidence
-from core.rubric.engine import evaluate
+from core.rubric.engine import evaluate, live_findings
 from core.rubric.loading import load_rubric_file
-from core.rubric.rules import END_OF_CALL_KINDS, LIVE_KINDS, RULES, UTTERANCE_KINDS, run_item
+from core.rubric.metrics import compute_metrics
+from core.rubric.rules import (
+    END_OF_CALL_KINDS,
+    LIVE_KINDS,
+    RULES,
+    TIMELINE_LIVE_KINDS,
+    UTTERANCE_KINDS,
+    evaluate_items,
+    run_item,
+)
 from core.rubric.schema import KINDS
 from tests.core.rubric_fixtures import evidence, item, utt
 
@@ -65,6 +75,37 @@ def test_utterance_kinds_ignore_the_timeline_and_the_length_of_the_call() -> Non
         assert grown == plain, rubric_item.id
         fired |= {f.kind for f in plain}
     assert {"forbidden_phrase", "emotion", "trigger_response"} <= fired
+
+
+def test_a_timeline_check_finds_what_a_check_with_every_metric_finds() -> None:
+    """A timeline update's check leaves the per-utterance metrics out
+    (`compute_metrics(utterances=False)`): the kinds it runs must not read them."""
+    rng = random.Random(3)
+    fired: Counter[str] = Counter()
+    for lang in ("zh", "en"):
+        rubric = default_rubric(lang)
+        for _ in range(20):
+            said, voiced = [], {}
+            for sp in ("agent", "customer"):
+                at, segs = rng.uniform(0, 2), []
+                for _ in range(rng.randint(5, 40)):
+                    length = rng.uniform(0.2, 4.0)
+                    segs.append((at, at + length))
+                    if rng.random() < 0.5:
+                        said.append(utt(sp, at, at + length, rng.choice(TEXTS), level_db=-30.0))
+                    at += length + rng.expovariate(0.4) - 0.3  # overlaps and long silences
+                voiced[sp] = segs
+            said.sort(key=lambda u: u.start)
+            end = max(b for segs in voiced.values() for _, b in segs) + rng.uniform(0, 20)
+            ev = evidence(said, end, lang, ended=False, activity=voiced)
+            full = evaluate_items(rubric, ev, metrics=compute_metrics(ev),
+                                  kinds=TIMELINE_LIVE_KINDS)  # fmt: skip
+            assert live_findings(rubric, ev, timeline_only=True) == full
+            fired.update(f.kind for f in full)
+    assert set(fired) == TIMELINE_LIVE_KINDS  # both kinds found something
+
+TEXTS = ("您好，很高兴为您服务", "请稍等，我帮您查一下", "好的", "嗯", "Please hold the line",
+         "Thank you for calling", "I see")  # fmt: skip
 
 
 # ---------------------------------------------------------------- forbidden_phrase

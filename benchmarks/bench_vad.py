@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numba
 
-from kernels.vad import FRAME_MS, StreamingVad, VadBank
+from kernels.vad import FRAME_MS, StreamingVad
+from kernels.vad_bank import VadBank
 
 RATE_HZ = 8000
 FRAME_LEN = RATE_HZ * FRAME_MS // 1000

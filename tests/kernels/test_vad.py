@@ -13,7 +13,8 @@ from scipy.signal import lfilter
 
 from kernels.g711 import ulaw_decode
 from kernels.levels import LEVEL_FLOOR_DBFS, frame_level_dbfs
-from kernels.vad import FRAME_MS, StreamingVad, VadBank, VadConfig, detect_voice
+from kernels.vad import FRAME_MS, StreamingVad, VadConfig, detect_voice
+from kernels.vad_bank import VadBank
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 RATE = 8000

@@ -20,7 +20,8 @@ from core.audio.segmentation import (
 )
 from core.audio.wav import read_wav
 from core.calls import Speaker
-from kernels.vad import StreamingVad, VadBank
+from kernels.vad import StreamingVad
+from kernels.vad_bank import VadBank
 
 CORPUS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 RATE = 8000

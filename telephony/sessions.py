@@ -393,7 +393,7 @@ class RecordingSession:
             slot.active_since_s = now_s
         if was_paused == state.live:
             slot.leg.paused = not state.live
-        if state.live and (was_paused or first) and not first:
+        if state.live and was_paused and not first:
             self.decisions.add("resume", f"label {slot.label} resumed ({state.form})",
                                m_line=slot.index, form=state.form)  # fmt: skip
         elif not state.live and (first or not was_paused):

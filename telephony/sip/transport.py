@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
 import logging
@@ -41,6 +42,8 @@ TCP_READ_BYTES = 65_536
 # Room for a burst of call set-ups while the event loop is busy: about 1,000 SIPREC INVITEs
 # (multipart SDP and XML metadata, some 3 kB each, and the kernel's bookkeeping per datagram).
 UDP_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
+# How many ports `start` tries, with port 0, before it gives up.
+PICK_TRIES = 20
 
 
 class PeerFilter:
@@ -145,9 +148,26 @@ class TransportLayer:
         self._tcp_writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, transports: Iterable[str], port: int) -> None:
-        """Bind the given transports (port 0 picks a free port, the same for both)."""
-        loop = asyncio.get_running_loop()
+        """Bind the given transports (port 0 picks a free port, the same for both).
+
+        With port 0 the kernel picks a UDP port that may already be taken for TCP (by some
+        connection's local end); then the pick is given back and another one tried."""
         names = {t.lower() for t in transports}
+        tries = PICK_TRIES if port == 0 and {"udp", "tcp"} <= names else 1
+        for attempt in range(1, tries + 1):
+            try:
+                await self._bind(names, port)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or attempt == tries:
+                    raise
+                logger.debug("SIP port %s is taken for TCP; picking another", self.udp_port)
+                await self.close()
+                self._udp = None
+                self.udp_port = None
+
+    async def _bind(self, names: set[str], port: int) -> None:
+        loop = asyncio.get_running_loop()
         if "udp" in names:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self), local_addr=(self.host, port)

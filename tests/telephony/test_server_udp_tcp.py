@@ -300,6 +300,39 @@ async def test_options_over_udp_and_tcp(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_a_picked_port_taken_for_tcp_is_given_back_and_another_picked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With port 0 the kernel picks a UDP port; the same port may be some TCP connection's
+    local end already. The server then picks again instead of failing to start."""
+    real_start_server = asyncio.start_server
+    squatters: list[socket.socket] = []
+
+    async def start_server_on_a_taken_port(*args: object, **kwargs: object) -> asyncio.Server:
+        if not squatters:  # the first pick: take its TCP port for real before the server binds
+            squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            squatter.bind((HOST, int(args[2])))  # type: ignore[call-overload]
+            squatter.listen()
+            squatters.append(squatter)
+        return await real_start_server(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "start_server", start_server_on_a_taken_port)
+    server = RecordingServer(settings(tmp_path))
+    try:
+        await server.start()
+        taken = squatters[0].getsockname()[1]
+        assert server.udp_port == server.tcp_port
+        assert server.udp_port != taken
+        peer = await udp_peer()
+        peer.send(request("OPTIONS", peer.port), server.udp_port)
+        assert (await peer.response()).status == 200
+    finally:
+        await server.stop()
+        for squatter in squatters:
+            squatter.close()
+
+
+@on_loop
 async def test_sip_udp_socket_has_room_for_a_burst_of_call_setups(tmp_path: Path) -> None:
     """A thousand INVITEs at once do not fit the kernel's default receive buffer (about
     200 kB); the SIP socket asks for more, so a burst waits instead of being dropped."""

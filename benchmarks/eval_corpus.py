@@ -224,7 +224,8 @@ def main() -> int:
         f"ASR: beam {config.asr_beam_size}, batch {engine.max_batch_size}, compute type "
         f"{engine.compute_type}, {config.asr_cpu_threads or 'all'} threads, inter threads "
         f"{config.asr_inter_threads}, window at least {config.asr_window_min_s:g} s, speech "
-        f"check {'at ' + str(config.asr_speech_threshold) if config.asr_speech_check else 'off'}",
+        f"check {'at ' + str(config.asr_speech_threshold) if config.asr_speech_check else 'off'}; "
+        f"cuts: silence {config.min_silence_s:g} s, at most {config.max_utterance_s:g} s",
         flush=True,
     )
     label_files = sorted(args.corpus.glob("dev*.json")) or sorted(
@@ -252,7 +253,10 @@ def main() -> int:
         audio_s += rec.duration_s
         legs = legs_from_recording(rec, agent_channel="left")
         leg_audio_s += sum(len(leg.audio) / leg.sample_rate for leg in legs)
-        scored = score_legs(engine, rubric, legs, batch_size=engine.max_batch_size)
+        scored = score_legs(
+            engine, rubric, legs, batch_size=engine.max_batch_size,
+            min_silence_s=config.min_silence_s, max_utterance_s=config.max_utterance_s,
+        )  # fmt: skip
         invented = phantom_utterances(scored.evidence.utterances, labels["transcript"])
         phantoms += len(invented)
         result = scored.result.to_json()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.asr.types import AsrRequest, CandidateFinder, Transcriber
-from core.audio.segmentation import segment_leg
+from core.audio.segmentation import MAX_UTTERANCE_S, MIN_SILENCE_S, segment_leg
 from core.audio.wav import Recording
 from core.calls import CallEvidence, CallResult, LegActivity, Speaker, Utterance
 from core.rubric.engine import evaluate
@@ -167,8 +167,8 @@ def score_legs(
     *,
     rubric_version: int | None = None,
     language: str | None = None,
-    min_silence_s: float = 0.5,
-    max_utterance_s: float = 15.0,
+    min_silence_s: float = MIN_SILENCE_S,
+    max_utterance_s: float = MAX_UTTERANCE_S,
     batch_size: int = 8,
     progress: ProgressFn | None = None,
     redactor: CallRedactor | None = None,

@@ -11,6 +11,7 @@ Needs sipp and root (raw sockets for capture and for SIPp's pcap replay).
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def test_mirrored_call_is_followed_and_scored_live(
         stub = daemon.stub()
         alerts = EventCollector(stub.WatchAlerts(pb.AlertFilter()))
         uas_port, uac_port = free_port(), free_port()
+        agent = str(secrets.choice(range(7000, 8000)))
         uas = subprocess.Popen(
             ["sipp", "-sn", "uas", "-i", HOST, "-p", str(uas_port), "-mp", "18500",
              "-m", "1", "-nostdin", "-timeout", "40"],
@@ -66,18 +68,21 @@ def test_mirrored_call_is_followed_and_scored_live(
         )  # fmt: skip
         time.sleep(0.3)
         uac = subprocess.Popen(
-            ["sipp", f"{HOST}:{uas_port}", "-sf", SCENARIO.name, "-s", "1001", "-i", HOST,
+            ["sipp", f"{HOST}:{uas_port}", "-sf", SCENARIO.name, "-s", agent, "-i", HOST,
              "-p", str(uac_port), "-mp", "18600", "-m", "1", "-nostdin", "-timeout", "40"],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        live = None
+        # The mirror sees every call on loopback, other tests' too (they run beside this
+        # one): this call is the one with this test's agent, the callee it dialled.
+        live, mirrored = None, []
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline and live is None:
             calls = stub.ListLiveCalls(pb.ListLiveCallsRequest()).calls
-            live = next((c for c in calls if c.source == pb.CALL_SOURCE_MIRROR), None)
+            mirrored = [c.agent_id for c in calls if c.source == pb.CALL_SOURCE_MIRROR]
+            live = next((c for c in calls if c.source == pb.CALL_SOURCE_MIRROR
+                         and c.agent_id == agent), None)  # fmt: skip
             time.sleep(0.2)
-        assert live is not None, daemon.log()
-        assert live.agent_id == "1001"
+        assert live is not None, (agent, mirrored, daemon.log())
         out, _ = uac.communicate(timeout=40)
         assert uac.returncode == 0, out[-2000:]
         call = None

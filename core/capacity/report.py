@@ -93,7 +93,9 @@ def ratio_text(ours: RampOutcome, baseline: RampOutcome) -> str:
 # ---------------------------------------------------------------- chart
 
 WIDTH, HEIGHT = 760, 420
+"""The chart's size before the legend, which adds a row per configuration below it."""
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 60
+LEGEND_ROW = 16
 COLOURS = {"callqa": "#1f6fb2", "baseline": "#c0392b", "front-end": "#27ae60"}
 
 
@@ -104,6 +106,7 @@ def chart_svg(outcomes: Sequence[RampOutcome], title: str) -> str:
     max_lines = max((s.lines for o in outcomes for s in o.steps), default=1)
     max_ms = max([deadline * 1.5, *(min(s.latency_p95_ms or 0.0, deadline * 4) for s in steps)])
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    height = HEIGHT + LEGEND_ROW * len(outcomes)  # the legend below the axis, off the data
 
     def x(lines: float) -> float:
         return LEFT + plot_w * lines / max_lines
@@ -112,9 +115,9 @@ def chart_svg(outcomes: Sequence[RampOutcome], title: str) -> str:
         return TOP + plot_h * (1 - min(ms, max_ms) / max_ms)
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         f'<text x="{WIDTH / 2}" y="22" text-anchor="middle" font-size="15">'
         f"{html.escape(title)}</text>",
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" '
@@ -152,9 +155,13 @@ def chart_svg(outcomes: Sequence[RampOutcome], title: str) -> str:
             fill = colour if s.held else "white"
             out.append(f'<circle cx="{x(s.lines):.1f}" cy="{y(s.latency_p95_ms):.1f}" r="4" '
                        f'fill="{fill}" stroke="{colour}" stroke-width="2"/>')  # fmt: skip
+            if s.latency_p95_ms > max_ms:  # drawn at the top edge: say how far above it is
+                above = f"\u2191 {s.latency_p95_ms / 1000:.1f} s"
+                out.append(f'<text x="{x(s.lines) - 8:.1f}" y="{TOP + 4}" text-anchor="end" '
+                           f'fill="{colour}">{above}</text>')  # fmt: skip
         label = (f"{outcome.config}: {outcome.max_lines_held} lines held, "
                  f"{outcome.max_lines_sustained} kept up")  # fmt: skip
-        out.append(f'<text x="{LEFT + 12}" y="{TOP + 16 + 16 * n}" fill="{colour}">'
+        out.append(f'<text x="{LEFT}" y="{HEIGHT - 4 + LEGEND_ROW * n}" fill="{colour}">'
                    f"{html.escape(label)}</text>")  # fmt: skip
     out.append(f'<text x="{LEFT + plot_w}" y="{HEIGHT - 4}" text-anchor="end" fill="#777" '
                'font-size="10">filled: step held; open: did not hold</text>')  # fmt: skip

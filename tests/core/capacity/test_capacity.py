@@ -20,7 +20,7 @@ from core.capacity.load import RATE_HZ, Source, load_sources, write_cuts
 from core.capacity.observe import SocketDrops
 from core.capacity.offline_check import check_findings
 from core.capacity.ramp import Ramp, RampOutcome, StepResult, summarize
-from core.capacity.report import chart_svg, ratio_text, table, verdict
+from core.capacity.report import TOP, chart_svg, ratio_text, table, verdict
 from core.cli import main
 from core.cli.bench import BASELINE, parse_ladder, parse_sets
 from core.config import ConfigError, load_settings
@@ -167,9 +167,20 @@ def test_chart_and_table_show_every_step() -> None:
     circles = svg.findall(f"{ns}circle")
     assert len(circles) == 3
     assert sum(1 for c in circles if c.get("fill") == "white") == 2  # the two that failed
-    texts = " ".join(t.text or "" for t in svg.findall(f"{ns}text"))
-    assert "callqa: 2 lines held, 4 kept up" in texts
-    assert "baseline: 0 lines held, 2 kept up" in texts
+    texts = {t.text or "": t for t in svg.findall(f"{ns}text")}
+    # The legend sits below the plot, clear of the lines, one row per configuration.
+    x_axis_y = float(svg.findall(f"{ns}line")[0].get("y2") or 0)
+    for label in ("callqa: 2 lines held, 4 kept up", "baseline: 0 lines held, 2 kept up"):
+        assert float(texts[label].get("y") or 0) > x_axis_y + 20, label
+    assert float(svg.get("height") or 0) > float(texts["baseline: 0 lines held, 2 kept up"]
+                                                  .get("y") or 0)  # fmt: skip
+    # A step far above the axis is drawn at its top, with its value beside it.
+    far = _outcome("baseline", [_step("baseline", 2, 2500.0, False),
+                                _step("baseline", 3, 31_000.0, False)])  # fmt: skip
+    svg = ET.fromstring(chart_svg([ours, far], "capacity"))
+    tops = [float(c.get("cy") or 0) for c in svg.findall(f"{ns}circle")]
+    assert tops.count(min(tops)) == 1 and min(tops) == pytest.approx(TOP)
+    assert "\u2191 31.0 s" in {t.text for t in svg.findall(f"{ns}text")}
     printed = table([ours, base])
     assert "p95 3000 ms > 2000 ms" in printed
     assert printed.count("yes") == 4 and printed.count(" NO") == 2

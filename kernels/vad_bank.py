@@ -42,7 +42,6 @@ def _process_bank(
             like_out[leg] = st[S_LIKE] != 0.0
 
 
-
 class VadBank:
     """Voice activity of many legs that advance in lockstep, one frame per leg per tick.
 
